@@ -1,0 +1,16 @@
+"""CDKTF app entry point (`cdktf synth` runs it; so can `python main.py [ENVIRONMENT ...]`)."""
+
+import os
+import sys
+from pathlib import Path
+
+# The function's package (handlers/imaging_pipeline) owns the pipeline settings schema that
+# the environment files embed; make it importable without installing anything.
+# jsii warns on every run that Node 20 is past end of life; the synth output does not depend on it.
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent / "handlers"))
+
+from stacks.app import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())

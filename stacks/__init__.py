@@ -1,0 +1,1 @@
+"""The CDKTF stacks: one `PipelineStack` per environment, composed from `modules/`."""

@@ -1,0 +1,225 @@
+"""The typed schema of `environments/*.yaml`, and loading with errors a person can act on."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from imaging_pipeline.settings import PipelineSettings
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
+
+# Cloud Healthcare, Cloud Functions gen2, Vision and KMS are all offered in these regions.
+REGIONS = frozenset({
+    "us-central1", "us-east1", "us-east4", "us-west1", "us-west2",
+    "northamerica-northeast1", "southamerica-east1",
+    "europe-west1", "europe-west2", "europe-west3", "europe-west4", "europe-west6",
+    "asia-east2", "asia-northeast1", "asia-northeast3", "asia-south1", "asia-southeast1",
+    "australia-southeast1",
+})
+# Memory sizes Cloud Functions gen2 accepts as `available_memory` (MiB).
+MEMORY_MIB = (128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+
+_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-zA-Z]{2,}$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+
+
+class ConfigError(Exception):
+    """A configuration file is invalid; `str()` is the message for the person who wrote it."""
+
+
+def _check(pattern: re.Pattern[str], what: str) -> Any:
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"{value!r} is not a valid {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+ProjectId = Annotated[
+    str, _check(_PROJECT_ID, "project id (6-30 chars: lowercase letters, digits, hyphens)")
+]
+LabelValue = Annotated[
+    str, _check(_LABEL_VALUE, "label value (up to 63 lowercase letters, digits, _ or -)")
+]
+Email = Annotated[str, _check(_EMAIL, "e-mail address")]
+BucketName = Annotated[str, _check(_BUCKET, "bucket name")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Labels(_Strict):
+    environment: LabelValue
+    cost_centre: LabelValue
+    data_classification: Literal["phi", "confidential", "internal", "synthetic"]
+
+
+class StateBackend(_Strict):
+    """Where Terraform keeps state: a local file by default, a GCS bucket for teams and CI."""
+
+    type: Literal["local", "gcs"] = "local"
+    bucket: BucketName | None = None
+    prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._/-]*$")
+
+    @model_validator(mode="after")
+    def _bucket_for_gcs(self) -> StateBackend:
+        if self.type == "gcs" and not self.bucket:
+            raise ValueError("a 'gcs' state backend needs 'bucket'")
+        if self.type == "local" and self.bucket:
+            raise ValueError("'bucket' is only for type 'gcs'")
+        return self
+
+
+class FunctionSizing(_Strict):
+    memory_mib: int = Field(default=512, description=f"One of {', '.join(map(str, MEMORY_MIB))}.")
+    cpu: str = Field(default="1", pattern=r"^(0\.(0[8-9]|[1-9][0-9]?)|[1-8])$",
+                     description="vCPUs: a fraction below 1 or 1 to 8.")
+    timeout_seconds: int = Field(default=300, ge=1, le=540)
+    min_instances: int = Field(default=0, ge=0, le=1000)
+    max_instances: int = Field(default=10, ge=1, le=1000)
+    concurrency: int = Field(default=1, ge=1, le=1000, description="Requests per instance.")
+
+    @field_validator("memory_mib")
+    @classmethod
+    def _memory(cls, value: int) -> int:
+        if value not in MEMORY_MIB:
+            raise ValueError(f"{value} is not one of {', '.join(map(str, MEMORY_MIB))}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FunctionSizing:
+        if self.max_instances < self.min_instances:
+            raise ValueError(
+                f"max_instances ({self.max_instances}) is below min_instances ({self.min_instances})"
+            )
+        if self.concurrency > 1 and float(self.cpu) < 1:
+            raise ValueError("concurrency above 1 needs cpu of at least 1")
+        return self
+
+
+class Functions(_Strict):
+    processor: FunctionSizing = FunctionSizing()
+    ingest: FunctionSizing = FunctionSizing(memory_mib=512, timeout_seconds=120)
+
+
+class Retention(_Strict):
+    staging_processed_days: int = Field(default=30, ge=1, le=3650,
+                                        description="Days before processed/ objects are deleted.")
+    staging_failed_days: int = Field(default=90, ge=1, le=3650,
+                                     description="Days before failed/ objects are deleted.")
+    noncurrent_versions_days: int = Field(default=30, ge=1, le=3650)
+    pubsub_message_days: int = Field(default=7, ge=1, le=31,
+                                     description="Retention of Pub/Sub messages (max 31).")
+    log_days: int = Field(default=30, ge=1, le=3650)
+
+
+class Security(_Strict):
+    cmek: bool = Field(default=False, description="Customer-managed encryption keys (Cloud KMS).")
+    key_rotation_days: int = Field(default=90, ge=1, le=365)
+    deletion_protection: bool = Field(default=False,
+                                      description="prevent_destroy on the dataset and stores.")
+
+
+class EnvironmentConfig(_Strict):
+    """One deployment of the pipeline: a GCP project and region with its own settings."""
+
+    project_id: ProjectId
+    region: str
+    name_prefix: str = Field(default="imaging", pattern=r"^[a-z][a-z0-9-]{1,14}$",
+                             description="Prefix of every resource name (2-15 chars).")
+    labels: Labels
+    state_backend: StateBackend = StateBackend()
+    alert_emails: tuple[Email, ...] = Field(min_length=1)
+    time_zone: str = Field(default="UTC", pattern=r"^[A-Za-z_]+(/[A-Za-z_+-]+)*$")
+    functions: Functions = Functions()
+    retention: Retention = Retention()
+    security: Security = Security()
+    pipeline: PipelineSettings = PipelineSettings()
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if value not in REGIONS:
+            raise ValueError(f"{value!r} is not a supported region; allowed: {', '.join(sorted(REGIONS))}")
+        return value
+
+
+class Environment(BaseModel):
+    """A loaded environment: its name (the file's stem, also the stack name) and config."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    path: Path
+    config: EnvironmentConfig
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{where}: unknown key"
+    if kind == "missing":
+        return f"{where}: required key is missing"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}"
+
+
+def load_environment(path: Path) -> Environment:
+    name = path.stem
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", name):
+        raise ConfigError(f"{path}: file name must be a lowercase environment name like 'dev'")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    try:
+        config = EnvironmentConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{path}: {_describe(e)}" for e in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+    if config.labels.environment != name:
+        raise ConfigError(
+            f"{path}: labels.environment: must equal the file's name {name!r}, "
+            f"not {config.labels.environment!r}"
+        )
+    return Environment(name=name, path=path, config=config)
+
+
+def discover(directory: Path = ENVIRONMENTS_DIR) -> list[Path]:
+    return sorted(p for p in directory.glob("*.yaml") if not p.name.startswith("_"))
+
+
+def load_environments(
+    selected: list[str] | None = None, directory: Path = ENVIRONMENTS_DIR
+) -> list[Environment]:
+    """Loads every environment file, or only `selected` ones (by name), failing on unknown names."""
+    paths = {p.stem: p for p in discover(directory)}
+    if not paths:
+        raise ConfigError(f"{directory}: no environment files (*.yaml)")
+    names = selected or list(paths)
+    unknown = [n for n in names if n not in paths]
+    if unknown:
+        raise ConfigError(
+            f"unknown environment(s): {', '.join(unknown)}; available: {', '.join(paths)}"
+        )
+    return [load_environment(paths[n]) for n in names]
