@@ -4,10 +4,10 @@ import os
 import sys
 from pathlib import Path
 
-# The function's package (handlers/imaging_pipeline) owns the pipeline settings schema that
-# the environment files embed; make it importable without installing anything.
 # jsii warns on every run that Node 20 is past end of life; the synth output does not depend on it.
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+# The function's package (handlers/imaging_pipeline) owns the pipeline settings schema that
+# the environment files embed; make it importable without installing anything.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "handlers"))
 
 from stacks.app import main  # noqa: E402

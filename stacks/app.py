@@ -10,7 +10,7 @@ from pathlib import Path
 import modules  # noqa: F401  (installs the lazy provider loader before any provider import)
 from cdktf import App
 
-from stacks.config import ConfigError, Environment, load_environments
+from stacks.config import ENVIRONMENTS_DIR, ConfigError, Environment, load_environments
 from stacks.pipeline_stack import PipelineStack
 
 # `cdktf synth` passes the output directory in CDKTF_OUTDIR; `python main.py` uses the default.
@@ -41,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               " or set ENVIRONMENTS=dev,prod)")
         return 0
     try:
-        environments = load_environments(selected_environments(args))
+        directory = Path(os.environ.get("IMAGING_ENVIRONMENTS_DIR") or ENVIRONMENTS_DIR)
+        environments = load_environments(selected_environments(args), directory)
     except ConfigError as exc:
         print(f"configuration error:\n{exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,6 @@
+"""Cloud Functions (gen2) entry points; the logic lives in the `imaging_pipeline` package.
+
+Deployed as is from `handlers/`: `process_dicom_instance` is the processor (DICOM store
+notification -> analysis -> FHIR -> alert), `ingest_dicom_object` the ingest function
+(staging bucket object -> DICOM store).
+"""

@@ -1,0 +1,5 @@
+import sys
+
+from imaging_cli.main import main
+
+sys.exit(main())

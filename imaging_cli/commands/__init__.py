@@ -1,0 +1,1 @@
+"""Subcommands of `imaging`; each module defines `register(subparsers)`."""
