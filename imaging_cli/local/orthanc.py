@@ -1,0 +1,99 @@
+"""Orthanc with its DICOMweb plugin: a real DICOMweb server (STOW-RS, WADO-RS, QIDO-RS).
+
+Stands in for the Cloud Healthcare DICOM store in tests and in `imaging demo`. It is not a test
+double but another implementation of the same protocol, so DICOMweb code that works here speaks
+standard DICOMweb. Uses Debian's /usr/sbin/Orthanc and the orthanc-dicomweb plugin, configured
+from a JSON file in the server's own temp dir: loopback only, no auth, DICOM port disabled.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import requests
+
+from imaging_cli.local._base import LOOPBACK, SubprocessServer, free_port
+
+ORTHANC_BINARY = "/usr/sbin/Orthanc"
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+
+
+class OrthancServer(SubprocessServer):
+    """`with OrthancServer() as o: DICOMwebClient(url=o.dicomweb_url)`."""
+
+    name = "orthanc"
+
+    def __init__(self, workdir: Path | None = None, *, binary: str = ORTHANC_BINARY,
+                 plugin: Path = DICOMWEB_PLUGIN, startup_timeout: float = 30.0) -> None:
+        super().__init__(workdir)
+        self.binary = binary
+        self.plugin = plugin
+        self.startup_timeout = startup_timeout
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def dicomweb_url(self) -> str:
+        return f"{self.url}/dicom-web"
+
+    def config(self) -> dict[str, object]:
+        storage = str(self.workdir / "storage")
+        return {
+            "Name": "local-orthanc",
+            "HttpPort": self.port,
+            "HttpServerEnabled": True,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "DicomServerEnabled": False,  # tests speak DICOMweb only; no second port to race for
+            "StorageDirectory": storage,
+            "IndexDirectory": storage,
+            "Plugins": [str(self.plugin)],
+            "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True},
+            "OverwriteInstances": True,  # STOW-RS retries of the same instance must succeed
+            "StableAge": 1,
+            "SaveJobs": False,
+            "HttpThreadsCount": 8,
+            "ConcurrentJobs": 1,
+        }
+
+    def _start(self) -> None:
+        if shutil.which(self.binary) is None:
+            raise FileNotFoundError(
+                f"Orthanc binary not found: {self.binary} (apt install orthanc)"
+            )
+        if not self.plugin.is_file():
+            raise FileNotFoundError(
+                f"DICOMweb plugin not found: {self.plugin} (apt install orthanc-dicomweb)"
+            )
+        self.port = free_port()
+        config_path = self.workdir / "orthanc.json"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(json.dumps(self.config(), indent=2))
+        self._spawn([self.binary, "--logdir=" + str(self.workdir), str(config_path)])
+        self._wait_ready(self._ready, self.startup_timeout)
+
+    def _ready(self) -> bool:
+        # /system answers as soon as the HTTP server is up; plugins are loaded before that.
+        response = requests.get(f"{self.url}/system", timeout=1)
+        if response.status_code != 200:
+            return False
+        return requests.get(f"{self.dicomweb_url}/studies", timeout=2).status_code in (200, 204)
+
+    def reset(self) -> None:
+        """Deletes every study so that a test starts from an empty store."""
+        session = requests.Session()
+        studies = session.get(f"{self.url}/studies", timeout=10)
+        studies.raise_for_status()
+        for orthanc_id in studies.json():
+            session.delete(f"{self.url}/studies/{orthanc_id}", timeout=30).raise_for_status()
+        # Instances without a study cannot exist in Orthanc, so the store is now empty.
+
+    def study_count(self) -> int:
+        response = requests.get(f"{self.url}/studies", timeout=10)
+        response.raise_for_status()
+        return len(response.json())
