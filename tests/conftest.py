@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from imaging_cli.local.fhir_server import FhirServer
 from imaging_cli.local.orthanc import OrthancServer
 
 
@@ -18,4 +19,11 @@ from imaging_cli.local.orthanc import OrthancServer
 def orthanc() -> Iterator[OrthancServer]:
     """A running Orthanc with DICOMweb at `.dicomweb_url`; call `.reset()` for an empty store."""
     with OrthancServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fhir_server() -> Iterator[FhirServer]:
+    """A running FHIR R4 server at `.base_url`; call `.reset()` to clear all resources."""
+    with FhirServer() as server:
         yield server

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import pydicom
 import pytest
+import requests
 from dicomweb_client import DICOMwebClient
 from pydicom.data import get_testdata_file
 
+from imaging_cli.local.fhir_server import FHIR_JSON, FhirServer
 from imaging_cli.local.orthanc import OrthancServer
 
 pytestmark = pytest.mark.integration
@@ -50,3 +52,106 @@ def test_orthanc_store_is_idempotent_and_reset_empties_it(orthanc: OrthancServer
     orthanc.reset()
     assert orthanc.study_count() == 0
     assert client.search_for_studies() == []
+
+
+# --- FHIR R4 -------------------------------------------------------------------------------
+
+STUDY_UID = "1.2.826.0.1.3680043.8.498.1"
+STUDY_URN = "urn:uuid:6a1c0f5e-3c1e-4f5a-9d8e-0c6f7f9b1a01"
+REPORT_URN = "urn:uuid:6a1c0f5e-3c1e-4f5a-9d8e-0c6f7f9b1a02"
+
+
+def _study_and_report_transaction(conclusion: str) -> dict[str, object]:
+    """The shape the process function sends: idempotent on the study UID."""
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": STUDY_URN,
+                "resource": {
+                    "resourceType": "ImagingStudy",
+                    "status": "available",
+                    "identifier": [{"system": "urn:dicom:uid", "value": f"urn:oid:{STUDY_UID}"}],
+                    "subject": {"display": "synthetic"},
+                },
+                "request": {
+                    "method": "POST",
+                    "url": "ImagingStudy",
+                    "ifNoneExist": f"identifier=urn:dicom:uid|urn:oid:{STUDY_UID}",
+                },
+            },
+            {
+                "fullUrl": REPORT_URN,
+                "resource": {
+                    "resourceType": "DiagnosticReport",
+                    "status": "preliminary",
+                    "identifier": [{"system": "urn:test:ai-report", "value": STUDY_UID}],
+                    "code": {"text": "AI triage"},
+                    "imagingStudy": [{"reference": STUDY_URN}],
+                    "conclusion": conclusion,
+                },
+                "request": {
+                    "method": "PUT",
+                    "url": f"DiagnosticReport?identifier=urn:test:ai-report|{STUDY_UID}",
+                },
+            },
+        ],
+    }
+
+
+def _search(fhir: FhirServer, query: str) -> list[dict]:
+    response = requests.get(f"{fhir.base_url}/{query}", timeout=10)
+    assert response.status_code == 200, response.text
+    bundle = response.json()
+    assert bundle["type"] == "searchset"
+    return [entry["resource"] for entry in bundle.get("entry", [])]
+
+
+def test_fhir_transaction_conditional_create_update_is_idempotent(
+    fhir_server: FhirServer,
+) -> None:
+    fhir_server.reset()
+    headers = {"Content-Type": FHIR_JSON}
+    statuses = []
+    for conclusion in ("first run", "second run"):
+        response = requests.post(fhir_server.base_url, headers=headers, timeout=10,
+                                 json=_study_and_report_transaction(conclusion))
+        assert response.status_code == 200, response.text
+        reply = response.json()
+        assert reply["type"] == "transaction-response"
+        statuses.append([e["response"]["status"] for e in reply["entry"]])
+
+    assert statuses == [["201", "201"], ["200", "200"]]
+    studies = _search(fhir_server, "ImagingStudy")
+    reports = _search(fhir_server, "DiagnosticReport")
+    assert len(studies) == 1
+    assert len(reports) == 1
+    # urn:uuid was rewritten to the stored study, also when the create matched an existing one.
+    assert reports[0]["imagingStudy"] == [{"reference": f"ImagingStudy/{studies[0]['id']}"}]
+    assert reports[0]["conclusion"] == "second run"
+
+
+def test_fhir_rest_crud_and_search(fhir_server: FhirServer) -> None:
+    fhir_server.reset()
+    base, headers = fhir_server.base_url, {"Content-Type": FHIR_JSON}
+    created = requests.post(f"{base}/Observation", headers=headers, timeout=10, json={
+        "resourceType": "Observation", "status": "preliminary", "code": {"text": "finding"},
+    })
+    assert created.status_code == 201
+    assert created.headers["Content-Type"].startswith(FHIR_JSON)
+    obs = created.json()
+    assert created.headers["Location"].startswith(f"{base}/Observation/{obs['id']}")
+
+    obs["status"] = "final"
+    updated = requests.put(f"{base}/Observation/{obs['id']}", headers=headers, json=obs, timeout=10)
+    assert updated.status_code == 200
+    assert requests.get(f"{base}/Observation/{obs['id']}", timeout=10).json()["status"] == "final"
+    assert [o["id"] for o in _search(fhir_server, "Observation?status=final")] == [obs["id"]]
+    assert _search(fhir_server, "Observation?status=preliminary") == []
+
+    assert requests.delete(f"{base}/Observation/{obs['id']}", timeout=10).status_code == 200
+    assert requests.get(f"{base}/Observation/{obs['id']}", timeout=10).status_code in (404, 410)
+    bad = requests.post(f"{base}/Observation", headers=headers, data="{not json", timeout=10)
+    assert bad.status_code == 400
+    assert bad.json()["resourceType"] == "OperationOutcome"

