@@ -48,12 +48,22 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def measure(cmd: Sequence[str], *, env: Mapping[str, str] | None = None,
-            cwd: str | Path | None = None, interval_s: float = 0.005) -> Measurement:
+def measure(
+    cmd: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    interval_s: float = 0.005,
+) -> Measurement:
     """Runs `cmd` to completion, sampling the RSS of its whole process tree."""
     start = time.perf_counter()
-    proc = subprocess.Popen(list(cmd), env=dict(env) if env is not None else None, cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        list(cmd),
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     peak = 0
     while proc.poll() is None:
         peak = max(peak, _tree_rss(proc.pid))

@@ -19,7 +19,7 @@ from imaging_cli import commands
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imaging",
-        description="Operate the medical-imaging pipeline: render, analyze, ingest, backfill, demo.",
+        description="Operate the imaging pipeline: render, analyze, ingest, backfill, demo.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):

@@ -32,7 +32,9 @@ def install_lazy_provider() -> bool:
         raise ModuleNotFoundError(
             f"{PACKAGE} is not installed; run `make setup` (scripts/bootstrap.sh)"
         )
-    root = types.ModuleType(PACKAGE, "Lazy root of the prebuilt google provider (see modules/_provider.py).")
+    root = types.ModuleType(
+        PACKAGE, "Lazy root of the prebuilt google provider (see modules/_provider.py)."
+    )
     root.__path__ = list(spec.submodule_search_locations)
     root.__spec__ = spec
     root.__file__ = spec.origin

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import modules  # noqa: F401  (installs the lazy provider loader before any provider import)
 from cdktf import App
 
+import modules  # noqa: F401  (installs the lazy provider loader before any provider import)
 from stacks.config import ENVIRONMENTS_DIR, ConfigError, Environment, load_environments
 from stacks.pipeline_stack import PipelineStack
 
@@ -37,8 +37,10 @@ def synth(environments: Sequence[Environment], outdir: str | None = None) -> Pat
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in args):
-        print("usage: python main.py [ENVIRONMENT ...]   (default: every file in environments/;"
-              " or set ENVIRONMENTS=dev,prod)")
+        print(
+            "usage: python main.py [ENVIRONMENT ...]   (default: every file in environments/;"
+            " or set ENVIRONMENTS=dev,prod)"
+        )
         return 0
     try:
         directory = Path(os.environ.get("IMAGING_ENVIRONMENTS_DIR") or ENVIRONMENTS_DIR)
@@ -48,5 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = synth(environments)
     for env in environments:
-        print(f"synthesized {env.name}: {out / 'stacks' / env.name / 'cdk.tf.json'}", file=sys.stderr)
+        print(
+            f"synthesized {env.name}: {out / 'stacks' / env.name / 'cdk.tf.json'}", file=sys.stderr
+        )
     return 0

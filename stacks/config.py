@@ -21,13 +21,28 @@ from pydantic import (
 ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
 
 # Cloud Healthcare, Cloud Functions gen2, Vision and KMS are all offered in these regions.
-REGIONS = frozenset({
-    "us-central1", "us-east1", "us-east4", "us-west1", "us-west2",
-    "northamerica-northeast1", "southamerica-east1",
-    "europe-west1", "europe-west2", "europe-west3", "europe-west4", "europe-west6",
-    "asia-east2", "asia-northeast1", "asia-northeast3", "asia-south1", "asia-southeast1",
-    "australia-southeast1",
-})
+REGIONS = frozenset(
+    {
+        "us-central1",
+        "us-east1",
+        "us-east4",
+        "us-west1",
+        "us-west2",
+        "northamerica-northeast1",
+        "southamerica-east1",
+        "europe-west1",
+        "europe-west2",
+        "europe-west3",
+        "europe-west4",
+        "europe-west6",
+        "asia-east2",
+        "asia-northeast1",
+        "asia-northeast3",
+        "asia-south1",
+        "asia-southeast1",
+        "australia-southeast1",
+    }
+)
 # Memory sizes Cloud Functions gen2 accepts as `available_memory` (MiB).
 MEMORY_MIB = (128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 
@@ -88,8 +103,11 @@ class StateBackend(_Strict):
 
 class FunctionSizing(_Strict):
     memory_mib: int = Field(default=512, description=f"One of {', '.join(map(str, MEMORY_MIB))}.")
-    cpu: str = Field(default="1", pattern=r"^(0\.(0[8-9]|[1-9][0-9]?)|[1-8])$",
-                     description="vCPUs: a fraction below 1 or 1 to 8.")
+    cpu: str = Field(
+        default="1",
+        pattern=r"^(0\.(0[8-9]|[1-9][0-9]?)|[1-8])$",
+        description="vCPUs: a fraction below 1 or 1 to 8.",
+    )
     timeout_seconds: int = Field(default=300, ge=1, le=540)
     min_instances: int = Field(default=0, ge=0, le=1000)
     max_instances: int = Field(default=10, ge=1, le=1000)
@@ -105,9 +123,8 @@ class FunctionSizing(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> FunctionSizing:
         if self.max_instances < self.min_instances:
-            raise ValueError(
-                f"max_instances ({self.max_instances}) is below min_instances ({self.min_instances})"
-            )
+            low, high = self.min_instances, self.max_instances
+            raise ValueError(f"max_instances ({high}) is below min_instances ({low})")
         if self.concurrency > 1 and float(self.cpu) < 1:
             raise ValueError("concurrency above 1 needs cpu of at least 1")
         return self
@@ -119,21 +136,57 @@ class Functions(_Strict):
 
 
 class Retention(_Strict):
-    staging_processed_days: int = Field(default=30, ge=1, le=3650,
-                                        description="Days before processed/ objects are deleted.")
-    staging_failed_days: int = Field(default=90, ge=1, le=3650,
-                                     description="Days before failed/ objects are deleted.")
+    staging_processed_days: int = Field(
+        default=30, ge=1, le=3650, description="Days before processed/ objects are deleted."
+    )
+    staging_failed_days: int = Field(
+        default=90, ge=1, le=3650, description="Days before failed/ objects are deleted."
+    )
     noncurrent_versions_days: int = Field(default=30, ge=1, le=3650)
-    pubsub_message_days: int = Field(default=7, ge=1, le=31,
-                                     description="Retention of Pub/Sub messages (max 31).")
+    pubsub_message_days: int = Field(
+        default=7, ge=1, le=31, description="Retention of Pub/Sub messages (max 31)."
+    )
     log_days: int = Field(default=30, ge=1, le=3650)
 
 
 class Security(_Strict):
     cmek: bool = Field(default=False, description="Customer-managed encryption keys (Cloud KMS).")
     key_rotation_days: int = Field(default=90, ge=1, le=365)
-    deletion_protection: bool = Field(default=False,
-                                      description="prevent_destroy on the dataset and stores.")
+    deletion_protection: bool = Field(
+        default=False, description="prevent_destroy on the dataset and stores."
+    )
+
+
+class Delivery(_Strict):
+    """How the DICOM events subscription retries pushes to the processor."""
+
+    max_attempts: int = Field(
+        default=5, ge=5, le=100, description="Delivery attempts before a message is dead-lettered."
+    )
+    min_backoff_seconds: int = Field(
+        default=10, ge=0, le=600, description="First retry delay (exponential backoff)."
+    )
+    max_backoff_seconds: int = Field(default=600, ge=0, le=600, description="Longest retry delay.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Delivery:
+        if self.min_backoff_seconds > self.max_backoff_seconds:
+            raise ValueError(
+                f"min_backoff_seconds ({self.min_backoff_seconds}) is above "
+                f"max_backoff_seconds ({self.max_backoff_seconds})"
+            )
+        return self
+
+
+class Alerting(_Strict):
+    """Thresholds of the alert policies (notifications go to `alert_emails`)."""
+
+    failure_ratio: float = Field(
+        default=0.05, gt=0, lt=1, description="Alert when failed / handled instances exceed this."
+    )
+    window_minutes: int = Field(
+        default=5, ge=1, le=1440, description="Window the failure ratio and error counts cover."
+    )
 
 
 class EnvironmentConfig(_Strict):
@@ -141,8 +194,11 @@ class EnvironmentConfig(_Strict):
 
     project_id: ProjectId
     region: str
-    name_prefix: str = Field(default="imaging", pattern=r"^[a-z][a-z0-9-]{1,14}$",
-                             description="Prefix of every resource name (2-15 chars).")
+    name_prefix: str = Field(
+        default="imaging",
+        pattern=r"^[a-z][a-z0-9-]{1,14}$",
+        description="Prefix of every resource name (2-15 chars).",
+    )
     labels: Labels
     state_backend: StateBackend = StateBackend()
     alert_emails: tuple[Email, ...] = Field(min_length=1)
@@ -150,13 +206,17 @@ class EnvironmentConfig(_Strict):
     functions: Functions = Functions()
     retention: Retention = Retention()
     security: Security = Security()
+    delivery: Delivery = Delivery()
+    alerting: Alerting = Alerting()
     pipeline: PipelineSettings = PipelineSettings()
 
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
         if value not in REGIONS:
-            raise ValueError(f"{value!r} is not a supported region; allowed: {', '.join(sorted(REGIONS))}")
+            raise ValueError(
+                f"{value!r} is not a supported region; allowed: {', '.join(sorted(REGIONS))}"
+            )
         return value
 
 

@@ -8,14 +8,32 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Priority = Literal["routine", "urgent", "critical"]
+# What analyzers report (imaging_pipeline.analysis.base.Finding.kind). A `text` rule matches the
+# words of a `burned_in_text` finding against its terms; the words themselves never leave the
+# process (they may be a patient's name).
 FindingKind = Literal["burned_in_text", "label", "object", "text", "blank_image", "exposure"]
+TERM_KINDS = frozenset({"label", "object", "text"})
 
 # Modalities whose objects carry no image to analyze (or are our own outputs); never processed.
-NON_IMAGE_MODALITIES = frozenset({"SR", "SEG", "PR", "KO", "DOC", "RTSTRUCT", "RTPLAN", "RTDOSE",
-                                  "RTRECORD", "REG", "FID", "OT_PDF"})
+NON_IMAGE_MODALITIES = frozenset(
+    {
+        "SR",
+        "SEG",
+        "PR",
+        "KO",
+        "DOC",
+        "RTSTRUCT",
+        "RTPLAN",
+        "RTDOSE",
+        "RTRECORD",
+        "REG",
+        "FID",
+        "OT_PDF",
+    }
+)
 
 
 class _Strict(BaseModel):
@@ -38,10 +56,45 @@ class Rule(_Strict):
     def _lower(cls, terms: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(t.strip().lower() for t in terms if t.strip())
 
+    @model_validator(mode="after")
+    def _terms_fit_kind(self) -> Rule:
+        if self.finding in TERM_KINDS and not self.terms:
+            raise ValueError(f"a '{self.finding}' rule needs 'terms' (else it matches anything)")
+        if self.finding not in TERM_KINDS and self.terms:
+            raise ValueError(f"'terms' only apply to {', '.join(sorted(TERM_KINDS))} rules")
+        return self
+
 
 class RenderSettings(_Strict):
     max_size: int = Field(default=1024, ge=64, le=8192, description="Longest side in pixels.")
     format: Literal["jpeg", "png"] = "jpeg"
+
+
+class VisionSettings(_Strict):
+    """Cloud Vision: one annotate request with label, object and text detection."""
+
+    timeout_seconds: float = Field(default=20.0, gt=0, le=120, description="Per attempt.")
+    max_attempts: int = Field(
+        default=4, ge=1, le=10, description="Attempts on 429/5xx/network errors, then transient."
+    )
+    max_results: int = Field(default=10, ge=1, le=50, description="Labels and objects per image.")
+
+
+class LocalAnalyzerSettings(_Strict):
+    """The offline analyzer (Tesseract OCR plus exposure and blank-image checks)."""
+
+    ocr_min_confidence: int = Field(
+        default=70, ge=0, le=100, description="Tesseract word confidence (0-100) to count."
+    )
+    ocr_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+
+
+class FhirSettings(_Strict):
+    patient_identifier_system: str = Field(
+        default="urn:imaging-pipeline:patient-id",
+        pattern=r"^(urn|https?):\S+$",
+        description="Identifier system of DICOM Patient ID when the instance has no issuer.",
+    )
 
 
 class PipelineSettings(_Strict):
@@ -53,6 +106,9 @@ class PipelineSettings(_Strict):
         description="Modality allow-list; non-image objects are always skipped.",
     )
     render: RenderSettings = RenderSettings()
+    vision: VisionSettings = VisionSettings()
+    local_analyzer: LocalAnalyzerSettings = LocalAnalyzerSettings()
+    fhir: FhirSettings = FhirSettings()
     rules: tuple[Rule, ...] = (
         Rule(name="burned-in-text", finding="burned_in_text", min_score=0.6, priority="urgent"),
         Rule(name="blank-image", finding="blank_image", min_score=0.9, priority="urgent"),
@@ -66,3 +122,12 @@ class PipelineSettings(_Strict):
         if bad:
             raise ValueError(f"non-image modalities cannot be analyzed: {', '.join(bad)}")
         return upper
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_names(cls, rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+        names = [r.name for r in rules]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate rule names: {', '.join(duplicates)}")
+        return rules

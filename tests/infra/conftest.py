@@ -16,8 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("dev", "staging", "prod")
 
 
-def run_synth(outdir: Path, *, naive: bool = False, env_dir: Path | None = None,
-              environments: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def run_synth(
+    outdir: Path,
+    *,
+    naive: bool = False,
+    env_dir: Path | None = None,
+    environments: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess[str]:
     """Runs `python main.py` in a fresh process, as `cdktf synth` does."""
     env = {**os.environ, "CDKTF_OUTDIR": str(outdir)}
     env.pop("ENVIRONMENTS", None)
@@ -27,7 +32,12 @@ def run_synth(outdir: Path, *, naive: bool = False, env_dir: Path | None = None,
         env["IMAGING_ENVIRONMENTS_DIR"] = str(env_dir)
     return subprocess.run(
         [sys.executable, str(ROOT / "main.py"), *environments],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 

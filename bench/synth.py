@@ -1,0 +1,73 @@
+"""Synth of every environment: the fast provider path against the naive package-root import.
+
+    .venv/bin/python -m bench.synth [--runs N] [--check]
+
+Runs both ways alternately in one run (so machine noise hits both), each in a fresh process as
+`cdktf synth` would, and prints median wall time and peak RSS of the process tree (Python +
+Node). Goals (issue 2): fast path at least 4x faster, peak RSS at most 700 MB. `--check` exits 1
+when a goal is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from bench._measure import Measurement, measure, median
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEEDUP_GOAL = 4.0
+RSS_GOAL_MB = 700.0
+
+
+def synth_once(naive: bool) -> Measurement:
+    with tempfile.TemporaryDirectory(prefix="bench-synth-") as out:
+        env = {**os.environ, "CDKTF_OUTDIR": out}
+        env.pop("ENVIRONMENTS", None)
+        if naive:
+            env["IMAGING_SYNTH_NAIVE"] = "1"
+        else:
+            env.pop("IMAGING_SYNTH_NAIVE", None)
+        return measure([sys.executable, str(ROOT / "main.py")], env=env, cwd=ROOT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=3, help="runs per mode (default 3)")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
+    args = parser.parse_args(argv)
+
+    synth_once(naive=False)  # warm the bytecode and page caches for both modes alike
+    results: dict[str, list[Measurement]] = {"naive": [], "fast": []}
+    for i in range(args.runs):
+        for mode in ("naive", "fast"):
+            m = synth_once(naive=mode == "naive")
+            results[mode].append(m)
+            print(
+                f"run {i + 1}/{args.runs} {mode:5}: {m.wall_s:6.2f} s  {m.peak_rss_mb:6.0f} MB",
+                file=sys.stderr,
+            )
+
+    wall = {k: median([m.wall_s for m in v]) for k, v in results.items()}
+    rss = {k: median([m.peak_rss_mb for m in v]) for k, v in results.items()}
+    speedup = wall["naive"] / wall["fast"]
+    print("synth of dev, staging, prod (median of", args.runs, "runs each, same machine, same run)")
+    print(f"{'mode':8}{'wall s':>10}{'peak RSS MB':>14}")
+    for mode in ("naive", "fast"):
+        print(f"{mode:8}{wall[mode]:10.2f}{rss[mode]:14.0f}")
+    print(
+        f"speed-up {speedup:.1f}x (goal >= {SPEEDUP_GOAL:.0f}x); "
+        f"fast peak RSS {rss['fast']:.0f} MB (goal <= {RSS_GOAL_MB:.0f} MB)"
+    )
+    ok = speedup >= SPEEDUP_GOAL and rss["fast"] <= RSS_GOAL_MB
+    if args.check and not ok:
+        print("goal missed", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

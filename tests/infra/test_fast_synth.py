@@ -1,0 +1,66 @@
+"""The fast path (modules/_provider.py) changes how the provider loads, never what it writes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from stacks.app import selected_environments
+from tests.infra.conftest import run_synth
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_synth_output_is_byte_identical_with_and_without_the_fast_path(
+    synth_dir: Path, tmp_path: Path
+) -> None:
+    naive_dir = tmp_path / "naive"
+    result = run_synth(naive_dir, naive=True)
+    assert result.returncode == 0, result.stderr
+    fast, naive = tree(synth_dir), tree(naive_dir)
+    assert sorted(fast) == sorted(naive)
+    assert any(name.endswith("cdk.tf.json") for name in fast)
+    different = [name for name in fast if fast[name] != naive[name]]
+    assert different == []
+
+
+def test_fast_path_does_not_import_the_provider_root() -> None:
+    # In a fresh interpreter: the stack must build without running the package root's
+    # 1,470 imports; only the submodules it uses may be loaded.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path.insert(0, 'handlers');"
+        "import stacks.app, stacks.pipeline_stack;"
+        "loaded = [m for m in sys.modules if m.startswith('cdktf_cdktf_provider_google.')];"
+        "print(len(loaded))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "IMAGING_SYNTH_NAIVE"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+    )
+    loaded = int(out.stdout.strip())
+    assert 0 < loaded < 100, f"{loaded} provider submodules imported"
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [([], "", None), (["dev"], "prod", ["dev"]), ([], "dev, prod", ["dev", "prod"])],
+)
+def test_environment_selection(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], env: str, expected: list[str] | None
+) -> None:
+    monkeypatch.setenv("ENVIRONMENTS", env)
+    assert selected_environments(argv) == expected
