@@ -13,6 +13,7 @@ import pytest
 
 from imaging_cli.local.fhir_server import FhirServer
 from imaging_cli.local.orthanc import OrthancServer
+from imaging_cli.local.pubsub_server import PubSubServer
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +28,20 @@ def fhir_server() -> Iterator[FhirServer]:
     """A running FHIR R4 server at `.base_url`; call `.reset()` to clear all resources."""
     with FhirServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def _pubsub_session() -> Iterator[PubSubServer]:
+    with PubSubServer() as server:
+        yield server
+
+
+@pytest.fixture
+def pubsub_server(_pubsub_session: PubSubServer,
+                  monkeypatch: pytest.MonkeyPatch) -> Iterator[PubSubServer]:
+    """The Pub/Sub server, emptied, with PUBSUB_EMULATOR_HOST pointing the clients at it."""
+    _pubsub_session.clear()
+    _pubsub_session.auto_create_topics = True
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", _pubsub_session.host)
+    yield _pubsub_session
+    _pubsub_session.clear()

@@ -6,14 +6,20 @@ the code under test elsewhere.
 
 from __future__ import annotations
 
+import threading
+
+import grpc
 import pydicom
 import pytest
 import requests
 from dicomweb_client import DICOMwebClient
+from google.api_core import exceptions as gexc
+from google.cloud import pubsub_v1
 from pydicom.data import get_testdata_file
 
 from imaging_cli.local.fhir_server import FHIR_JSON, FhirServer
 from imaging_cli.local.orthanc import OrthancServer
+from imaging_cli.local.pubsub_server import PubSubServer
 
 pytestmark = pytest.mark.integration
 
@@ -155,3 +161,87 @@ def test_fhir_rest_crud_and_search(fhir_server: FhirServer) -> None:
     bad = requests.post(f"{base}/Observation", headers=headers, data="{not json", timeout=10)
     assert bad.status_code == 400
     assert bad.json()["resourceType"] == "OperationOutcome"
+
+
+# --- Pub/Sub (gRPC) ------------------------------------------------------------------------
+
+TOPIC = "projects/test-project/topics/dicom-notifications"
+SUBSCRIPTION = "projects/test-project/subscriptions/process"
+INSTANCE_PATH = ("projects/p/locations/l/datasets/d/dicomStores/s/dicomWeb/"
+                 "studies/1.2/series/1.2.3/instances/1.2.3.4")
+
+
+def test_pubsub_publish_and_pull_through_real_clients(pubsub_server: PubSubServer) -> None:
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+    publisher.create_topic(name=TOPIC)
+    assert publisher.get_topic(topic=TOPIC).name == TOPIC
+    subscriber.create_subscription(name=SUBSCRIPTION, topic=TOPIC)
+
+    message_id = publisher.publish(TOPIC, INSTANCE_PATH.encode(), action="StoreInstances").result(
+        timeout=10
+    )
+
+    [message] = pubsub_server.published("dicom-notifications")
+    assert (message.data, message.attributes, message.message_id) == (
+        INSTANCE_PATH.encode(), {"action": "StoreInstances"}, message_id
+    )
+    pulled = subscriber.pull(subscription=SUBSCRIPTION, max_messages=10, timeout=10)
+    assert [m.message.data for m in pulled.received_messages] == [INSTANCE_PATH.encode()]
+    subscriber.acknowledge(subscription=SUBSCRIPTION,
+                           ack_ids=[m.ack_id for m in pulled.received_messages])
+    again = subscriber.pull(subscription=SUBSCRIPTION, max_messages=10, timeout=10)
+    assert list(again.received_messages) == []
+    with pytest.raises(gexc.NotFound):
+        publisher.get_topic(topic="projects/test-project/topics/missing")
+
+
+def test_pubsub_transient_failures_are_retried_by_the_client(pubsub_server: PubSubServer) -> None:
+    publisher = pubsub_v1.PublisherClient()
+    pubsub_server.fail_next(2, grpc.StatusCode.UNAVAILABLE)
+
+    publisher.publish(TOPIC, b"after two failures").result(timeout=30)
+
+    assert pubsub_server.calls.count("Publish") == 3
+    assert [m.data for m in pubsub_server.published(TOPIC)] == [b"after two failures"]
+
+
+def test_pubsub_permanent_failure_and_missing_topic_reach_the_caller(
+    pubsub_server: PubSubServer,
+) -> None:
+    publisher = pubsub_v1.PublisherClient()
+    pubsub_server.fail_next(1, grpc.StatusCode.PERMISSION_DENIED)
+    with pytest.raises(gexc.PermissionDenied):
+        publisher.publish(TOPIC, b"x").result(timeout=10)
+
+    pubsub_server.auto_create_topics = False
+    with pytest.raises(gexc.NotFound):
+        publisher.publish("projects/test-project/topics/not-created", b"x").result(timeout=10)
+    assert pubsub_server.published() == []
+
+
+def test_pubsub_streaming_pull_delivers_and_nack_redelivers(pubsub_server: PubSubServer) -> None:
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+    publisher.create_topic(name=TOPIC)
+    subscriber.create_subscription(name=SUBSCRIPTION, topic=TOPIC)
+    received: list[bytes] = []
+    done = threading.Event()
+
+    def callback(message: pubsub_v1.subscriber.message.Message) -> None:
+        received.append(message.data)
+        if len(received) == 1:
+            message.nack()  # first delivery refused: the server must deliver it again
+        else:
+            message.ack()
+            done.set()
+
+    publisher.publish(TOPIC, b"redeliver me").result(timeout=10)
+    future = subscriber.subscribe(SUBSCRIPTION, callback)
+    try:
+        assert done.wait(timeout=20)
+    finally:
+        future.cancel()
+        future.result(timeout=10)
+        subscriber.close()
+    assert received == [b"redeliver me", b"redeliver me"]
