@@ -4,3 +4,5 @@ Deployed as is from `handlers/`: `process_dicom_instance` is the processor (DICO
 notification -> analysis -> FHIR -> alert), `ingest_dicom_object` the ingest function
 (staging bucket object -> DICOM store).
 """
+
+from imaging_pipeline.process import process_dicom_instance  # noqa: F401  (entry point)

@@ -1,0 +1,304 @@
+"""Map one analyzed DICOM instance to one FHIR R4 transaction bundle.
+
+Entries: the analyzer's Device, the ImagingStudy (conditional on the study UID identifier, with
+this series and instance merged into any existing one), one Observation per finding and a
+preliminary DiagnosticReport. Every entry is a conditional update (`PUT Type?identifier=...`) or
+conditional create on a business identifier, so delivering the same event twice creates nothing
+new. Entries refer to each other by `urn:uuid:` fullUrls; the FHIR server rewrites them to the
+ids it created or matched. The patient is referenced by identifier (a logical reference), so no
+Patient resource is created from DICOM data.
+
+Validation uses fhir.resources' R4B models: R4B is R4's technical correction, and the resources
+and fields used here (ImagingStudy, DiagnosticReport, Observation, Device, Bundle) are identical
+in R4. fhir.resources' default (top-level) models are R5, which would accept R5-only fields.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from imaging_pipeline.analysis.base import Finding
+from imaging_pipeline.errors import PermanentError
+from imaging_pipeline.rules import Assessment
+
+DICOM_UID_SYSTEM = "urn:dicom:uid"
+DCM_SYSTEM = "http://dicom.nema.org/resources/ontology/DCM"
+SOP_CLASS_SYSTEM = "urn:ietf:rfc:3986"
+LOINC_SYSTEM = "http://loinc.org"
+REPORT_LOINC = ("18748-4", "Diagnostic imaging study")
+REPORT_IDENTIFIER_SYSTEM = "urn:imaging-pipeline:report"
+OBSERVATION_IDENTIFIER_SYSTEM = "urn:imaging-pipeline:finding"
+DEVICE_IDENTIFIER_SYSTEM = "urn:imaging-pipeline:analyzer"
+FINDING_CODE_SYSTEM = "urn:imaging-pipeline:finding-kind"
+INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
+DIAGNOSTIC_SERVICE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0074"
+# Priority -> v3 ObservationInterpretation: critical findings are "critical abnormal".
+INTERPRETATION = {
+    "routine": ("N", "Normal"),
+    "urgent": ("A", "Abnormal"),
+    "critical": ("AA", "Critical abnormal"),
+}
+_NAMESPACE = uuid.UUID("5b0c8f0e-2f7d-4c59-9d55-8a3f3c9f1e21")  # fullUrls stable per identifier
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    """What the bundle needs from the DICOM header (the patient id goes to FHIR only)."""
+
+    study_uid: str
+    series_uid: str
+    instance_uid: str
+    sop_class_uid: str
+    modality: str
+    series_number: int | None = None
+    instance_number: int | None = None
+    series_description: str | None = None
+    study_datetime: str | None = None  # FHIR dateTime
+    content_datetime: str | None = None  # FHIR dateTime of acquisition/content
+    patient_id: str | None = None
+    patient_id_issuer: str | None = None
+
+
+def dicom_datetime(date: str | None, time: str | None = None,
+                   offset: str | None = None) -> str | None:
+    """DICOM DA/TM (+ TimezoneOffsetFromUTC) to FHIR dateTime.
+
+    FHIR requires a zone with a time; without an offset in the instance we do not guess one and
+    keep the date only.
+    """
+    date = (date or "").strip()
+    if len(date) != 8 or not date.isdigit():
+        return None
+    out = f"{date[:4]}-{date[4:6]}-{date[6:]}"
+    time, offset = (time or "").strip(), (offset or "").strip()
+    if offset and len(offset) == 5 and offset[0] in "+-" and offset[1:].isdigit() \
+            and len(time) >= 2 and time[:2].isdigit():
+        digits = time.split(".")[0]
+        hh, mm, ss = digits[:2], digits[2:4] or "00", digits[4:6] or "00"
+        out += f"T{hh}:{mm}:{ss}{offset[:3]}:{offset[3:]}"
+    return out
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def instance_info(dataset: Any) -> InstanceInfo:
+    """Read the header fields from a pydicom Dataset."""
+    def text(keyword: str) -> str | None:
+        value = dataset.get(keyword)
+        return str(value).strip() or None if value is not None else None
+
+    offset = text("TimezoneOffsetFromUTC")
+    content_date = text("ContentDate") or text("AcquisitionDate") or text("SeriesDate")
+    content_time = text("ContentTime") or text("AcquisitionTime") or text("SeriesTime")
+    return InstanceInfo(
+        study_uid=str(dataset.StudyInstanceUID), series_uid=str(dataset.SeriesInstanceUID),
+        instance_uid=str(dataset.SOPInstanceUID), sop_class_uid=str(dataset.SOPClassUID),
+        modality=(text("Modality") or "OT").upper(),
+        series_number=_int(dataset.get("SeriesNumber")),
+        instance_number=_int(dataset.get("InstanceNumber")),
+        series_description=text("SeriesDescription"),
+        study_datetime=dicom_datetime(text("StudyDate"), text("StudyTime"), offset),
+        content_datetime=dicom_datetime(content_date, content_time, offset),
+        patient_id=text("PatientID"), patient_id_issuer=text("IssuerOfPatientID"),
+    )
+
+
+def _urn(system: str, value: str) -> str:
+    return f"urn:uuid:{uuid.uuid5(_NAMESPACE, f'{system}|{value}')}"
+
+
+def _identifier(system: str, value: str) -> dict[str, str]:
+    return {"system": system, "value": value}
+
+
+def _search(system: str, value: str) -> str:
+    return f"identifier={system}|{value}"
+
+
+def study_identifier_value(study_uid: str) -> str:
+    return f"urn:oid:{study_uid}"
+
+
+def report_identifier_value(instance_uid: str, analyzer: str, version: str) -> str:
+    return f"{instance_uid}/{analyzer}/{version}"
+
+
+def _subject(info: InstanceInfo, patient_system: str) -> dict[str, Any]:
+    if not info.patient_id:
+        return {"display": "unidentified patient"}
+    identifier: dict[str, Any] = _identifier(patient_system, info.patient_id)
+    if info.patient_id_issuer:
+        identifier["assigner"] = {"display": info.patient_id_issuer}
+    return {"type": "Patient", "identifier": identifier}
+
+
+def _coding(system: str, code: str, display: str | None = None) -> dict[str, str]:
+    return {"system": system, "code": code, **({"display": display} if display else {})}
+
+
+def merge_imaging_study(existing: Mapping[str, Any] | None, info: InstanceInfo,
+                        subject: Mapping[str, Any]) -> dict[str, Any]:
+    """The ImagingStudy with this series and instance added (other series/instances kept)."""
+    study: dict[str, Any] = copy.deepcopy(dict(existing)) if existing else {
+        "resourceType": "ImagingStudy", "status": "available",
+        "identifier": [_identifier(DICOM_UID_SYSTEM, study_identifier_value(info.study_uid))],
+    }
+    for key in ("meta", "text"):
+        study.pop(key, None)
+    study.setdefault("subject", dict(subject))
+    if info.study_datetime and "started" not in study:
+        study["started"] = info.study_datetime
+    series_list: list[dict[str, Any]] = study.setdefault("series", [])
+    series = next((s for s in series_list if s.get("uid") == info.series_uid), None)
+    if series is None:
+        series = {"uid": info.series_uid, "modality": _coding(DCM_SYSTEM, info.modality)}
+        if info.series_number is not None:
+            series["number"] = info.series_number
+        if info.series_description:
+            series["description"] = info.series_description
+        series_list.append(series)
+    instances: list[dict[str, Any]] = series.setdefault("instance", [])
+    if not any(i.get("uid") == info.instance_uid for i in instances):
+        instance: dict[str, Any] = {
+            "uid": info.instance_uid,
+            "sopClass": _coding(SOP_CLASS_SYSTEM, f"urn:oid:{info.sop_class_uid}"),
+        }
+        if info.instance_number is not None:
+            instance["number"] = info.instance_number
+        instances.append(instance)
+    series["numberOfInstances"] = len(instances)
+    modalities = {s["modality"]["code"]: s["modality"] for s in series_list if "modality" in s}
+    study["modality"] = [modalities[k] for k in sorted(modalities)]
+    study["numberOfSeries"] = len(series_list)
+    study["numberOfInstances"] = sum(len(s.get("instance", [])) for s in series_list)
+    return study
+
+
+@dataclass(frozen=True)
+class AnalyzerIdentity:
+    name: str
+    version: str
+
+
+def _conclusion(assessment: Assessment, findings: Sequence[Finding]) -> str:
+    if not findings:
+        return f"Priority {assessment.priority}: no findings."
+    parts = [f"{f.description} ({f.score:.2f})" for f in findings]
+    rules = sorted({m.rule.name for m in assessment.matches})
+    text = f"Priority {assessment.priority}: " + "; ".join(parts) + "."
+    return text + (f" Rules: {', '.join(rules)}." if rules else "")
+
+
+def build_transaction(info: InstanceInfo, findings: Sequence[Finding], assessment: Assessment,
+                      analyzer: AnalyzerIdentity, *, patient_system: str,
+                      existing_study: Mapping[str, Any] | None = None,
+                      issued: str | None = None) -> dict[str, Any]:
+    """The transaction bundle for one instance (plain JSON, validated by `validate_bundle`)."""
+    subject = _subject(info, patient_system)
+    device_value = f"{analyzer.name}/{analyzer.version}"
+    device_url = _urn(DEVICE_IDENTIFIER_SYSTEM, device_value)
+    study_value = study_identifier_value(info.study_uid)
+    study_url = _urn(DICOM_UID_SYSTEM, study_value)
+    report_value = report_identifier_value(info.instance_uid, analyzer.name, analyzer.version)
+    report_url = _urn(REPORT_IDENTIFIER_SYSTEM, report_value)
+
+    device = {
+        "resourceType": "Device",
+        "identifier": [_identifier(DEVICE_IDENTIFIER_SYSTEM, device_value)],
+        "status": "active",
+        "deviceName": [{"name": analyzer.name, "type": "model-name"}],
+        "version": [{"value": analyzer.version}],
+    }
+    study = merge_imaging_study(existing_study, info, subject)
+    entries: list[dict[str, Any]] = [
+        _put(device_url, device, DEVICE_IDENTIFIER_SYSTEM, device_value),
+        _put(study_url, study, DICOM_UID_SYSTEM, study_value,
+             if_match=_version_tag(existing_study)),
+    ]
+    effective = info.content_datetime or info.study_datetime
+    observation_urls: list[str] = []
+    for finding in findings:
+        value = f"{report_value}/{finding.kind}/{finding.description}"
+        url = _urn(OBSERVATION_IDENTIFIER_SYSTEM, value)
+        code, display = INTERPRETATION[assessment.priority_of(finding)]
+        observation: dict[str, Any] = {
+            "resourceType": "Observation",
+            "identifier": [_identifier(OBSERVATION_IDENTIFIER_SYSTEM, value)],
+            "status": "preliminary",
+            "category": [{"coding": [_coding(CATEGORY_SYSTEM, "imaging", "Imaging")]}],
+            "code": {"coding": [_coding(FINDING_CODE_SYSTEM, finding.kind)],
+                     "text": finding.description},
+            "subject": subject,
+            "valueQuantity": {"value": round(finding.score, 4), "unit": "score",
+                              "system": "http://unitsofmeasure.org", "code": "1"},
+            "interpretation": [{"coding": [_coding(INTERPRETATION_SYSTEM, code, display)]}],
+            "device": {"reference": device_url},
+            "derivedFrom": [{"reference": study_url}],
+        }
+        if effective:
+            observation["effectiveDateTime"] = effective
+        entries.append(_put(url, observation, OBSERVATION_IDENTIFIER_SYSTEM, value))
+        observation_urls.append(url)
+
+    report: dict[str, Any] = {
+        "resourceType": "DiagnosticReport",
+        "identifier": [_identifier(REPORT_IDENTIFIER_SYSTEM, report_value)],
+        "status": "preliminary",
+        "category": [{"coding": [_coding(DIAGNOSTIC_SERVICE_SYSTEM, "RAD", "Radiology")]}],
+        "code": {"coding": [_coding(LOINC_SYSTEM, *REPORT_LOINC)], "text": REPORT_LOINC[1]},
+        "subject": subject,
+        "imagingStudy": [{"reference": study_url}],
+        "result": [{"reference": u} for u in observation_urls],
+        "conclusion": _conclusion(assessment, findings),
+    }
+    if effective:
+        report["effectiveDateTime"] = effective
+    if issued:
+        report["issued"] = issued
+    if not observation_urls:
+        del report["result"]
+    entries.append(_put(report_url, report, REPORT_IDENTIFIER_SYSTEM, report_value))
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def _version_tag(resource: Mapping[str, Any] | None) -> str | None:
+    version = (resource or {}).get("meta", {}).get("versionId")
+    return f'W/"{version}"' if version else None
+
+
+def _put(full_url: str, resource: dict[str, Any], system: str, value: str,
+         if_match: str | None = None) -> dict[str, Any]:
+    kind = resource["resourceType"]
+    request: dict[str, str] = {"method": "PUT", "url": f"{kind}?{_search(system, value)}"}
+    if if_match:
+        # Read-merge-write of the study: a concurrent update of the same study makes the server
+        # answer 412, which we treat as transient, so the event is retried on fresh data.
+        request["ifMatch"] = if_match
+    return {"fullUrl": full_url, "resource": resource, "request": request}
+
+
+def validate_bundle(bundle: Mapping[str, Any]) -> None:
+    """Validate every resource and the bundle with the R4B models; never send an invalid one."""
+    from fhir.resources.R4B import get_fhir_model_class
+    from pydantic import ValidationError
+
+    try:
+        for entry in bundle.get("entry", []):
+            resource = entry["resource"]
+            get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+        get_fhir_model_class("Bundle").model_validate(bundle)
+    except (ValidationError, KeyError, ValueError) as exc:
+        # The error names fields, not values, but values can be PHI: keep only the field paths.
+        fields = sorted({".".join(map(str, e["loc"])) for e in getattr(exc, "errors", list)()})
+        raise PermanentError("invalid_fhir", f"fields: {', '.join(fields) or type(exc).__name__}")\
+            from None

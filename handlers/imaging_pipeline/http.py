@@ -1,0 +1,77 @@
+"""HTTP sessions and a retry policy shared by the REST adapters (Vision, FHIR).
+
+In Google Cloud a request goes through a `google.auth` AuthorizedSession with the function's
+default credentials; against a local server (tests, demo) a plain `requests.Session` is used.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from imaging_pipeline.errors import RETRYABLE_STATUS, TransientError, classify_http_status
+
+if TYPE_CHECKING:
+    import requests
+
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+MAX_BACKOFF_S = 8.0
+
+
+def uses_google_auth(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "googleapis.com" or host.endswith(".googleapis.com")
+
+
+def session_for(url: str, scopes: tuple[str, ...] = (CLOUD_PLATFORM_SCOPE,)) -> requests.Session:
+    """An authorized session for Google APIs, a plain one for any other (local) server."""
+    if uses_google_auth(url):
+        import google.auth
+        from google.auth.transport.requests import AuthorizedSession
+
+        credentials, _ = google.auth.default(scopes=list(scopes))
+        return AuthorizedSession(credentials)
+    import requests
+
+    return requests.Session()
+
+
+def backoff_seconds(attempt: int, retry_after: str | None = None, base: float = 0.2) -> float:
+    """Exponential backoff with full jitter; a numeric Retry-After (capped) takes precedence."""
+    if retry_after and retry_after.strip().isdigit():
+        return min(float(retry_after), MAX_BACKOFF_S)
+    return random.uniform(0, min(base * 2 ** attempt, MAX_BACKOFF_S))  # noqa: S311
+
+
+def request_with_retries(session: requests.Session, method: str, url: str, *, dependency: str,
+                         max_attempts: int, timeout_s: float, **kwargs: Any) -> requests.Response:
+    """Send a request, retrying timeouts, connection errors, 408, 429 and 5xx.
+
+    Returns the first non-retryable response (2xx or a 4xx the caller interprets); raises
+    `TransientError` when the attempts run out, so Pub/Sub redelivers the event later.
+    """
+    import requests
+
+    last = ""
+    for attempt in range(max_attempts):
+        try:
+            response = session.request(method, url, timeout=timeout_s, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            last = type(exc).__name__
+            retry_after = None
+        else:
+            if response.status_code not in RETRYABLE_STATUS:
+                return response
+            last = f"HTTP {response.status_code}"
+            retry_after = response.headers.get("Retry-After")
+        if attempt + 1 < max_attempts:
+            time.sleep(backoff_seconds(attempt, retry_after))
+    raise TransientError(dependency, f"{last} after {max_attempts} attempts")
+
+
+def raise_for_status(response: requests.Response, dependency: str) -> None:
+    """Classify a non-2xx response as permanent or transient (see `errors`)."""
+    if response.status_code >= 400:
+        raise classify_http_status(dependency, response.status_code)

@@ -1,0 +1,220 @@
+"""The processor: one DICOM store notification in, analysis, FHIR and alerts out.
+
+    parse event -> store check -> action filter -> modality filter -> WADO-RS retrieve
+      -> SOP class filter -> render -> analyze -> rules -> FHIR transaction -> critical alert
+
+Permanent failures (bad input, unsupported objects) return normally: functions-framework
+answers 200 and Pub/Sub drops the message. Transient failures raise: 500, Pub/Sub retries with
+backoff and dead-letters after the configured attempts. Heavy libraries (numpy, pydicom, PIL,
+dicomweb-client, google clients, fhir.resources) are imported inside the functions that use
+them, so a cold start imports only this light module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import functions_framework
+
+from imaging_pipeline import logs
+from imaging_pipeline.alerts import Alert, publish_alert
+from imaging_pipeline.analysis import make_analyzer
+from imaging_pipeline.analysis.base import Analyzer, Finding
+from imaging_pipeline.config import ProcessorConfig, load_config
+from imaging_pipeline.errors import PermanentError, TransientError
+from imaging_pipeline.events import InstanceEvent, check_store, parse_event
+from imaging_pipeline.fhir.client import FhirClient
+from imaging_pipeline.fhir.mapping import (
+    DICOM_UID_SYSTEM,
+    AnalyzerIdentity,
+    build_transaction,
+    instance_info,
+    report_identifier_value,
+    study_identifier_value,
+    validate_bundle,
+)
+from imaging_pipeline.rules import Assessment, assess
+from imaging_pipeline.sop_filter import check_modality, check_sop_class
+
+if TYPE_CHECKING:
+    from cloudevents.http import CloudEvent
+
+logger = logging.getLogger("imaging_pipeline.process")
+PROCESSED_EVENT = "instance_processed"  # every event ends with one log line with this `event`
+# Skips are expected outcomes (we never analyze our own SR outputs); other permanent reasons
+# mean bad input and are counted as failures.
+SKIP_REASONS = frozenset({"unsupported_sop_class", "unsupported_modality"})
+
+OutcomeStatus = Literal["processed", "skipped", "ignored", "failed"]
+
+
+@dataclass
+class Outcome:
+    status: OutcomeStatus
+    reason: str | None = None
+    priority: str | None = None
+    report: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    created: int = 0  # FHIR resources newly created (0 on a redelivery)
+    alert_message_id: str | None = None
+    bundle: dict[str, Any] | None = None
+
+
+def analyze_dataset(dataset: Any, settings: Any, analyzer: Analyzer) -> tuple[
+        Any, list[Finding], Assessment]:
+    """Render -> analyze -> rules for one pydicom Dataset (shared with `imaging analyze`)."""
+    from imaging_pipeline.render import RenderOptions, RenderRejected, render_dataset
+
+    try:
+        image = render_dataset(dataset, RenderOptions(max_size=settings.render.max_size,
+                                                      format=settings.render.format))
+    except RenderRejected as exc:
+        raise PermanentError("unrenderable", f"{exc.reason.value}: {exc.detail}") from None
+    findings = analyzer.analyze(image)
+    return image, findings, assess(findings, settings.rules)
+
+
+class Processor:
+    """Holds the clients for the life of a function instance (connection reuse across events)."""
+
+    def __init__(self, config: ProcessorConfig, *, dicomweb: Any = None,
+                 analyzer: Analyzer | None = None, fhir: FhirClient | None = None) -> None:
+        self.config = config
+        self._dicomweb = dicomweb
+        self.analyzer = analyzer or make_analyzer(config.pipeline, config.vision_endpoint)
+        self.fhir = fhir or FhirClient(config.fhir_base_url)
+
+    @property
+    def dicomweb(self) -> Any:
+        if self._dicomweb is None:
+            from imaging_pipeline.dicomweb import make_client
+
+            self._dicomweb = make_client(self.config.dicomweb_url)
+        return self._dicomweb
+
+    def handle(self, event: InstanceEvent) -> Outcome:
+        """Process one parsed event; raises PermanentError or TransientError on failure."""
+        from imaging_pipeline.dicomweb import retrieve_instance
+
+        settings = self.config.pipeline
+        check_store(event, self.config.dicom_store)
+        if not event.is_new_instance:
+            return Outcome("ignored", reason=f"action {event.action}")
+        check_modality(event.modality_hint, settings.modalities)
+
+        dataset = retrieve_instance(self.dicomweb, event)
+        logs.register_dataset_phi(dataset)
+        if str(dataset.get("SOPInstanceUID", "")) != event.instance_uid:
+            raise PermanentError("invalid_dicom", "SOP Instance UID differs from the event")
+        check_sop_class(dataset.get("SOPClassUID"))
+        check_modality(dataset.get("Modality"), settings.modalities)
+
+        _, findings, assessment = analyze_dataset(dataset, settings, self.analyzer)
+        info = instance_info(dataset)
+        del dataset  # pixel data can be large; nothing below needs it
+
+        existing = self.fhir.search_by_identifier(
+            "ImagingStudy", DICOM_UID_SYSTEM, study_identifier_value(info.study_uid))
+        identity = AnalyzerIdentity(self.analyzer.name, self.analyzer.version)
+        bundle = build_transaction(
+            info, findings, assessment, identity,
+            patient_system=settings.fhir.patient_identifier_system,
+            existing_study=existing[0] if existing else None,
+            issued=datetime.now(UTC).isoformat(timespec="seconds"))
+        validate_bundle(bundle)
+        outcomes = self.fhir.transaction(bundle)
+        report = outcomes[-1].reference
+        outcome = Outcome("processed", priority=assessment.priority, report=report,
+                          findings=findings, created=sum(o.created for o in outcomes))
+        if assessment.critical:
+            outcome.alert_message_id = publish_alert(self.config.alerts_topic, Alert(
+                report=report,
+                report_identifier=report_identifier_value(info.instance_uid, identity.name,
+                                                          identity.version),
+                study_uid=info.study_uid, series_uid=info.series_uid,
+                instance_uid=info.instance_uid, modality=info.modality,
+                environment=self.config.environment, matches=assessment.critical))
+        return outcome
+
+
+@functools.cache
+def _processor() -> Processor:
+    """Built on the first event of an instance (not at import: keeps the cold start small)."""
+    config = load_config()
+    logs.configure_logging(config.log_level)
+    return Processor(config)
+
+
+def _trace(cloud_event: Any) -> tuple[str, str] | None:
+    import flask
+
+    headers: Any = flask.request.headers if flask.has_request_context() else {}
+    traceparent = headers.get("traceparent")
+    with contextlib.suppress(AttributeError):  # a CloudEvent may carry it as an extension
+        traceparent = traceparent or cloud_event.get("traceparent")
+    return logs.parse_trace_header(traceparent, headers.get("X-Cloud-Trace-Context"))
+
+
+def _log_outcome(event: InstanceEvent | None, result: Outcome | None, started: float,
+                 level: int = logging.INFO, **extra: Any) -> None:
+    fields: dict[str, Any] = {"event": PROCESSED_EVENT,
+                              "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
+    if event is not None:
+        fields.update(message_id=event.message_id, study_uid=event.study_uid,
+                      series_uid=event.series_uid, instance_uid=event.instance_uid)
+    if result is not None:
+        fields.update(outcome=result.status, reason=result.reason, priority=result.priority,
+                      report=result.report, findings=[f.as_dict() for f in result.findings],
+                      fhir_created=result.created)
+    fields.update(extra)
+    logs.log_event(logger, level, f"instance {fields.get('outcome', 'unknown')}",
+                   **{k: v for k, v in fields.items() if v is not None})
+
+
+def handle_event_data(processor: Processor, data: Any, trace: tuple[str, str] | None = None
+                      ) -> Outcome:
+    """Classify and log the result of one event; raise only transient failures."""
+    started = time.perf_counter()
+    event: InstanceEvent | None = None
+    with logs.event_context(trace, processor.config.project_id):
+        try:
+            event = parse_event(data)
+            outcome = processor.handle(event)
+        except PermanentError as exc:
+            status: OutcomeStatus = "skipped" if exc.reason in SKIP_REASONS else "failed"
+            outcome = Outcome(status, reason=exc.reason)
+            _log_outcome(event, outcome, started,
+                         logging.INFO if status == "skipped" else logging.WARNING,
+                         detail=exc.detail)
+            return outcome
+        except TransientError as exc:
+            _log_outcome(event, None, started, logging.ERROR, outcome="retry",
+                         reason=f"{exc.dependency}_unavailable", detail=exc.detail)
+            raise
+        except Exception:
+            # Unknown errors are retried (and dead-lettered) rather than acknowledged: losing
+            # an instance silently is worse than a message in the dead-letter topic.
+            logger.exception("unexpected error", extra={"fields": {
+                "event": PROCESSED_EVENT, "outcome": "retry", "reason": "unexpected_error",
+                **({"instance_uid": event.instance_uid} if event else {})}})
+            raise
+        _log_outcome(event, outcome, started,
+                     logging.WARNING if outcome.priority == "critical" else logging.INFO)
+        return outcome
+
+
+@functions_framework.cloud_event
+def process_dicom_instance(cloud_event: CloudEvent) -> None:
+    """Cloud Functions gen2 entry point (CloudEvent, or a converted Pub/Sub push envelope)."""
+    processor = _processor()
+    try:
+        trace = _trace(cloud_event)
+    except Exception:  # trace context is best effort; never fail an event for it
+        trace = None
+    handle_event_data(processor, cloud_event.get_data(), trace)
