@@ -14,6 +14,7 @@ import pytest
 from imaging_cli.local.fhir_server import FhirServer
 from imaging_cli.local.orthanc import OrthancServer
 from imaging_cli.local.pubsub_server import PubSubServer
+from imaging_cli.local.vision_server import VisionServer
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +46,17 @@ def pubsub_server(_pubsub_session: PubSubServer,
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", _pubsub_session.host)
     yield _pubsub_session
     _pubsub_session.clear()
+
+
+@pytest.fixture(scope="session")
+def _vision_session() -> Iterator[VisionServer]:
+    with VisionServer() as server:
+        yield server
+
+
+@pytest.fixture
+def vision_server(_vision_session: VisionServer) -> Iterator[VisionServer]:
+    """The Cloud Vision REST double at `.url`, with default answers and nothing recorded."""
+    _vision_session.reset()
+    yield _vision_session
+    _vision_session.reset()

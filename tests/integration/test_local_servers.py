@@ -6,6 +6,8 @@ the code under test elsewhere.
 
 from __future__ import annotations
 
+import base64
+import io
 import threading
 
 import grpc
@@ -14,12 +16,15 @@ import pytest
 import requests
 from dicomweb_client import DICOMwebClient
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import pubsub_v1, vision
+from PIL import Image
 from pydicom.data import get_testdata_file
 
 from imaging_cli.local.fhir_server import FHIR_JSON, FhirServer
 from imaging_cli.local.orthanc import OrthancServer
 from imaging_cli.local.pubsub_server import PubSubServer
+from imaging_cli.local.vision_server import VisionServer
 
 pytestmark = pytest.mark.integration
 
@@ -245,3 +250,116 @@ def test_pubsub_streaming_pull_delivers_and_nack_redelivers(pubsub_server: PubSu
         future.result(timeout=10)
         subscriber.close()
     assert received == [b"redeliver me", b"redeliver me"]
+
+
+# --- Cloud Vision (REST) -------------------------------------------------------------------
+
+FeatureType = vision.Feature.Type
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _vision_client(server: VisionServer) -> vision.ImageAnnotatorClient:
+    # The REST transport keeps an explicit http:// scheme in api_endpoint (it prefixes
+    # https:// only when the endpoint has no scheme), so the real client can talk to us.
+    return vision.ImageAnnotatorClient(
+        transport="rest", client_options={"api_endpoint": server.url},
+        credentials=AnonymousCredentials(),
+    )
+
+
+def _annotate_request(content: bytes, *types: vision.Feature.Type) -> vision.AnnotateImageRequest:
+    return vision.AnnotateImageRequest(
+        image=vision.Image(content=content),
+        features=[vision.Feature(type_=t, max_results=5) for t in types],
+    )
+
+
+def test_vision_default_answer_comes_from_the_image(vision_server: VisionServer) -> None:
+    client = _vision_client(vision_server)
+    gradient = _png(Image.linear_gradient("L").resize((64, 32)))
+    blank = _png(Image.new("L", (16, 16), 0))
+
+    response = client.batch_annotate_images(requests=[
+        _annotate_request(gradient, FeatureType.LABEL_DETECTION, FeatureType.TEXT_DETECTION),
+        _annotate_request(blank, FeatureType.LABEL_DETECTION),
+    ])
+
+    first, second = response.responses
+    assert [a.description for a in first.label_annotations] == ["Medical imaging", "Radiography"]
+    assert list(first.text_annotations) == []
+    assert [a.description for a in second.label_annotations] == ["Black"]
+    assert [(r.features, r.image_size, r.image_mode) for r in vision_server.requests] == [
+        ([("LABEL_DETECTION", 5), ("TEXT_DETECTION", 5)], (64, 32), "L"),
+        ([("LABEL_DETECTION", 5)], (16, 16), "L"),
+    ]
+
+
+def test_vision_programmed_answer_in_real_field_names(vision_server: VisionServer) -> None:
+    vision_server.respond_with(labels=[("X-ray", 0.97), ("Bone", 0.8)],
+                               objects=[("Person", 0.6)], text="JOHN DOE 1970")
+    request = _annotate_request(_png(Image.new("RGB", (20, 10), (9, 9, 9))),
+                                FeatureType.LABEL_DETECTION, FeatureType.OBJECT_LOCALIZATION,
+                                FeatureType.TEXT_DETECTION)
+    request.features[0].max_results = 1
+
+    response = _vision_client(vision_server).annotate_image(request)
+
+    assert [(a.description, round(a.score, 2)) for a in response.label_annotations] == [
+        ("X-ray", 0.97)
+    ]
+    assert [o.name for o in response.localized_object_annotations] == ["Person"]
+    assert len(response.localized_object_annotations[0].bounding_poly.normalized_vertices) == 4
+    assert [t.description for t in response.text_annotations] == [
+        "JOHN DOE 1970", "JOHN", "DOE", "1970"
+    ]
+    assert response.full_text_annotation.text == "JOHN DOE 1970"
+
+
+def test_vision_failures_follow_the_client_retry_policy(vision_server: VisionServer) -> None:
+    client = _vision_client(vision_server)
+    request = _annotate_request(_png(Image.new("L", (8, 8), 255)), FeatureType.LABEL_DETECTION)
+
+    vision_server.fail_next(2, status=503)
+    # batch_annotate_images retries UNAVAILABLE by default (backoff from 0.1 s)...
+    client.batch_annotate_images(requests=[request])
+    assert vision_server.calls == 3
+    # ...the annotate_image helper passes retry=None, so a 503 reaches the caller;
+    vision_server.fail_next(1, status=503)
+    with pytest.raises(gexc.ServiceUnavailable):
+        client.annotate_image(request)
+    # and 429 is not retried by the default policy at all.
+    vision_server.fail_next(1, status=429, retry_after=3)
+    with pytest.raises(gexc.TooManyRequests):
+        client.batch_annotate_images(requests=[request])
+    assert vision_server.calls == 5
+
+
+def test_vision_rejects_malformed_requests_like_google(vision_server: VisionServer) -> None:
+    url = f"{vision_server.url}/v1/images:annotate"
+    good_image = base64.b64encode(_png(Image.new("L", (4, 4)))).decode()
+    bad_requests = [
+        {},
+        {"requests": []},
+        {"requests": [{"image": {"content": "%%%not base64"},
+                       "features": [{"type": "LABEL_DETECTION"}]}]},
+        {"requests": [{"image": {"content": good_image}, "features": [{"type": "NO_SUCH"}]}]},
+        {"requests": [{"image": {"content": good_image}, "features": []}]},
+    ]
+    for body in bad_requests:
+        response = requests.post(url, json=body, timeout=10)
+        assert response.status_code == 400, body
+        error = response.json()["error"]
+        assert (error["code"], error["status"]) == (400, "INVALID_ARGUMENT")
+
+    # Bytes that are valid base64 but not an image: a per-image error, as Google answers.
+    not_image = base64.b64encode(b"definitely not an image").decode()
+    ok = requests.post(url, timeout=10, json={"requests": [
+        {"image": {"content": not_image}, "features": [{"type": "LABEL_DETECTION"}]}]})
+    assert ok.status_code == 200
+    assert ok.json()["responses"][0]["error"]["message"] == "Bad image data."
+    assert requests.post(f"{vision_server.url}/v1/files:annotate", json={}, timeout=10
+                         ).status_code == 404
