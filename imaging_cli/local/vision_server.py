@@ -30,8 +30,9 @@ from imaging_cli.local._http import ThreadedHttpServer
 
 # The generated client sends enums as numbers (`$alt=json;enum-encoding=int`); curl users send
 # names. Both are valid proto3 JSON, so accept both, using the client's own enum as the table.
+_FEATURE_ENUM = Feature.Type.__members__.values()
 FEATURE_TYPES: dict[str | int, str] = {
-    **{t.name: t.name for t in Feature.Type}, **{int(t.value): t.name for t in Feature.Type}
+    **{t.name: t.name for t in _FEATURE_ENUM}, **{int(t.value): t.name for t in _FEATURE_ENUM}
 }
 MAX_IMAGES_PER_REQUEST = 16
 _STATUS_NAMES = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",

@@ -10,6 +10,7 @@ import base64
 import io
 import threading
 
+import google.cloud.pubsub_v1 as pubsub_v1
 import grpc
 import pydicom
 import pytest
@@ -17,7 +18,7 @@ import requests
 from dicomweb_client import DICOMwebClient
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import pubsub_v1, vision
+from google.cloud import vision
 from PIL import Image
 from pydicom.data import get_testdata_file
 
@@ -271,7 +272,7 @@ def _vision_client(server: VisionServer) -> vision.ImageAnnotatorClient:
     )
 
 
-def _annotate_request(content: bytes, *types: vision.Feature.Type) -> vision.AnnotateImageRequest:
+def _annotate_request(content: bytes, *types: int) -> vision.AnnotateImageRequest:
     return vision.AnnotateImageRequest(
         image=vision.Image(content=content),
         features=[vision.Feature(type_=t, max_results=5) for t in types],
