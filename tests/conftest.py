@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from imaging_cli.local.fhir_server import FhirServer
+from imaging_cli.local.gcs_emulator import GcsEmulator
 from imaging_cli.local.orthanc import OrthancServer
 from imaging_cli.local.pubsub_server import PubSubServer
 from imaging_cli.local.vision_server import VisionServer
@@ -60,3 +61,18 @@ def vision_server(_vision_session: VisionServer) -> Iterator[VisionServer]:
     _vision_session.reset()
     yield _vision_session
     _vision_session.reset()
+
+
+@pytest.fixture(scope="session")
+def _gcs_session() -> Iterator[GcsEmulator]:
+    with GcsEmulator() as server:
+        yield server
+
+
+@pytest.fixture
+def gcs_emulator(_gcs_session: GcsEmulator,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[GcsEmulator]:
+    """An empty Cloud Storage emulator; STORAGE_EMULATOR_HOST points `storage.Client()` at it."""
+    _gcs_session.reset()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", _gcs_session.url)
+    yield _gcs_session

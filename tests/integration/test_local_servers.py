@@ -11,6 +11,7 @@ import io
 import threading
 
 import google.cloud.pubsub_v1 as pubsub_v1
+import google.cloud.storage as storage
 import grpc
 import pydicom
 import pytest
@@ -23,6 +24,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 
 from imaging_cli.local.fhir_server import FHIR_JSON, FhirServer
+from imaging_cli.local.gcs_emulator import GcsEmulator
 from imaging_cli.local.orthanc import OrthancServer
 from imaging_cli.local.pubsub_server import PubSubServer
 from imaging_cli.local.vision_server import VisionServer
@@ -364,3 +366,38 @@ def test_vision_rejects_malformed_requests_like_google(vision_server: VisionServ
     assert ok.json()["responses"][0]["error"]["message"] == "Bad image data."
     assert requests.post(f"{vision_server.url}/v1/files:annotate", json={}, timeout=10
                          ).status_code == 404
+
+
+# --- Cloud Storage -------------------------------------------------------------------------
+
+def test_gcs_upload_download_move_and_metadata(gcs_emulator: GcsEmulator) -> None:
+    client = gcs_emulator.client()
+    bucket = client.create_bucket("staging-bucket")
+    payload = bytes(range(256)) * 4096  # 1 MiB, above the client's single-request threshold
+    blob = bucket.blob("incoming/study 1/ct.dcm")
+    blob.metadata = {"source": "modality-1"}
+    blob.upload_from_string(payload, content_type="application/dicom")
+
+    stored = bucket.get_blob("incoming/study 1/ct.dcm")
+    assert stored is not None
+    assert (stored.size, stored.content_type, stored.metadata) == (
+        len(payload), "application/dicom", {"source": "modality-1"}
+    )
+    assert stored.download_as_bytes() == payload
+
+    # A "move" as the ingest function does it: copy to processed/, then delete the original.
+    moved = bucket.copy_blob(stored, bucket, "processed/study 1/ct.dcm")
+    stored.delete()
+    assert [b.name for b in client.list_blobs("staging-bucket")] == ["processed/study 1/ct.dcm"]
+    assert moved.metadata == {"source": "modality-1"}
+    assert moved.download_as_bytes() == payload
+    assert list(client.list_blobs("staging-bucket", prefix="incoming/")) == []
+
+
+def test_gcs_env_var_client_and_reset(gcs_emulator: GcsEmulator) -> None:
+    # Code that builds a plain storage.Client() finds the emulator via STORAGE_EMULATOR_HOST.
+    client = storage.Client(project="test")
+    client.create_bucket("from-env").blob("x").upload_from_string(b"1")
+    assert [b.name for b in gcs_emulator.client().list_buckets()] == ["from-env"]
+    gcs_emulator.reset()
+    assert list(client.list_buckets()) == []
