@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,8 +55,9 @@ class Alert:
 
 
 @functools.cache
-def _publisher() -> Any:
-    # Imported lazily (gRPC is heavy); honours PUBSUB_EMULATOR_HOST for local servers.
+def _publisher(emulator_host: str | None) -> Any:
+    # Imported lazily (gRPC is heavy). The client itself reads PUBSUB_EMULATOR_HOST; keying the
+    # cache on it keeps one client per target (tests start local servers on free ports).
     from google.cloud import pubsub_v1
 
     return pubsub_v1.PublisherClient()
@@ -67,7 +69,7 @@ def publish_alert(topic: str, alert: Alert) -> str:
 
     payload = alert.payload()
     try:
-        future = _publisher().publish(
+        future = _publisher(os.environ.get("PUBSUB_EMULATOR_HOST")).publish(
             topic, json.dumps(payload, sort_keys=True).encode("utf-8"),
             priority="critical", dedupe_key=alert.report_identifier)
         message_id = str(future.result(timeout=PUBLISH_TIMEOUT_S))

@@ -1,0 +1,168 @@
+"""One transaction bundle per instance: shape, references, idempotency keys, R4 validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydicom
+import pytest
+from imaging_pipeline.analysis.base import Finding
+from imaging_pipeline.errors import PermanentError
+from imaging_pipeline.fhir.mapping import (
+    AnalyzerIdentity,
+    InstanceInfo,
+    build_transaction,
+    dicom_datetime,
+    instance_info,
+    merge_imaging_study,
+    validate_bundle,
+)
+from imaging_pipeline.rules import assess
+from imaging_pipeline.settings import Rule
+from pydicom.data import get_testdata_file
+
+ANALYZER = AnalyzerIdentity("local-analyzer", "1.0")
+RULES = (Rule(name="crit", finding="label", terms=("fracture",), min_score=0.5,
+              priority="critical"),)
+SYSTEM = "urn:test:patient"
+
+
+@pytest.fixture(scope="module")
+def info() -> InstanceInfo:
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True)
+    return instance_info(ds)
+
+
+def bundle_for(info: InstanceInfo, findings: list[Finding],
+               existing: dict[str, Any] | None = None) -> dict[str, Any]:
+    return build_transaction(info, findings, assess(findings, RULES), ANALYZER,
+                             patient_system=SYSTEM, existing_study=existing,
+                             issued="2026-01-01T00:00:00+00:00")
+
+
+def by_type(bundle: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [e for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
+
+
+def test_instance_info_reads_the_header(info: InstanceInfo) -> None:
+    assert info.modality == "CT"
+    assert info.study_uid.startswith("1.3.6.1.4.1.5962")
+    assert info.sop_class_uid == "1.2.840.10008.5.1.4.1.1.2"
+    assert info.patient_id == "1CT1"
+    # CT_small.dcm carries TimezoneOffsetFromUTC, so times keep their zone.
+    assert info.study_datetime == "2004-01-19T07:27:30-05:00"
+
+
+def test_bundle_has_every_resource_and_validates(info: InstanceInfo) -> None:
+    findings = [Finding("label", "fracture", 0.9), Finding("burned_in_text", "text", 0.7)]
+    bundle = bundle_for(info, findings)
+    validate_bundle(bundle)
+    assert bundle["type"] == "transaction"
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert kinds == ["Device", "ImagingStudy", "Observation", "Observation", "DiagnosticReport"]
+    # Every write is conditional on a business identifier: redelivery matches, never duplicates.
+    for entry in bundle["entry"]:
+        identifier = entry["resource"]["identifier"][0]
+        assert entry["request"] == {
+            "method": "PUT",
+            "url": f"{entry['resource']['resourceType']}?identifier="
+                   f"{identifier['system']}|{identifier['value']}"}
+
+
+def test_report_fields(info: InstanceInfo) -> None:
+    bundle = bundle_for(info, [Finding("label", "fracture", 0.9)])
+    report = by_type(bundle, "DiagnosticReport")[0]["resource"]
+    assert report["status"] == "preliminary"
+    assert report["code"]["coding"][0] == {"system": "http://loinc.org", "code": "18748-4",
+                                           "display": "Diagnostic imaging study"}
+    assert report["identifier"][0]["value"] == f"{info.instance_uid}/local-analyzer/1.0"
+    assert report["effectiveDateTime"] == info.content_datetime
+    assert report["subject"] == {"type": "Patient",
+                                 "identifier": {"system": SYSTEM, "value": info.patient_id}}
+    assert "critical" in report["conclusion"] and "fracture (0.90)" in report["conclusion"]
+    urls = {e["resource"]["resourceType"]: e["fullUrl"] for e in bundle["entry"]}
+    assert report["imagingStudy"] == [{"reference": urls["ImagingStudy"]}]
+    assert report["result"] == [{"reference": by_type(bundle, "Observation")[0]["fullUrl"]}]
+
+
+def test_observation_carries_code_score_interpretation(info: InstanceInfo) -> None:
+    bundle = bundle_for(info, [Finding("label", "fracture", 0.9),
+                               Finding("label", "radiography", 0.95)])
+    crit, routine = (e["resource"] for e in by_type(bundle, "Observation"))
+    assert crit["code"]["text"] == "fracture"
+    assert crit["valueQuantity"]["value"] == 0.9
+    assert crit["interpretation"][0]["coding"][0]["code"] == "AA"
+    assert routine["interpretation"][0]["coding"][0]["code"] == "N"
+    device_url = by_type(bundle, "Device")[0]["fullUrl"]
+    assert crit["device"] == {"reference": device_url}
+
+
+def test_burned_in_words_never_reach_fhir(info: InstanceInfo) -> None:
+    finding = Finding("burned_in_text", "burned-in text (2 words)", 0.8,
+                      words=("secretname", "doe"))
+    text = str(bundle_for(info, [finding]))
+    assert "secretname" not in text
+
+
+def test_same_input_gives_the_same_bundle(info: InstanceInfo) -> None:
+    findings = [Finding("label", "fracture", 0.9)]
+    assert bundle_for(info, findings) == bundle_for(info, findings)
+
+
+def test_study_merge_adds_series_and_instances_once(info: InstanceInfo) -> None:
+    subject = {"display": "x"}
+    study = merge_imaging_study(None, info, subject)
+    other = InstanceInfo(study_uid=info.study_uid, series_uid="1.2.9", instance_uid="1.2.9.1",
+                         sop_class_uid="1.2.840.10008.5.1.4.1.1.4", modality="MR")
+    merged = merge_imaging_study({**study, "id": "abc", "meta": {"versionId": "7"}}, other,
+                                 subject)
+    again = merge_imaging_study(merged, other, subject)
+    assert again == merged
+    assert merged["id"] == "abc" and "meta" not in merged
+    assert merged["numberOfSeries"] == 2 and merged["numberOfInstances"] == 2
+    assert [m["code"] for m in merged["modality"]] == ["CT", "MR"]
+
+
+def test_existing_study_is_updated_with_its_version(info: InstanceInfo) -> None:
+    existing = {**merge_imaging_study(None, info, {"display": "x"}), "id": "s1",
+                "meta": {"versionId": "3"}}
+    entry = by_type(bundle_for(info, [], existing), "ImagingStudy")[0]
+    assert entry["request"]["ifMatch"] == 'W/"3"'
+
+
+def test_no_findings_gives_a_report_without_results(info: InstanceInfo) -> None:
+    bundle = bundle_for(info, [])
+    validate_bundle(bundle)
+    report = by_type(bundle, "DiagnosticReport")[0]["resource"]
+    assert "result" not in report and report["conclusion"] == "Priority routine: no findings."
+
+
+def test_invalid_resources_are_rejected_without_values(info: InstanceInfo) -> None:
+    bundle = bundle_for(info, [Finding("label", "fracture", 0.9)])
+    report = by_type(bundle, "DiagnosticReport")[0]["resource"]
+    report["effectiveDateTime"] = "SECRET-VALUE"
+    with pytest.raises(PermanentError) as err:
+        validate_bundle(bundle)
+    assert err.value.reason == "invalid_fhir"
+    assert "effectiveDateTime" in str(err.value)
+    assert "SECRET-VALUE" not in str(err.value)
+
+
+def test_r5_only_fields_are_rejected(info: InstanceInfo) -> None:
+    # DiagnosticReport.note exists in R5 only: proves validation uses the R4(B) models.
+    bundle = bundle_for(info, [])
+    by_type(bundle, "DiagnosticReport")[0]["resource"]["note"] = [{"text": "x"}]
+    with pytest.raises(PermanentError, match="note"):
+        validate_bundle(bundle)
+
+
+@pytest.mark.parametrize(("date", "time", "offset", "expected"), [
+    ("20240131", "101530.25", "+0100", "2024-01-31T10:15:30+01:00"),
+    ("20240131", "1015", "-0500", "2024-01-31T10:15:00-05:00"),
+    ("20240131", "101530", None, "2024-01-31"),
+    ("2024", None, None, None),
+    (None, None, None, None),
+])
+def test_dicom_datetime(date: str | None, time: str | None, offset: str | None,
+                        expected: str | None) -> None:
+    assert dicom_datetime(date, time, offset) == expected
