@@ -1,0 +1,49 @@
+"""Output geometry: square display pixels, long side bounded, high-quality downsampling."""
+
+from __future__ import annotations
+
+from PIL import Image
+from pydicom.dataset import Dataset
+
+from imaging_pipeline.render.numbers import as_floats
+
+# Pixels this far from square are drawn as they are physically shaped.
+_ASPECT_TOLERANCE = 0.01
+_ASPECT_SANE = (0.1, 10.0)
+# Lanczos after an integer box reduction to within this factor: visually the same as plain
+# Lanczos, several times faster on large radiographs (Pillow's `reducing_gap`).
+_REDUCING_GAP = 3.0
+
+
+def pixel_aspect(attrs: Dataset) -> float:
+    """Width over height of one pixel (PixelAspectRatio, else row/column spacing), 1 if unknown."""
+    ratio = as_floats(attrs.get("PixelAspectRatio"))  # vertical \ horizontal
+    if len(ratio) == 2 and ratio[0] > 0 and ratio[1] > 0:
+        aspect = ratio[1] / ratio[0]
+    else:
+        aspect = 1.0
+        for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+            spacing = as_floats(attrs.get(keyword))  # row spacing \ column spacing
+            if len(spacing) == 2 and spacing[0] > 0 and spacing[1] > 0:
+                aspect = spacing[1] / spacing[0]
+                break
+    if abs(aspect - 1.0) < _ASPECT_TOLERANCE or not _ASPECT_SANE[0] <= aspect <= _ASPECT_SANE[1]:
+        return 1.0
+    return aspect
+
+
+def output_size(rows: int, columns: int, max_size: int, aspect: float = 1.0) -> tuple[int, int]:
+    """(width, height) with square pixels and the long side at most `max_size`."""
+    width, height = float(columns), float(rows)
+    if aspect > 1.0:
+        width *= aspect
+    else:
+        height /= aspect
+    scale = min(1.0, max_size / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    if image.size == size:
+        return image
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
