@@ -1,0 +1,68 @@
+"""Reading helpers for synthesized cdk.tf.json stacks (shared by the infrastructure tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Resource:
+    type: str
+    key: str
+    body: dict[str, Any]
+
+    @property
+    def path(self) -> str:
+        """Construct path inside the stack, e.g. `healthcare/fhir` (stable and readable)."""
+        full: str = self.body["//"]["metadata"]["path"]
+        return full.split("/", 1)[1]
+
+    @property
+    def address(self) -> str:
+        return f"{self.type}.{self.key}"
+
+
+def resources(stack: dict[str, Any], kind: str = "resource") -> Iterator[Resource]:
+    for type_, items in stack.get(kind, {}).items():
+        for key, body in items.items():
+            yield Resource(type_, key, body)
+
+
+def of_type(stack: dict[str, Any], type_: str) -> list[Resource]:
+    return [r for r in resources(stack) if r.type == type_]
+
+
+def at(stack: dict[str, Any], path: str) -> Resource:
+    found = [r for r in resources(stack) if r.path == path]
+    assert len(found) == 1, f"no single resource at {path!r}: {[r.path for r in found]}"
+    return found[0]
+
+
+def ref(resource: Resource, attribute: str) -> str:
+    return f"${{{resource.type}.{resource.key}.{attribute}}}"
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One IAM member resource: `role` for `member` on `target` (a reference or project)."""
+
+    type: str
+    path: str
+    target: str
+    role: str
+    member: str
+
+
+TARGET_FIELDS = ("dicom_store_id", "fhir_store_id", "topic", "subscription", "bucket",
+                 "crypto_key_id", "name", "project")
+
+
+def iam_bindings(stack: dict[str, Any]) -> list[Binding]:
+    found = []
+    for r in resources(stack):
+        if r.type.endswith("_iam_member"):
+            target = next(str(r.body[f]) for f in TARGET_FIELDS if f in r.body)
+            found.append(Binding(r.type, r.path, target, r.body["role"], r.body["member"]))
+    return found
