@@ -7,10 +7,11 @@ server keeps state that tests would otherwise see from each other.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from imaging_cli.local.fault_proxy import FaultProxy
 from imaging_cli.local.fhir_server import FhirServer
 from imaging_cli.local.gcs_emulator import GcsEmulator
 from imaging_cli.local.orthanc import OrthancServer
@@ -76,3 +77,18 @@ def gcs_emulator(_gcs_session: GcsEmulator,
     _gcs_session.reset()
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", _gcs_session.url)
     yield _gcs_session
+
+
+@pytest.fixture
+def fault_proxy() -> Iterator[Callable[[str], FaultProxy]]:
+    """Factory: `proxy = fault_proxy(orthanc.url)` starts a FaultProxy; all close at teardown."""
+    proxies: list[FaultProxy] = []
+
+    def start(target_url: str) -> FaultProxy:
+        proxy = FaultProxy(target_url).start()
+        proxies.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        proxy.stop()

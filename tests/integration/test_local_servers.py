@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import threading
+from collections.abc import Callable
 
 import google.cloud.pubsub_v1 as pubsub_v1
 import google.cloud.storage as storage
@@ -23,6 +24,7 @@ from google.cloud import vision
 from PIL import Image
 from pydicom.data import get_testdata_file
 
+from imaging_cli.local.fault_proxy import FaultProxy
 from imaging_cli.local.fhir_server import FHIR_JSON, FhirServer
 from imaging_cli.local.gcs_emulator import GcsEmulator
 from imaging_cli.local.orthanc import OrthancServer
@@ -401,3 +403,57 @@ def test_gcs_env_var_client_and_reset(gcs_emulator: GcsEmulator) -> None:
     assert [b.name for b in gcs_emulator.client().list_buckets()] == ["from-env"]
     gcs_emulator.reset()
     assert list(client.list_buckets()) == []
+
+
+# --- Fault proxy ---------------------------------------------------------------------------
+
+def test_fault_proxy_forwards_dicomweb_faithfully_and_injects_failures(
+    orthanc: OrthancServer, fault_proxy: Callable[[str], FaultProxy],
+) -> None:
+    orthanc.reset()
+    proxy = fault_proxy(orthanc.url)
+    client = DICOMwebClient(url=f"{proxy.url}/dicom-web")
+    ct = _testdata("CT_small.dcm")
+    client.store_instances([ct])  # multipart/related request body through the proxy
+    # multipart/related response streamed back through the proxy
+    back = client.retrieve_instance(ct.StudyInstanceUID, ct.SeriesInstanceUID, ct.SOPInstanceUID)
+    assert back.SOPInstanceUID == ct.SOPInstanceUID
+    assert (back.pixel_array == ct.pixel_array).all()
+    found = client.search_for_series(ct.StudyInstanceUID)  # query string forwarded
+    assert [s["0020000E"]["Value"][0] for s in found] == [ct.SeriesInstanceUID]
+
+    proxy.fail_next(1, status=503, retry_after=2)
+    failed = requests.get(f"{proxy.url}/dicom-web/studies", timeout=10)
+    assert (failed.status_code, failed.headers["Retry-After"]) == (503, "2")
+    assert requests.get(f"{proxy.url}/dicom-web/studies", timeout=10).status_code == 200
+
+    proxy.fail_next(1, status=None)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{proxy.url}/dicom-web/studies", timeout=10)
+    assert requests.get(f"{proxy.url}/dicom-web/studies", timeout=10).status_code == 200
+
+    log = proxy.requests
+    assert [r.injected for r in log[-4:]] == [True, False, True, False]
+    assert [r.status for r in log[-4:]] == [503, 200, None, 200]
+    assert log[0].method == "POST"
+    assert log[0].request_bytes > 0
+    assert proxy.request_count == len(log)
+
+
+def test_fault_proxy_keeps_the_path_prefix_and_host_for_fhir(
+    fhir_server: FhirServer, fault_proxy: Callable[[str], FaultProxy],
+) -> None:
+    fhir_server.reset()
+    proxy = fault_proxy(fhir_server.base_url)
+    assert proxy.url.endswith("/fhir/R4")
+    headers = {"Content-Type": FHIR_JSON}
+    proxy.fail_next(2, status=429)
+    for _ in range(2):
+        throttled = requests.post(f"{proxy.url}/Device", json={"resourceType": "Device"},
+                                  headers=headers, timeout=10)
+        assert throttled.status_code == 429
+    created = requests.post(f"{proxy.url}/Device", json={"resourceType": "Device"},
+                            headers=headers, timeout=10)
+    assert created.status_code == 201
+    assert created.headers["Location"].startswith(f"{proxy.url}/Device/")  # Host was kept
+    assert len(_search(fhir_server, "Device")) == 1  # the throttled posts never arrived
