@@ -16,6 +16,7 @@ from imaging_cli.local.fhir_server import FhirServer
 from imaging_cli.local.gcs_emulator import GcsEmulator
 from imaging_cli.local.orthanc import OrthancServer
 from imaging_cli.local.pubsub_server import PubSubServer
+from imaging_cli.local.s3_server import DUMMY_CREDENTIALS, S3Server
 from imaging_cli.local.vision_server import VisionServer
 
 
@@ -92,3 +93,19 @@ def fault_proxy() -> Iterator[Callable[[str], FaultProxy]]:
     yield start
     for proxy in proxies:
         proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def _s3_session() -> Iterator[S3Server]:
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_server(_s3_session: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
+    """An empty moto S3 at `.endpoint_url`; dummy AWS credentials and AWS_ENDPOINT_URL_S3 set."""
+    _s3_session.reset()
+    for key, value in DUMMY_CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", _s3_session.endpoint_url)
+    yield _s3_session

@@ -11,6 +11,7 @@ import io
 import threading
 from collections.abc import Callable
 
+import boto3
 import google.cloud.pubsub_v1 as pubsub_v1
 import google.cloud.storage as storage
 import grpc
@@ -29,6 +30,7 @@ from imaging_cli.local.fhir_server import FHIR_JSON, FhirServer
 from imaging_cli.local.gcs_emulator import GcsEmulator
 from imaging_cli.local.orthanc import OrthancServer
 from imaging_cli.local.pubsub_server import PubSubServer
+from imaging_cli.local.s3_server import S3Server
 from imaging_cli.local.vision_server import VisionServer
 
 pytestmark = pytest.mark.integration
@@ -457,3 +459,20 @@ def test_fault_proxy_keeps_the_path_prefix_and_host_for_fhir(
     assert created.status_code == 201
     assert created.headers["Location"].startswith(f"{proxy.url}/Device/")  # Host was kept
     assert len(_search(fhir_server, "Device")) == 1  # the throttled posts never arrived
+
+
+# --- S3 (moto, AWS only) -------------------------------------------------------------------
+
+def test_s3_server_round_trip_through_boto3(s3_server: S3Server) -> None:
+    s3 = s3_server.client()
+    s3.create_bucket(Bucket="site-uploads")
+    s3.put_object(Bucket="site-uploads", Key="incoming/a.dcm", Body=b"DICM",
+                  Metadata={"site": "1"})
+    # A plain boto3 client finds the server through the fixture's environment.
+    env_client = boto3.client("s3")
+    listed = env_client.list_objects_v2(Bucket="site-uploads")
+    assert [o["Key"] for o in listed["Contents"]] == ["incoming/a.dcm"]
+    obj = env_client.get_object(Bucket="site-uploads", Key="incoming/a.dcm")
+    assert (obj["Body"].read(), obj["Metadata"]) == (b"DICM", {"site": "1"})
+    s3_server.reset()
+    assert s3.list_buckets()["Buckets"] == []
