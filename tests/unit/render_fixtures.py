@@ -20,7 +20,7 @@ from pydicom.uid import (
 PYDICOM_TEST_FILES = Path(pydicom.data.get_testdata_file("CT_small.dcm")).parent
 
 
-def testdata(name: str) -> Path:
+def bundled(name: str) -> Path:
     return PYDICOM_TEST_FILES / name
 
 
@@ -38,11 +38,19 @@ def synthetic(
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = generate_uid()
     ds.PatientName = "Synthetic^Phantom"
-    ds.set_pixel_data(
-        pixels,
-        photometric_interpretation=photometric,
-        bits_stored=bits_stored or pixels.dtype.itemsize * 8,
-    )
+    if pixels.dtype.itemsize <= 2:
+        ds.set_pixel_data(
+            pixels,
+            photometric_interpretation=photometric,
+            bits_stored=bits_stored or pixels.dtype.itemsize * 8,
+        )
+    else:  # set_pixel_data stops at 16 bits; 32-bit single-frame greyscale by hand
+        ds.Rows, ds.Columns = pixels.shape
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+        ds.BitsAllocated = ds.BitsStored = pixels.dtype.itemsize * 8
+        ds.HighBit = ds.BitsStored - 1
+        ds.PixelRepresentation = int(pixels.dtype.kind == "i")
+        ds.PixelData = pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
     for keyword, value in attributes.items():
         setattr(ds, keyword, value)
     return ds

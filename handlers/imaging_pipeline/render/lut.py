@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +39,8 @@ def read_lut(item: Dataset, little_endian: bool, signed_input: bool) -> StoredLu
             words = data[: len(data) // 2 * 2]
             table = np.frombuffer(words, dtype="<u2" if little_endian else ">u2")
     else:
-        table = np.asarray(data if isinstance(data, list | tuple) else [data], dtype=np.int64)
+        values = list(data) if isinstance(data, Iterable) else [data]  # US: one value or many
+        table = np.asarray(values, dtype=np.int64)
     if len(table) < entries or not 1 <= bits <= 16:
         raise ValueError("LUT data shorter than its descriptor or bad bit depth")
     table = table[:entries].astype(np.float32)
