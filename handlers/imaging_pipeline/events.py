@@ -82,6 +82,14 @@ def _message(event_data: Any) -> Mapping[str, Any]:
     raise PermanentError("malformed_event", "event data carries no Pub/Sub message")
 
 
+def message_id(event_data: Any) -> str:
+    """The Pub/Sub message id, if the data has one (for logs about unparseable events too)."""
+    try:
+        return str(_message(event_data).get("messageId") or "")
+    except PermanentError:
+        return ""
+
+
 def parse_event(event_data: Any) -> InstanceEvent:
     """Build an `InstanceEvent` from CloudEvent data (the Pub/Sub `messagePublished` shape)."""
     message = _message(event_data)

@@ -28,7 +28,7 @@ from imaging_pipeline.analysis import make_analyzer
 from imaging_pipeline.analysis.base import Analyzer, Finding
 from imaging_pipeline.config import ProcessorConfig, load_config
 from imaging_pipeline.errors import PermanentError, TransientError
-from imaging_pipeline.events import InstanceEvent, check_store, parse_event
+from imaging_pipeline.events import InstanceEvent, check_store, message_id, parse_event
 from imaging_pipeline.fhir.client import FhirClient
 from imaging_pipeline.fhir.mapping import (
     DICOM_UID_SYSTEM,
@@ -166,7 +166,7 @@ def _log_outcome(event: InstanceEvent | None, result: Outcome | None, started: f
     fields: dict[str, Any] = {"event": PROCESSED_EVENT,
                               "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
     if event is not None:
-        fields.update(message_id=event.message_id, study_uid=event.study_uid,
+        fields.update(study_uid=event.study_uid,
                       series_uid=event.series_uid, instance_uid=event.instance_uid)
     if result is not None:
         fields.update(outcome=result.status, reason=result.reason, priority=result.priority,
@@ -182,6 +182,7 @@ def handle_event_data(processor: Processor, data: Any, trace: tuple[str, str] | 
     """Classify and log the result of one event; raise only transient failures."""
     started = time.perf_counter()
     event: InstanceEvent | None = None
+    log = functools.partial(_log_outcome, message_id=message_id(data))
     with logs.event_context(trace, processor.config.project_id):
         try:
             event = parse_event(data)
@@ -189,23 +190,23 @@ def handle_event_data(processor: Processor, data: Any, trace: tuple[str, str] | 
         except PermanentError as exc:
             status: OutcomeStatus = "skipped" if exc.reason in SKIP_REASONS else "failed"
             outcome = Outcome(status, reason=exc.reason)
-            _log_outcome(event, outcome, started,
-                         logging.INFO if status == "skipped" else logging.WARNING,
-                         detail=exc.detail)
+            log(event, outcome, started, logging.INFO if status == "skipped" else logging.WARNING,
+                detail=exc.detail)
             return outcome
         except TransientError as exc:
-            _log_outcome(event, None, started, logging.ERROR, outcome="retry",
-                         reason=f"{exc.dependency}_unavailable", detail=exc.detail)
+            log(event, None, started, logging.ERROR, outcome="retry",
+                reason=f"{exc.dependency}_unavailable", detail=exc.detail)
             raise
         except Exception:
             # Unknown errors are retried (and dead-lettered) rather than acknowledged: losing
             # an instance silently is worse than a message in the dead-letter topic.
             logger.exception("unexpected error", extra={"fields": {
                 "event": PROCESSED_EVENT, "outcome": "retry", "reason": "unexpected_error",
+                "message_id": message_id(data),
                 **({"instance_uid": event.instance_uid} if event else {})}})
             raise
-        _log_outcome(event, outcome, started,
-                     logging.WARNING if outcome.priority == "critical" else logging.INFO)
+        log(event, outcome, started,
+            logging.WARNING if outcome.priority == "critical" else logging.INFO)
         return outcome
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs
 
 import pydicom
 import pytest
@@ -21,7 +22,7 @@ from imaging_pipeline.rules import assess
 from imaging_pipeline.settings import Rule
 from pydicom.data import get_testdata_file
 
-ANALYZER = AnalyzerIdentity("local-analyzer", "1.0")
+ANALYZER = AnalyzerIdentity("local-analyzer", "1.0+test")
 RULES = (Rule(name="crit", finding="label", terms=("fracture",), min_score=0.5,
               priority="critical"),)
 SYSTEM = "urn:test:patient"
@@ -29,7 +30,7 @@ SYSTEM = "urn:test:patient"
 
 @pytest.fixture(scope="module")
 def info() -> InstanceInfo:
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True)
+    ds = pydicom.dcmread(str(get_testdata_file("CT_small.dcm")), stop_before_pixels=True)
     return instance_info(ds)
 
 
@@ -63,10 +64,13 @@ def test_bundle_has_every_resource_and_validates(info: InstanceInfo) -> None:
     # Every write is conditional on a business identifier: redelivery matches, never duplicates.
     for entry in bundle["entry"]:
         identifier = entry["resource"]["identifier"][0]
-        assert entry["request"] == {
-            "method": "PUT",
-            "url": f"{entry['resource']['resourceType']}?identifier="
-                   f"{identifier['system']}|{identifier['value']}"}
+        kind, query = entry["request"]["url"].split("?")
+        assert entry["request"]["method"] == "PUT"
+        assert kind == entry["resource"]["resourceType"]
+        assert parse_qs(query) == {
+            "identifier": [f"{identifier['system']}|{identifier['value']}"]}
+    device = bundle["entry"][0]["request"]["url"]
+    assert "%2B" in device and "+" not in device  # "1.0+x" must not decode to "1.0 x"
 
 
 def test_report_fields(info: InstanceInfo) -> None:
@@ -75,7 +79,7 @@ def test_report_fields(info: InstanceInfo) -> None:
     assert report["status"] == "preliminary"
     assert report["code"]["coding"][0] == {"system": "http://loinc.org", "code": "18748-4",
                                            "display": "Diagnostic imaging study"}
-    assert report["identifier"][0]["value"] == f"{info.instance_uid}/local-analyzer/1.0"
+    assert report["identifier"][0]["value"] == f"{info.instance_uid}/local-analyzer/1.0+test"
     assert report["effectiveDateTime"] == info.content_datetime
     assert report["subject"] == {"type": "Patient",
                                  "identifier": {"system": SYSTEM, "value": info.patient_id}}

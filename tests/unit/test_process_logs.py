@@ -54,7 +54,7 @@ def test_trace_headers(traceparent: str | None, cloud: str | None,
 
 
 def test_registered_phi_is_scrubbed_from_every_line(captured: io.StringIO) -> None:
-    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"), stop_before_pixels=True)
+    ds = pydicom.dcmread(str(get_testdata_file("MR_small.dcm")), stop_before_pixels=True)
     ds.PatientName = "Doe^Johnathan"
     ds.PatientID = "PID-778899"
     ds.PatientBirthDate = "19700101"

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from imaging_pipeline.analysis.base import Finding
 from imaging_pipeline.errors import PermanentError
@@ -122,7 +123,9 @@ def _identifier(system: str, value: str) -> dict[str, str]:
 
 
 def _search(system: str, value: str) -> str:
-    return f"identifier={system}|{value}"
+    # Percent-encoded: our values contain "+" (e.g. "1.0+tesseract-5.3.0"), which a query
+    # string would otherwise decode to a space, so the match would fail and duplicate.
+    return f"identifier={quote(system, safe=':/')}|{quote(value, safe=':/')}"
 
 
 def study_identifier_value(study_uid: str) -> str:

@@ -1,0 +1,281 @@
+"""The process function end to end: functions-framework serving the real entry point over HTTP,
+against Orthanc (DICOMweb), a real FHIR R4 server and a Pub/Sub gRPC server, local analyzer.
+
+Return codes are the contract with Pub/Sub push: 2xx acknowledges (success and permanent
+failures), 5xx makes Pub/Sub redeliver (transient failures). Redelivery is simulated by POSTing
+the same message again, which is what Pub/Sub does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+import requests
+from pydicom.dataset import Dataset
+
+from imaging_cli.local.fhir_server import FhirServer
+from imaging_cli.local.orthanc import OrthancServer
+from imaging_cli.local.pubsub_server import PubSubServer
+from tests.integration._process_support import (
+    ALERTS_TOPIC,
+    LOCAL_STORE,
+    PHI_STRINGS,
+    FunctionServer,
+    cloud_event_headers,
+    fhir_count,
+    fhir_search,
+    function_env,
+    instance_path,
+    projection,
+    pubsub_message,
+    push_envelope,
+    sample,
+    structured_cloud_event,
+    upload,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+RESOURCE_TYPES = ("ImagingStudy", "DiagnosticReport", "Observation", "Device")
+
+
+@pytest.fixture(scope="module")
+def function(orthanc: OrthancServer, fhir_server: FhirServer,
+             _pubsub_session: PubSubServer) -> Iterator[FunctionServer]:
+    env = function_env(dicomweb_url=orthanc.dicomweb_url, fhir_base_url=fhir_server.base_url,
+                       pubsub_host=_pubsub_session.host)
+    with FunctionServer(env) as server:
+        yield server
+
+
+@pytest.fixture
+def stored(orthanc: OrthancServer) -> Any:
+    def store(ds: Dataset) -> dict[str, Any]:
+        upload(orthanc.url, ds)
+        return pubsub_message(instance_path(ds), {"action": "StoreInstances",
+                                                  "storeName": LOCAL_STORE})
+    return store
+
+
+def last_outcome(function: FunctionServer, message: dict[str, Any]) -> dict[str, Any]:
+    found = [o for o in function.outcomes() if o.get("message_id") == message["messageId"]]
+    assert found, f"no outcome logged for message {message['messageId']}"
+    return found[-1]
+
+
+def counts(base_url: str) -> dict[str, int]:
+    return {t: fhir_count(base_url, t) for t in RESOURCE_TYPES}
+
+
+CASES = {
+    "CT": lambda: sample("CT_small.dcm"),
+    "MR": lambda: sample("MR_small.dcm"),
+    "CR": lambda: projection("CR", seed=1),
+    "DX": lambda: projection("DX", seed=2),
+    "US": lambda: sample("examples_rgb_color.dcm"),
+    "colour-SC": lambda: sample("SC_rgb_rle.dcm"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_happy_path_per_modality(case: str, function: FunctionServer, fhir_server: FhirServer,
+                                 pubsub_server: PubSubServer, stored: Any) -> None:
+    ds = CASES[case]()
+    message = stored(ds)
+    response = function.push(message)
+    assert response.status_code == 200, function.log_lines()[-20:]
+    outcome = last_outcome(function, message)
+    assert outcome["outcome"] == "processed", outcome
+    assert outcome["priority"] == "routine"
+    base = fhir_server.base_url
+    [study] = fhir_search(base, "ImagingStudy",
+                          identifier=f"urn:dicom:uid|urn:oid:{ds.StudyInstanceUID}")
+    [series] = study["series"]
+    assert series["uid"] == ds.SeriesInstanceUID and series["modality"]["code"] == ds.Modality
+    assert [i["uid"] for i in series["instance"]] == [ds.SOPInstanceUID]
+    [report] = fhir_search(base, "DiagnosticReport",
+                           identifier=f"urn:imaging-pipeline:report|{ds.SOPInstanceUID}/"
+                                      f"imaging-pipeline-local-analyzer/1.0+tesseract-5.3.0")
+    assert f"DiagnosticReport/{report['id']}" == outcome["report"]
+    assert report["status"] == "preliminary"
+    assert report["imagingStudy"] == [{"reference": f"ImagingStudy/{study['id']}"}]
+    assert report["subject"]["identifier"]["value"] == ds.PatientID
+    assert pubsub_server.published(ALERTS_TOPIC) == []  # routine: no alert
+
+
+@pytest.mark.parametrize("shape", ["push-envelope", "binary-cloudevent", "structured-cloudevent"])
+def test_every_delivery_shape_is_accepted(shape: str, function: FunctionServer,
+                                          pubsub_server: PubSubServer, stored: Any) -> None:
+    message = stored(projection("DX", seed=3))
+    if shape == "push-envelope":
+        response = function.push(message)
+    elif shape == "binary-cloudevent":
+        response = requests.post(function.url, data=json.dumps(push_envelope(message)),
+                                 headers=cloud_event_headers(message), timeout=120)
+    else:
+        response = requests.post(function.url, data=json.dumps(structured_cloud_event(message)),
+                                 headers={"Content-Type": "application/cloudevents+json"},
+                                 timeout=120)
+    assert response.status_code == 200
+    assert last_outcome(function, message)["outcome"] == "processed"
+
+
+def test_redelivery_creates_nothing_new(function: FunctionServer, fhir_server: FhirServer,
+                                        pubsub_server: PubSubServer, stored: Any) -> None:
+    message = stored(projection("CR", seed=4))
+    assert function.push(message).status_code == 200
+    first = last_outcome(function, message)
+    assert first["fhir_created"] >= 2  # at least the new study and its report
+    before = counts(fhir_server.base_url)
+    assert function.push(message).status_code == 200
+    second = last_outcome(function, message)
+    assert second["outcome"] == "processed" and second["fhir_created"] == 0
+    assert second["report"] == first["report"]
+    assert counts(fhir_server.base_url) == before
+
+
+def test_second_instance_joins_the_same_study(function: FunctionServer, fhir_server: FhirServer,
+                                              pubsub_server: PubSubServer, stored: Any) -> None:
+    first = projection("DX", seed=5)
+    second = projection("DX", seed=6)
+    second.StudyInstanceUID = first.StudyInstanceUID
+    for ds in (first, second):
+        assert function.push(stored(ds)).status_code == 200
+    [study] = fhir_search(fhir_server.base_url, "ImagingStudy",
+                          identifier=f"urn:dicom:uid|urn:oid:{first.StudyInstanceUID}")
+    assert study["numberOfSeries"] == 2 and study["numberOfInstances"] == 2
+
+
+def test_critical_text_raises_an_alert_without_phi(function: FunctionServer,
+                                                   pubsub_server: PubSubServer,
+                                                   stored: Any) -> None:
+    ds = projection("CR", text="PORTABLE STAT PNEUMOTHORAX", seed=7)
+    message = stored(ds)
+    assert function.push(message).status_code == 200
+    outcome = last_outcome(function, message)
+    assert outcome["priority"] == "critical"
+    [alert] = pubsub_server.wait_for_messages(ALERTS_TOPIC, 1)
+    payload = json.loads(alert.data)
+    assert payload["report"] == outcome["report"]
+    assert (payload["study_uid"], payload["series_uid"], payload["instance_uid"]) == (
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    assert payload["priority"] == "critical"
+    assert payload["finding"]["kind"] == "burned_in_text"
+    assert payload["finding"]["rule"] == "critical-words"
+    assert alert.attributes["priority"] == "critical"
+    text = alert.data.decode()
+    assert not any(s.lower() in text.lower() for s in PHI_STRINGS)
+    assert "pneumothorax" not in text  # recognised words stay in the process
+    metric_lines = [e for e in function.json_logs() if e.get("event") == "critical_finding"
+                    and e.get("instance_uid") == ds.SOPInstanceUID]
+    assert len(metric_lines) == 1 and metric_lines[0]["report"] == outcome["report"]
+
+
+def test_alert_publish_failure_is_retried_then_succeeds(function: FunctionServer,
+                                                        pubsub_server: PubSubServer,
+                                                        fhir_server: FhirServer,
+                                                        stored: Any) -> None:
+    ds = projection("DX", text="STAT PNEUMOTHORAX LEFT", seed=8)
+    message = stored(ds)
+    # Not retried by the client library (unlike UNAVAILABLE): reaches our error handling.
+    pubsub_server.fail_next(1, grpc.StatusCode.PERMISSION_DENIED)
+    first = function.push(message)
+    assert first.status_code == 500
+    assert last_outcome(function, message)["outcome"] == "retry"
+    assert last_outcome(function, message)["reason"] == "pubsub_unavailable"
+    before = counts(fhir_server.base_url)
+    assert function.push(message).status_code == 200  # Pub/Sub redelivers
+    assert last_outcome(function, message)["priority"] == "critical"
+    assert len(pubsub_server.published(ALERTS_TOPIC)) == 1
+    assert counts(fhir_server.base_url) == before  # the retry wrote nothing twice
+
+
+def test_unavailable_pubsub_is_absorbed_by_client_retries(function: FunctionServer,
+                                                          pubsub_server: PubSubServer,
+                                                          stored: Any) -> None:
+    message = stored(projection("CR", text="STAT PNEUMOTHORAX", seed=9))
+    pubsub_server.fail_next(2, grpc.StatusCode.UNAVAILABLE)
+    assert function.push(message).status_code == 200
+    assert len(pubsub_server.published(ALERTS_TOPIC)) == 1
+
+
+def _corrupt_ct() -> Dataset:
+    ds = sample("CT_small.dcm")
+    ds.PixelData = ds.PixelData[:1000]  # far fewer bytes than Rows x Columns x 2
+    return ds
+
+
+PERMANENT: dict[str, Any] = {
+    "malformed-path": (None, lambda ds: pubsub_message("not/an/instance/path"), "failed",
+                       "malformed_event"),
+    "not-base64": (None, lambda ds: {**pubsub_message("x"), "data": "%%%"}, "failed",
+                   "malformed_event"),
+    "foreign-store": (lambda: projection("DX"), lambda ds: pubsub_message(instance_path(
+        ds, LOCAL_STORE.replace("orthanc", "other-store"))), "failed", "foreign_store"),
+    "not-found": (None, lambda ds: pubsub_message(
+        f"{LOCAL_STORE}/dicomWeb/studies/1.2.3/series/1.2.3.4/instances/1.2.3.4.5"),
+        "failed", "not_found"),
+    "delete-action": (lambda: projection("DX"), lambda ds: pubsub_message(
+        instance_path(ds), {"action": "DeleteInstances"}), "ignored", None),
+    "modality-attribute": (lambda: projection("DX"), lambda ds: pubsub_message(
+        instance_path(ds), {"modality": "ECG"}), "skipped", "unsupported_modality"),
+    "structured-report": (lambda: sample("test-SR.dcm"), None, "skipped",
+                          "unsupported_sop_class"),
+    "segmentation": (lambda: sample("liver_1frame.dcm"), None, "skipped",
+                     "unsupported_sop_class"),
+    "rt-dose": (lambda: sample("rtdose_1frame.dcm"), None, "skipped", "unsupported_sop_class"),
+    "corrupt-pixels": (_corrupt_ct, None, "failed", "unrenderable"),
+}
+
+
+@pytest.mark.parametrize("case", list(PERMANENT))
+def test_permanent_outcomes_are_acknowledged(case: str, function: FunctionServer,
+                                             orthanc: OrthancServer, fhir_server: FhirServer,
+                                             pubsub_server: PubSubServer) -> None:
+    make, to_message, status, reason = PERMANENT[case]
+    ds = make() if make else None
+    if ds is not None:
+        upload(orthanc.url, ds)
+    if to_message is None:
+        assert ds is not None
+        message = pubsub_message(instance_path(ds))
+    else:
+        message = to_message(ds)
+    before = fhir_count(fhir_server.base_url, "DiagnosticReport")
+    response = function.push(message)
+    assert response.status_code == 200  # acknowledged: Pub/Sub must not redeliver
+    outcome = last_outcome(function, message)
+    assert outcome["outcome"] == status
+    assert outcome.get("reason") == reason or (reason is None and "action" in outcome["reason"])
+    assert fhir_count(fhir_server.base_url, "DiagnosticReport") == before
+
+
+def test_logs_are_structured_with_trace_context(function: FunctionServer,
+                                                pubsub_server: PubSubServer,
+                                                stored: Any) -> None:
+    message = stored(projection("DX", seed=10))
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    response = requests.post(function.url, json=push_envelope(message), timeout=120, headers={
+        "traceparent": f"00-{trace}-00f067aa0ba902b7-01"})
+    assert response.status_code == 200
+    outcome = last_outcome(function, message)
+    assert outcome["logging.googleapis.com/trace"] == f"projects/local-project/traces/{trace}"
+    assert outcome["severity"] == "INFO" and outcome["duration_ms"] > 0
+
+
+def test_no_phi_in_any_log_line(function: FunctionServer, orthanc: OrthancServer,
+                                pubsub_server: PubSubServer, stored: Any) -> None:
+    """Runs last in this module: every line the function ever wrote is scanned."""
+    # Extra cases aimed at leaks: the name burned into the pixels (OCR reads it), a failure
+    # whose exception path runs with the dataset loaded, and a skip after the fetch.
+    for ds in (projection("DX", text="ZZYZX QUINTESSA PHI-7734921", seed=11), _corrupt_ct(),
+               sample("test-SR.dcm")):
+        assert function.push(stored(ds)).status_code == 200
+    lines = function.log_lines()
+    assert len(lines) > 20
+    leaks = [line for line in lines for s in PHI_STRINGS if s.lower() in line.lower()]
+    assert leaks == []
