@@ -5,6 +5,7 @@ Kept free of pytest so that `imaging demo` can reuse every server class as-is.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -91,6 +92,17 @@ class LocalServer:
         self.stop()
 
 
+# Servers with a live child process. At interpreter exit (also after an unhandled exception or
+# Ctrl-C) any that nobody stopped are killed, so a crashed test run or demo leaves no orphans.
+_LIVE: set[SubprocessServer] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for server in list(_LIVE):
+        server._kill(grace=2.0)
+
+
 class SubprocessServer(LocalServer):
     """A server run as a child process in its own process group, with its own temp dir.
 
@@ -123,6 +135,7 @@ class SubprocessServer(LocalServer):
             env={**os.environ, **(env or {})},
             start_new_session=True,  # own process group, see class docstring
         )
+        _LIVE.add(self)
 
     def _wait_ready(self, probe: Callable[[], bool], timeout: float) -> None:
         """Polls `probe` until it is true; fails fast with the log tail if the process died."""
@@ -143,11 +156,12 @@ class SubprocessServer(LocalServer):
                 )
             time.sleep(0.05)
 
-    def _kill(self, grace: float = 5.0) -> None:
+    def _kill(self, grace: float = 5.0, sig: signal.Signals = signal.SIGTERM) -> None:
         proc, self._proc = self._proc, None
+        _LIVE.discard(self)
         if proc is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, sig)
             try:
                 proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:

@@ -142,6 +142,18 @@ server.listen(port, '127.0.0.1', () => {
   console.log(`listening on http://127.0.0.1:${server.address().port}${BASE}`);
 });
 
+// If the Python process that started us dies without stopping us (SIGKILL), we are re-parented:
+// exit then instead of living on as an orphan holding a port.
+const parentPid = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parentPid) {
+    process.exit(0);
+  }
+}, 1000).unref();
+
 for (const signal of ['SIGTERM', 'SIGINT']) {
-  process.on(signal, () => server.close(() => process.exit(0)));
+  process.on(signal, () => {
+    server.close(() => process.exit(0));
+    server.closeAllConnections(); // idle keep-alive clients would otherwise delay the exit
+  });
 }

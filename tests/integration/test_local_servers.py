@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import boto3
 import google.cloud.pubsub_v1 as pubsub_v1
@@ -25,6 +28,7 @@ from google.cloud import vision
 from PIL import Image
 from pydicom.data import get_testdata_file
 
+from imaging_cli.local._base import ServerStartError
 from imaging_cli.local.fault_proxy import FaultProxy
 from imaging_cli.local.fhir_server import FHIR_JSON, FhirServer
 from imaging_cli.local.gcs_emulator import GcsEmulator
@@ -476,3 +480,58 @@ def test_s3_server_round_trip_through_boto3(s3_server: S3Server) -> None:
     assert (obj["Body"].read(), obj["Metadata"]) == (b"DICM", {"site": "1"})
     s3_server.reset()
     assert s3.list_buckets()["Buckets"] == []
+
+
+def test_fault_proxy_forwards_chunked_request_bodies_and_head(
+    fhir_server: FhirServer, fault_proxy: Callable[[str], FaultProxy],
+) -> None:
+    fhir_server.reset()
+    proxy = fault_proxy(fhir_server.base_url)
+    body = json.dumps({"resourceType": "Device", "status": "active"}).encode()
+
+    def chunks() -> Iterator[bytes]:  # requests sends a generator with Transfer-Encoding: chunked
+        yield body[:10]
+        yield body[10:]
+
+    created = requests.post(f"{proxy.url}/Device", data=chunks(), timeout=10,
+                            headers={"Content-Type": FHIR_JSON})
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "active"
+    head = requests.head(f"{proxy.url}/Device/{created.json()['id']}", timeout=10)
+    direct = requests.head(f"{fhir_server.base_url}/Device/{created.json()['id']}", timeout=10)
+    assert head.status_code == direct.status_code
+    assert proxy.requests[0].request_bytes == len(body)
+
+
+# --- Lifecycle -----------------------------------------------------------------------------
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("server_class", [OrthancServer, FhirServer])
+def test_stop_leaves_no_process_or_temp_dir(server_class: type[OrthancServer | FhirServer]) -> None:
+    server = server_class().start()
+    pid, workdir = server.pid, server.workdir
+    assert pid is not None
+    assert _group_alive(pid)
+    server.stop()
+    assert not _group_alive(pid)
+    assert not workdir.exists()
+    server.stop()  # stopping twice is harmless
+
+
+def test_failed_start_reports_the_server_log(tmp_path: Path) -> None:
+    not_a_plugin = tmp_path / "libNotAPlugin.so"
+    not_a_plugin.write_text("not a shared library")
+    server = OrthancServer(plugin=not_a_plugin)
+    with pytest.raises(ServerStartError, match=r"exited with code .*\n(.|\n)*libNotAPlugin"):
+        server.start()
+    assert server.pid is None  # nothing left running
+    assert server.log_path.exists()  # kept for reading after a failed start
+    server.stop()
+    assert not server.workdir.exists()
