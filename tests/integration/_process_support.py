@@ -10,7 +10,6 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,9 +20,8 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from imaging_cli.local._base import SubprocessServer, free_port, tcp_accepts
+from imaging_cli.function_server import FunctionServer
 
-REPO = Path(__file__).resolve().parents[2]
 # The local store name stands for Orthanc: same path form as a Cloud Healthcare DICOM store.
 LOCAL_STORE = "projects/local-project/locations/local/datasets/local/dicomStores/orthanc"
 ALERTS_TOPIC = "projects/local-project/topics/imaging-critical-alerts"
@@ -143,46 +141,20 @@ def structured_cloud_event(message: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class FunctionServer(SubprocessServer):
-    """`functions-framework --target process_dicom_instance --source handlers/main.py`."""
+class ProcessFunction(FunctionServer):
+    """functions-framework serving `process_dicom_instance` from handlers/main.py."""
 
-    name = "process-function"
-
-    def __init__(self, env: Mapping[str, str], target: str = "process_dicom_instance") -> None:
-        super().__init__()
-        self.env = dict(env)
-        self.target = target
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    def _start(self) -> None:
-        self.port = free_port()
-        self._spawn([str(REPO / ".venv/bin/functions-framework"), "--target", self.target,
-                     "--source", str(REPO / "handlers/main.py"), "--host", "127.0.0.1",
-                     "--port", str(self.port)],
-                    env={"PYTHONUNBUFFERED": "1", **self.env}, cwd=REPO / "handlers")
-        self._wait_ready(lambda: tcp_accepts(self.port), 60)
+    def __init__(self, env: Mapping[str, str]) -> None:
+        super().__init__("process_dicom_instance", env)
 
     def log_lines(self) -> list[str]:
         return self.log_path.read_text(errors="replace").splitlines()
-
-    def json_logs(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log_lines():
-            if line.startswith("{"):
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    continue
-        return out
 
     def outcomes(self) -> list[dict[str, Any]]:
         return [e for e in self.json_logs() if e.get("event") == "instance_processed"]
 
     def push(self, message: Mapping[str, Any], *, timeout: float = 120) -> requests.Response:
+        """POST a Pub/Sub push envelope, as a push subscription does."""
         return requests.post(self.url, json=push_envelope(message), timeout=timeout)
 
 

@@ -24,7 +24,7 @@ from tests.integration._process_support import (
     ALERTS_TOPIC,
     LOCAL_STORE,
     PHI_STRINGS,
-    FunctionServer,
+    ProcessFunction,
     cloud_event_headers,
     fhir_count,
     fhir_search,
@@ -45,10 +45,10 @@ RESOURCE_TYPES = ("ImagingStudy", "DiagnosticReport", "Observation", "Device")
 
 @pytest.fixture(scope="module")
 def function(orthanc: OrthancServer, fhir_server: FhirServer,
-             _pubsub_session: PubSubServer) -> Iterator[FunctionServer]:
+             _pubsub_session: PubSubServer) -> Iterator[ProcessFunction]:
     env = function_env(dicomweb_url=orthanc.dicomweb_url, fhir_base_url=fhir_server.base_url,
                        pubsub_host=_pubsub_session.host)
-    with FunctionServer(env) as server:
+    with ProcessFunction(env) as server:
         yield server
 
 
@@ -61,7 +61,7 @@ def stored(orthanc: OrthancServer) -> Any:
     return store
 
 
-def last_outcome(function: FunctionServer, message: dict[str, Any]) -> dict[str, Any]:
+def last_outcome(function: ProcessFunction, message: dict[str, Any]) -> dict[str, Any]:
     found = [o for o in function.outcomes() if o.get("message_id") == message["messageId"]]
     assert found, f"no outcome logged for message {message['messageId']}"
     return found[-1]
@@ -82,7 +82,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_happy_path_per_modality(case: str, function: FunctionServer, fhir_server: FhirServer,
+def test_happy_path_per_modality(case: str, function: ProcessFunction, fhir_server: FhirServer,
                                  pubsub_server: PubSubServer, stored: Any) -> None:
     ds = CASES[case]()
     message = stored(ds)
@@ -108,7 +108,7 @@ def test_happy_path_per_modality(case: str, function: FunctionServer, fhir_serve
 
 
 @pytest.mark.parametrize("shape", ["push-envelope", "binary-cloudevent", "structured-cloudevent"])
-def test_every_delivery_shape_is_accepted(shape: str, function: FunctionServer,
+def test_every_delivery_shape_is_accepted(shape: str, function: ProcessFunction,
                                           pubsub_server: PubSubServer, stored: Any) -> None:
     message = stored(projection("DX", seed=3))
     if shape == "push-envelope":
@@ -124,7 +124,7 @@ def test_every_delivery_shape_is_accepted(shape: str, function: FunctionServer,
     assert last_outcome(function, message)["outcome"] == "processed"
 
 
-def test_redelivery_creates_nothing_new(function: FunctionServer, fhir_server: FhirServer,
+def test_redelivery_creates_nothing_new(function: ProcessFunction, fhir_server: FhirServer,
                                         pubsub_server: PubSubServer, stored: Any) -> None:
     message = stored(projection("CR", seed=4))
     assert function.push(message).status_code == 200
@@ -138,7 +138,7 @@ def test_redelivery_creates_nothing_new(function: FunctionServer, fhir_server: F
     assert counts(fhir_server.base_url) == before
 
 
-def test_second_instance_joins_the_same_study(function: FunctionServer, fhir_server: FhirServer,
+def test_second_instance_joins_the_same_study(function: ProcessFunction, fhir_server: FhirServer,
                                               pubsub_server: PubSubServer, stored: Any) -> None:
     first = projection("DX", seed=5)
     second = projection("DX", seed=6)
@@ -150,7 +150,7 @@ def test_second_instance_joins_the_same_study(function: FunctionServer, fhir_ser
     assert study["numberOfSeries"] == 2 and study["numberOfInstances"] == 2
 
 
-def test_critical_text_raises_an_alert_without_phi(function: FunctionServer,
+def test_critical_text_raises_an_alert_without_phi(function: ProcessFunction,
                                                    pubsub_server: PubSubServer,
                                                    stored: Any) -> None:
     ds = projection("CR", text="PORTABLE STAT PNEUMOTHORAX", seed=7)
@@ -175,7 +175,7 @@ def test_critical_text_raises_an_alert_without_phi(function: FunctionServer,
     assert len(metric_lines) == 1 and metric_lines[0]["report"] == outcome["report"]
 
 
-def test_alert_publish_failure_is_retried_then_succeeds(function: FunctionServer,
+def test_alert_publish_failure_is_retried_then_succeeds(function: ProcessFunction,
                                                         pubsub_server: PubSubServer,
                                                         fhir_server: FhirServer,
                                                         stored: Any) -> None:
@@ -194,7 +194,7 @@ def test_alert_publish_failure_is_retried_then_succeeds(function: FunctionServer
     assert counts(fhir_server.base_url) == before  # the retry wrote nothing twice
 
 
-def test_unavailable_pubsub_is_absorbed_by_client_retries(function: FunctionServer,
+def test_unavailable_pubsub_is_absorbed_by_client_retries(function: ProcessFunction,
                                                           pubsub_server: PubSubServer,
                                                           stored: Any) -> None:
     message = stored(projection("CR", text="STAT PNEUMOTHORAX", seed=9))
@@ -233,7 +233,7 @@ PERMANENT: dict[str, Any] = {
 
 
 @pytest.mark.parametrize("case", list(PERMANENT))
-def test_permanent_outcomes_are_acknowledged(case: str, function: FunctionServer,
+def test_permanent_outcomes_are_acknowledged(case: str, function: ProcessFunction,
                                              orthanc: OrthancServer, fhir_server: FhirServer,
                                              pubsub_server: PubSubServer) -> None:
     make, to_message, status, reason = PERMANENT[case]
@@ -254,7 +254,7 @@ def test_permanent_outcomes_are_acknowledged(case: str, function: FunctionServer
     assert fhir_count(fhir_server.base_url, "DiagnosticReport") == before
 
 
-def test_logs_are_structured_with_trace_context(function: FunctionServer,
+def test_logs_are_structured_with_trace_context(function: ProcessFunction,
                                                 pubsub_server: PubSubServer,
                                                 stored: Any) -> None:
     message = stored(projection("DX", seed=10))
@@ -267,7 +267,7 @@ def test_logs_are_structured_with_trace_context(function: FunctionServer,
     assert outcome["severity"] == "INFO" and outcome["duration_ms"] > 0
 
 
-def test_no_phi_in_any_log_line(function: FunctionServer, orthanc: OrthancServer,
+def test_no_phi_in_any_log_line(function: ProcessFunction, orthanc: OrthancServer,
                                 pubsub_server: PubSubServer, stored: Any) -> None:
     """Runs last in this module: every line the function ever wrote is scanned."""
     # Extra cases aimed at leaks: the name burned into the pixels (OCR reads it), a failure
