@@ -74,14 +74,14 @@ def stow_instance(session: requests.Session, dicomweb_url: str, instance: Checke
 
 
 def qido_all(session: requests.Session, url: str, params: dict[str, str]) -> list[dict[str, Any]]:
-    """All pages of one QIDO-RS query (limit/offset paging; 204 means no match)."""
+    """All pages of one QIDO-RS query (limit/offset paging)."""
     results: list[dict[str, Any]] = []
     while True:
         page_params = {**params, "limit": str(QIDO_PAGE), "offset": str(len(results))}
         response = request_with_retries(
             session, "GET", url, dependency="dicom-store", max_attempts=ATTEMPTS,
             timeout_s=TIMEOUT_S, params=page_params, headers={"Accept": "application/dicom+json"})
-        if response.status_code == 204:
+        if response.status_code in (204, 404):  # no match; some servers 404 unknown studies
             return results
         if response.status_code != 200:
             raise classify_http_status("dicom-store", response.status_code)
