@@ -17,7 +17,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-PYDICOM_TEST_FILES = Path(pydicom.data.get_testdata_file("CT_small.dcm")).parent
+PYDICOM_TEST_FILES = Path(str(pydicom.data.get_testdata_file("CT_small.dcm"))).parent
 
 
 def bundled(name: str) -> Path:
@@ -61,7 +61,11 @@ def part10(ds: Dataset) -> bytes:
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
+    syntax = ds.file_meta.TransferSyntaxUID
+    if syntax.is_transfer_syntax:
+        ds.save_as(buffer, enforce_file_format=True)
+    else:  # a private transfer syntax: say how to encode the dataset itself
+        ds.save_as(buffer, enforce_file_format=True, implicit_vr=False, little_endian=True)
     return buffer.getvalue()
 
 

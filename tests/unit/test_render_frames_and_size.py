@@ -13,6 +13,7 @@ from imaging_pipeline.render import (
     render_bytes,
     render_dataset,
 )
+from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import RLELossless
 
@@ -26,7 +27,7 @@ def _numbered_frames(count: int, size: int = 32) -> np.ndarray:
     return np.stack([np.full((size, size), 10 * k, dtype=np.uint16) for k in range(count)])
 
 
-def _frames_dataset(count: int) -> object:
+def _frames_dataset(count: int) -> Dataset:
     return synthetic(_numbered_frames(count), WindowCenter=0, WindowWidth=2 * 10 * count,
                      VOILUTFunction="LINEAR_EXACT")
 
@@ -38,13 +39,13 @@ def _which_frame(pixels: np.ndarray, count: int) -> int:
 
 @pytest.mark.parametrize(("count", "middle"), [(1, 0), (2, 1), (5, 2), (30, 15)])
 def test_default_frame_is_the_middle_one(count: int, middle: int) -> None:
-    image = render_dataset(_frames_dataset(count), PNG)  # type: ignore[arg-type]
+    image = render_dataset(_frames_dataset(count), PNG)
     assert (image.frames, image.frame) == (count, middle)
     assert _which_frame(image.pixels, count) == middle
 
 
 def test_requested_frame_is_rendered() -> None:
-    data = part10(_frames_dataset(7))  # type: ignore[arg-type]
+    data = part10(_frames_dataset(7))
     for frame in (0, 3, 6):
         image = render_bytes(data, RenderOptions(frame=frame, format="png"))
         assert image.frame == frame and _which_frame(image.pixels, 7) == frame
@@ -52,7 +53,7 @@ def test_requested_frame_is_rendered() -> None:
 
 def test_frame_past_the_end_is_a_caller_error() -> None:
     with pytest.raises(ValueError, match="frame 7"):
-        render_dataset(_frames_dataset(7), RenderOptions(frame=7))  # type: ignore[arg-type]
+        render_dataset(_frames_dataset(7), RenderOptions(frame=7))
 
 
 def test_only_the_rendered_frame_is_decoded() -> None:

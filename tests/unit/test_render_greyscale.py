@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from imaging_pipeline.render import RenderOptions, render_bytes, render_dataset, render_file
@@ -32,7 +34,7 @@ def _regions(size: int = 512) -> dict[str, np.ndarray]:
 
 def test_monochrome1_renders_as_the_inverse_of_monochrome2() -> None:
     pixels = _gradient(0, 4095, np.uint16)
-    attrs = {"WindowCenter": 2048, "WindowWidth": 4096}
+    attrs: dict[str, Any] = {"WindowCenter": 2048, "WindowWidth": 4096}
     m2 = render_dataset(synthetic(pixels, "MONOCHROME2", bits_stored=12, **attrs), PNG).pixels
     m1 = render_dataset(synthetic(pixels, "MONOCHROME1", bits_stored=12, **attrs), PNG).pixels
     assert m2[0, 0] == 0 and m2[0, -1] == 255

@@ -27,11 +27,15 @@ def read_dataset(source: bytes | Path) -> Dataset:
     if it parses to something DICOM-like (a SOP class or pixel data), else NOT_DICOM."""
     with io.BytesIO(source) if isinstance(source, bytes) else source.open("rb") as stream:
         try:
-            return dcmread(stream)
+            ds = dcmread(stream)
         except InvalidDicomError:
-            pass
+            ds = None
         except Exception:  # pydicom raises many types on garbage: all mean "not DICOM"
             raise RenderRejected(RejectReason.NOT_DICOM, "not a DICOM Part 10 stream") from None
+        if ds is not None:
+            if len(ds) == 0:  # a "DICM" marker followed by nothing parsable
+                raise RenderRejected(RejectReason.NOT_DICOM, "no data elements after the preamble")
+            return ds
         stream.seek(0)
         try:
             ds = dcmread(stream, force=True)
