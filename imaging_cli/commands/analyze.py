@@ -1,0 +1,86 @@
+"""`imaging analyze FILE`: run the processor's pipeline on one local file, offline.
+
+Same code as the deployed function from the SOP class filter on: render -> local analyzer
+(Tesseract OCR, blank and exposure checks) -> rules -> FHIR R4 transaction bundle (validated).
+Nothing is sent anywhere; the findings and the bundle are printed as one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "analyze",
+        help="analyze a DICOM file offline: findings, priority and the FHIR bundle",
+        description="Run render -> local analyzer -> rules -> FHIR bundle on one DICOM file "
+        "without any server and print a JSON document with the findings, the priority and the "
+        "FHIR R4 transaction bundle the processor would send. Objects the pipeline skips "
+        "(SR, SEG, RT, ...) or cannot render exit with status 2 and the reason on stderr.",
+    )
+    parser.add_argument("file", type=Path, metavar="FILE", help="DICOM Part 10 file")
+    parser.add_argument(
+        "--settings", type=Path, metavar="JSON",
+        help="PipelineSettings as JSON (rules, modalities, render); the analyzer is always "
+        "the local one. Default: the built-in settings.")
+    parser.set_defaults(func=run)
+
+
+def _settings(path: Path | None) -> Any:
+    from imaging_pipeline.settings import PipelineSettings
+
+    data: dict[str, Any] = json.loads(path.read_text()) if path else {}
+    return PipelineSettings.model_validate({**data, "analyzer": "local"})
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here so that other subcommands do not pay for the pipeline's dependencies.
+    import pydicom
+    from imaging_pipeline.analysis import make_analyzer
+    from imaging_pipeline.errors import PermanentError
+    from imaging_pipeline.fhir.mapping import (
+        AnalyzerIdentity,
+        build_transaction,
+        instance_info,
+        validate_bundle,
+    )
+    from imaging_pipeline.process import analyze_dataset
+    from imaging_pipeline.sop_filter import check_modality, check_sop_class
+    from pydantic import ValidationError
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        settings = _settings(args.settings)
+    except (OSError, ValueError, ValidationError) as error:
+        print(f"imaging analyze: --settings: {error}", file=sys.stderr)
+        return 2
+    try:
+        dataset = pydicom.dcmread(args.file)
+        check_sop_class(dataset.get("SOPClassUID"))
+        check_modality(dataset.get("Modality"), settings.modalities)
+        analyzer = make_analyzer(settings)
+        _, findings, assessment = analyze_dataset(dataset, settings, analyzer)
+        identity = AnalyzerIdentity(analyzer.name, analyzer.version)
+        bundle = build_transaction(instance_info(dataset), findings, assessment, identity,
+                                   patient_system=settings.fhir.patient_identifier_system)
+        validate_bundle(bundle)
+    except PermanentError as error:
+        print(f"imaging analyze: {error.reason}: {error.detail}", file=sys.stderr)
+        return 2
+    except (InvalidDicomError, OSError, AttributeError) as error:
+        print(f"imaging analyze: {args.file}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps({
+        "file": str(args.file),
+        "analyzer": {"name": identity.name, "version": identity.version},
+        "priority": assessment.priority,
+        "findings": [{**f.as_dict(), "priority": assessment.priority_of(f)} for f in findings],
+        "rules": sorted({m.rule.name for m in assessment.matches}),
+        "bundle": bundle,
+    }, indent=2))
+    return 0
