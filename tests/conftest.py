@@ -46,6 +46,7 @@ def pubsub_server(_pubsub_session: PubSubServer,
     """The Pub/Sub server, emptied, with PUBSUB_EMULATOR_HOST pointing the clients at it."""
     _pubsub_session.clear()
     _pubsub_session.auto_create_topics = True
+    _pubsub_session.push_backoff = (0.1, 2.0)
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", _pubsub_session.host)
     yield _pubsub_session
     _pubsub_session.clear()

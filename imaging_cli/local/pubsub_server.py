@@ -8,16 +8,24 @@ and can inject transient failures (`.fail_next()`).
 
 Implemented: Publisher CreateTopic, GetTopic, DeleteTopic, ListTopics, Publish; Subscriber
 CreateSubscription, GetSubscription, DeleteSubscription, Pull, Acknowledge, ModifyAckDeadline,
-StreamingPull. Not implemented (UNIMPLEMENTED): snapshots, seek, schemas, push delivery,
-ordering guarantees, exactly-once delivery, filters, dead-lettering.
+StreamingPull; push subscriptions (`push_config.push_endpoint`: the wrapped JSON envelope is
+POSTed, 102/200/201/202/204 acknowledges, anything else is retried with backoff) and
+dead-lettering (`dead_letter_policy`: after `max_delivery_attempts` deliveries the message is
+published to the dead-letter topic with the CloudPubSubDeadLetterSource* attributes).
+Not implemented (UNIMPLEMENTED): snapshots, seek, schemas, ordering guarantees, exactly-once
+delivery, filters, unwrapped push.
 
 Differences from the real service, on purpose: publishing to a topic that does not exist creates
 it when `auto_create_topics` is true (the default), because in production Terraform creates the
 topics and tests should not have to repeat that; set it to False to get the real NOT_FOUND.
+Push retries use this server's `push_backoff` (default 0.1 s doubling to 2 s) instead of the
+subscription's retry policy (10 s to 600 s in production), so a demo does not stall; push
+requests carry no OIDC token (nothing here could sign one).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import re
@@ -30,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+import requests
 from google.protobuf import empty_pb2
 from google.pubsub_v1 import types as pubsub
 
@@ -38,6 +47,7 @@ from imaging_cli.local._base import LOOPBACK, LocalServer
 _TOPIC_NAME = re.compile(r"^projects/[^/]+/topics/[A-Za-z][\w.~+%-]{2,254}$")
 _SUBSCRIPTION_NAME = re.compile(r"^projects/[^/]+/subscriptions/[A-Za-z][\w.~+%-]{2,254}$")
 _MAX_PUBLISH_BYTES = 10 * 1024 * 1024
+_PUSH_ACK_STATUSES = frozenset({102, 200, 201, 202, 204})  # what Pub/Sub push treats as an ack
 
 
 class _RpcError(Exception):
@@ -69,14 +79,42 @@ class _Outstanding:
 
 
 @dataclass
+class _Pending:
+    message: Message
+    attempts: int = 0  # deliveries so far
+    not_before: float = 0.0  # monotonic time before which it is not redelivered (push backoff)
+
+
+@dataclass(frozen=True)
+class PushAttempt:
+    """One push delivery: `status` is the endpoint's HTTP status, None if it was unreachable."""
+
+    subscription: str
+    message_id: str
+    delivery_attempt: int
+    status: int | None
+
+
+@dataclass
 class _Subscription:
     proto: pubsub.Subscription
-    backlog: list[tuple[Message, int]] = field(default_factory=list)  # (message, attempts so far)
+    backlog: list[_Pending] = field(default_factory=list)
     outstanding: dict[str, _Outstanding] = field(default_factory=dict)  # by ack id
 
     @property
     def ack_deadline(self) -> float:
         return float(self.proto.ack_deadline_seconds or 10)
+
+    @property
+    def push_endpoint(self) -> str:
+        return str(self.proto.push_config.push_endpoint)
+
+    @property
+    def max_delivery_attempts(self) -> int | None:
+        policy = self.proto.dead_letter_policy
+        if not policy.dead_letter_topic:
+            return None
+        return int(policy.max_delivery_attempts or 5)
 
 
 class PubSubServer(LocalServer):
@@ -85,10 +123,16 @@ class PubSubServer(LocalServer):
     name = "pubsub"
 
     def __init__(self, *, auto_create_topics: bool = True, pull_wait: float = 0.5,
-                 max_workers: int = 16) -> None:
+                 max_workers: int = 16, push_backoff: tuple[float, float] = (0.1, 2.0)) -> None:
         super().__init__()
         self.auto_create_topics = auto_create_topics
         self.pull_wait = pull_wait  # how long an empty Pull waits for a message, in seconds
+        self.push_backoff = push_backoff  # first and largest delay between push retries
+        self.push_attempts: list[PushAttempt] = []
+        self._push_thread: threading.Thread | None = None
+        self._push_pool: futures.ThreadPoolExecutor | None = None
+        self._push_session: requests.Session | None = None
+        self._stopping = threading.Event()
         self._max_workers = max_workers
         self._server: grpc.Server | None = None
         self.port = 0
@@ -117,11 +161,30 @@ class PubSubServer(LocalServer):
             raise RuntimeError("Pub/Sub server could not bind a port on 127.0.0.1")
         server.start()
         self._server, self.port = server, port
+        self._stopping.clear()
+        self._push_session = requests.Session()
+        self._push_pool = futures.ThreadPoolExecutor(max_workers=4,
+                                                     thread_name_prefix="pubsub-push")
+        self._push_thread = threading.Thread(target=self._push_loop, daemon=True,
+                                             name="pubsub-push-dispatch")
+        self._push_thread.start()
 
     def _stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            self._lock.notify_all()
+        if self._push_thread is not None:
+            self._push_thread.join(timeout=5)
+            self._push_thread = None
+        if self._push_pool is not None:
+            self._push_pool.shutdown(wait=False, cancel_futures=True)
+            self._push_pool = None
         server, self._server = self._server, None
         if server is not None:
             server.stop(grace=0.5).wait(timeout=5)
+        if self._push_session is not None:
+            self._push_session.close()
+            self._push_session = None
 
     # --- test controls -----------------------------------------------------------------------
 
@@ -143,6 +206,18 @@ class PubSubServer(LocalServer):
                 self._lock.wait(remaining)
             return found
 
+    def wait_for_push_attempts(self, count: int, timeout: float = 10.0) -> list[PushAttempt]:
+        """Blocks until `count` push deliveries were attempted (any outcome), returns them."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len(self.push_attempts) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{len(self.push_attempts)} of {count} push attempts "
+                                       f"in {timeout}s")
+                self._lock.wait(remaining)
+            return list(self.push_attempts)
+
     def clear(self) -> None:
         """Forgets topics, subscriptions, messages, pending failures and the call log."""
         with self._lock:
@@ -151,6 +226,7 @@ class PubSubServer(LocalServer):
             self._published.clear()
             self._failures.clear()
             self.calls.clear()
+            self.push_attempts.clear()
 
     def fail_next(self, n: int = 1, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE,
                   method: str = "Publish") -> None:
@@ -161,6 +237,20 @@ class PubSubServer(LocalServer):
     def create_topic(self, topic: str) -> None:
         """Creates a topic directly (tests' shortcut for a PublisherClient.create_topic)."""
         self._create_topic(pubsub.Topic(name=topic))
+
+    def create_push_subscription(self, subscription: str, topic: str, endpoint: str, *,
+                                 dead_letter_topic: str | None = None,
+                                 max_delivery_attempts: int = 5) -> None:
+        """Creates a push subscription directly (the topic is created if missing)."""
+        with self._lock:
+            if topic not in self._topics:
+                self._create_topic(pubsub.Topic(name=topic))
+        request = pubsub.Subscription(name=subscription, topic=topic,
+                                      push_config=pubsub.PushConfig(push_endpoint=endpoint))
+        if dead_letter_topic:
+            request.dead_letter_policy = pubsub.DeadLetterPolicy(
+                dead_letter_topic=dead_letter_topic, max_delivery_attempts=max_delivery_attempts)
+        self._create_subscription(request)
 
     # --- Publisher ---------------------------------------------------------------------------
 
@@ -209,19 +299,22 @@ class PubSubServer(LocalServer):
                     raise _RpcError(grpc.StatusCode.NOT_FOUND, "Topic not found")
                 _check_name(request.topic, _TOPIC_NAME, "topic")
                 self._topics[request.topic] = pubsub.Topic(name=request.topic)
-            now = datetime.now(UTC)
-            ids = []
-            for m in request.messages:
-                message = Message(topic=request.topic, data=bytes(m.data),
-                                  attributes=dict(m.attributes), message_id=str(next(self._ids)),
-                                  publish_time=now, ordering_key=m.ordering_key)
-                self._published.append(message)
-                for sub in self._subscriptions.values():
-                    if sub.proto.topic == request.topic:
-                        sub.backlog.append((message, 0))
-                ids.append(message.message_id)
-            self._lock.notify_all()
+            ids = [self._store(request.topic, bytes(m.data), dict(m.attributes),
+                               m.ordering_key).message_id for m in request.messages]
             return pubsub.PublishResponse(message_ids=ids)
+
+    def _store(self, topic: str, data: bytes, attributes: dict[str, str],
+               ordering_key: str = "") -> Message:
+        """Records a message and fans it out to the topic's subscriptions (lock held)."""
+        message = Message(topic=topic, data=data, attributes=attributes,
+                          message_id=str(next(self._ids)), publish_time=datetime.now(UTC),
+                          ordering_key=ordering_key)
+        self._published.append(message)
+        for sub in self._subscriptions.values():
+            if sub.proto.topic == topic:
+                sub.backlog.append(_Pending(message))
+        self._lock.notify_all()
+        return message
 
     # --- Subscriber --------------------------------------------------------------------------
 
@@ -233,6 +326,10 @@ class PubSubServer(LocalServer):
                 raise _RpcError(grpc.StatusCode.ALREADY_EXISTS, "Subscription already exists")
             if not request.ack_deadline_seconds:
                 request.ack_deadline_seconds = 10
+            policy = request.dead_letter_policy
+            if policy.dead_letter_topic and not 5 <= (policy.max_delivery_attempts or 5) <= 100:
+                raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT,
+                                "max_delivery_attempts must be between 5 and 100")
             self._subscriptions[request.name] = _Subscription(proto=request)
             return request
 
@@ -325,24 +422,53 @@ class PubSubServer(LocalServer):
         for ack_id, out in list(sub.outstanding.items()):  # expired leases are redelivered
             if out.deadline <= now:
                 del sub.outstanding[ack_id]
-                sub.backlog.append((out.message, out.delivery_attempt))
-        taken, sub.backlog = sub.backlog[:max_messages], sub.backlog[max_messages:]
-        received = []
-        for message, attempts in taken:
-            ack_id = f"{sub.proto.name}:{next(self._ack_ids)}"
-            sub.outstanding[ack_id] = _Outstanding(
-                message, now + (deadline or sub.ack_deadline), attempts + 1
-            )
-            received.append(pubsub.ReceivedMessage(
-                ack_id=ack_id,
-                message=pubsub.PubsubMessage(
-                    data=message.data, attributes=message.attributes,
-                    message_id=message.message_id, publish_time=message.publish_time,
-                    ordering_key=message.ordering_key,
-                ),
-                delivery_attempt=attempts + 1 if sub.proto.dead_letter_policy else 0,
-            ))
+                sub.backlog.append(_Pending(out.message, out.delivery_attempt))
+        received: list[pubsub.ReceivedMessage] = []
+        keep: list[_Pending] = []
+        for pending in sub.backlog:
+            if len(received) >= max_messages or pending.not_before > now:
+                keep.append(pending)
+            elif self._dead_letter(sub, pending):
+                continue
+            else:
+                received.append(self._lease(sub, pending, now + (deadline or sub.ack_deadline)))
+        sub.backlog = keep
         return received
+
+    def _lease(self, sub: _Subscription, pending: _Pending,
+               deadline: float) -> pubsub.ReceivedMessage:
+        ack_id = f"{sub.proto.name}:{next(self._ack_ids)}"
+        attempt = pending.attempts + 1
+        message = pending.message
+        sub.outstanding[ack_id] = _Outstanding(message, deadline, attempt)
+        return pubsub.ReceivedMessage(
+            ack_id=ack_id,
+            message=pubsub.PubsubMessage(
+                data=message.data, attributes=message.attributes,
+                message_id=message.message_id, publish_time=message.publish_time,
+                ordering_key=message.ordering_key,
+            ),
+            # Like the service: only subscriptions with a dead-letter policy count attempts.
+            delivery_attempt=attempt if sub.max_delivery_attempts else 0,
+        )
+
+    def _dead_letter(self, sub: _Subscription, pending: _Pending) -> bool:
+        """Forwards a message that used up its delivery attempts; True if it did."""
+        limit = sub.max_delivery_attempts
+        if limit is None or pending.attempts < limit:
+            return False
+        attributes = {**pending.message.attributes,
+                      "CloudPubSubDeadLetterSourceDeliveryCount": str(pending.attempts),
+                      "CloudPubSubDeadLetterSourceSubscription": sub.proto.name.rsplit("/", 1)[-1],
+                      "CloudPubSubDeadLetterSourceSubscriptionProject":
+                          sub.proto.name.split("/")[1],
+                      "CloudPubSubDeadLetterSourceTopicPublishTime":
+                          pending.message.publish_time.isoformat()}
+        topic = sub.proto.dead_letter_policy.dead_letter_topic
+        if topic not in self._topics:
+            return False  # the service keeps retrying when it cannot forward
+        self._store(topic, pending.message.data, attributes, pending.message.ordering_key)
+        return True
 
     def _modify(self, sub: _Subscription, ack_ids: Any, *seconds: int) -> None:
         now = time.monotonic()
@@ -353,10 +479,67 @@ class PubSubServer(LocalServer):
                 continue
             if secs == 0:  # a nack: redeliver now
                 del sub.outstanding[ack_id]
-                sub.backlog.insert(0, (out.message, out.delivery_attempt))
+                sub.backlog.insert(0, _Pending(out.message, out.delivery_attempt))
             else:
                 out.deadline = now + secs
         self._lock.notify_all()
+
+    # --- push delivery -----------------------------------------------------------------------
+
+    def _push_loop(self) -> None:
+        while not self._stopping.is_set():
+            jobs: list[tuple[str, str, str, _Outstanding, int, float]] = []
+            with self._lock:
+                for sub in self._subscriptions.values():
+                    if sub.push_endpoint:
+                        jobs.extend((sub.proto.name, sub.push_endpoint, r.ack_id,
+                                     sub.outstanding[r.ack_id], r.delivery_attempt,
+                                     sub.ack_deadline) for r in self._take(sub, 10))
+                if not jobs:
+                    self._lock.wait(0.05)  # publish, nack and stop notify; backoff needs polling
+                    continue
+            pool = self._push_pool
+            for job in jobs:
+                if pool is not None and not self._stopping.is_set():
+                    pool.submit(self._push_one, *job)
+
+    def _push_one(self, subscription: str, endpoint: str, ack_id: str, lease: _Outstanding,
+                  delivery_attempt: int, timeout: float) -> None:
+        message = lease.message
+        publish_time = message.publish_time.isoformat().replace("+00:00", "Z")
+        envelope: dict[str, Any] = {
+            "message": {
+                "data": base64.b64encode(message.data).decode(),
+                "attributes": dict(message.attributes),
+                "messageId": message.message_id, "message_id": message.message_id,
+                "publishTime": publish_time, "publish_time": publish_time,
+            },
+            "subscription": subscription,
+        }
+        if message.ordering_key:
+            envelope["message"]["orderingKey"] = message.ordering_key
+        if delivery_attempt:
+            envelope["deliveryAttempt"] = delivery_attempt
+        status: int | None = None
+        session = self._push_session
+        try:
+            if session is not None:
+                status = session.post(endpoint, json=envelope, timeout=timeout).status_code
+        except requests.RequestException:
+            status = None
+        with self._lock:
+            self.push_attempts.append(PushAttempt(subscription, message.message_id,
+                                                  lease.delivery_attempt, status))
+            self._lock.notify_all()
+            sub = self._subscriptions.get(subscription)
+            out = sub.outstanding.pop(ack_id, None) if sub else None
+            if sub is None or out is None or status in _PUSH_ACK_STATUSES:
+                return
+            first, largest = self.push_backoff
+            delay = min(largest, first * 2 ** (out.delivery_attempt - 1))
+            sub.backlog.append(_Pending(out.message, out.delivery_attempt,
+                                        time.monotonic() + delay))
+            self._lock.notify_all()
 
     # --- gRPC plumbing -----------------------------------------------------------------------
 

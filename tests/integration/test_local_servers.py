@@ -12,6 +12,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -261,6 +262,93 @@ def test_pubsub_streaming_pull_delivers_and_nack_redelivers(pubsub_server: PubSu
         future.result(timeout=10)
         subscriber.close()
     assert received == [b"redeliver me", b"redeliver me"]
+
+
+class _PushEndpoint:
+    """A tiny HTTP endpoint that answers with scripted statuses and records what it got."""
+
+    def __init__(self, statuses: list[int], default: int = 204) -> None:
+        self.bodies: list[dict] = []
+        self.statuses, self.default = statuses, default
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                owner.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                status = owner.statuses.pop(0) if owner.statuses else owner.default
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/push"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def push_endpoint() -> Iterator[Callable[..., _PushEndpoint]]:
+    endpoints: list[_PushEndpoint] = []
+
+    def make(statuses: list[int], default: int = 204) -> _PushEndpoint:
+        endpoints.append(_PushEndpoint(statuses, default))
+        return endpoints[-1]
+
+    yield make
+    for endpoint in endpoints:
+        endpoint.close()
+
+
+def test_pubsub_push_retries_until_acknowledged(
+    pubsub_server: PubSubServer, push_endpoint: Callable[..., _PushEndpoint],
+) -> None:
+    endpoint = push_endpoint([503, 500])
+    subscriber = pubsub_v1.SubscriberClient()
+    pubsub_server.create_topic(TOPIC)
+    subscriber.create_subscription(
+        name=SUBSCRIPTION, topic=TOPIC,
+        push_config=pubsub_v1.types.PushConfig(push_endpoint=endpoint.url),
+    )
+    message_id = pubsub_v1.PublisherClient().publish(
+        TOPIC, INSTANCE_PATH.encode(), action="StoreInstances").result(timeout=10)
+
+    attempts = pubsub_server.wait_for_push_attempts(3)
+    assert [(a.status, a.message_id) for a in attempts] == [
+        (503, message_id), (500, message_id), (204, message_id)
+    ]
+    envelope = endpoint.bodies[-1]
+    assert envelope["subscription"] == SUBSCRIPTION
+    assert "deliveryAttempt" not in envelope  # only with a dead-letter policy, as in Pub/Sub
+    assert base64.b64decode(envelope["message"]["data"]) == INSTANCE_PATH.encode()
+    assert envelope["message"]["attributes"] == {"action": "StoreInstances"}
+    assert envelope["message"]["messageId"] == message_id
+    assert envelope["message"]["publishTime"].endswith("Z")
+
+
+def test_pubsub_push_dead_letters_after_max_delivery_attempts(
+    pubsub_server: PubSubServer, push_endpoint: Callable[..., _PushEndpoint],
+) -> None:
+    endpoint = push_endpoint([], default=500)  # a handler that always fails
+    pubsub_server.push_backoff = (0.01, 0.02)
+    dead_letters = "projects/test-project/topics/dead-letters"
+    pubsub_server.create_topic(dead_letters)
+    pubsub_server.create_push_subscription(SUBSCRIPTION, TOPIC, endpoint.url,
+                                           dead_letter_topic=dead_letters,
+                                           max_delivery_attempts=5)
+    pubsub_v1.PublisherClient().publish(TOPIC, b"poison").result(timeout=10)
+
+    [dead] = pubsub_server.wait_for_messages(dead_letters, 1, timeout=10)
+    assert dead.data == b"poison"
+    assert dead.attributes["CloudPubSubDeadLetterSourceDeliveryCount"] == "5"
+    assert dead.attributes["CloudPubSubDeadLetterSourceSubscription"] == "process"
+    assert [b["deliveryAttempt"] for b in endpoint.bodies] == [1, 2, 3, 4, 5]
+    assert [a.status for a in pubsub_server.wait_for_push_attempts(5)] == [500] * 5
 
 
 # --- Cloud Vision (REST) -------------------------------------------------------------------
