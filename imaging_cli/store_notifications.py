@@ -1,0 +1,138 @@
+"""List a store's instances with QIDO-RS and publish the notification the store would have sent.
+
+The Cloud Healthcare API publishes, for each stored instance, a Pub/Sub message whose data is
+the instance path `projects/P/locations/L/datasets/D/dicomStores/S/dicomWeb/studies/X/series/Y/
+instances/Z`, with attributes such as `action`, `storeName` and `modality`. Republishing exactly
+that lets the processor (and its autoscaling, retries and dead-lettering) handle existing
+archives and notifications lost under error rates, with no second code path.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import requests
+from imaging_pipeline.ingest.stow import qido_all
+
+STUDY_INSTANCE_UID = "0020000D"
+SERIES_INSTANCE_UID = "0020000E"
+SOP_INSTANCE_UID = "00080018"
+SOP_CLASS_UID = "00080016"
+MODALITY = "00080060"
+STORE_INSTANCES_ACTION = "StoreInstances"
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str = ""
+    modality: str = ""
+
+    def path(self, store: str) -> str:
+        return (f"{store}/dicomWeb/studies/{self.study_uid}/series/{self.series_uid}"
+                f"/instances/{self.sop_instance_uid}")
+
+
+def study_date_range(since: date | None, until: date | None) -> str | None:
+    """A QIDO-RS range match on StudyDate (DICOM PS3.18 8.3.4.1): `A-`, `-B` or `A-B`."""
+    if since is None and until is None:
+        return None
+    return (f"{since.strftime('%Y%m%d') if since else ''}-"
+            f"{until.strftime('%Y%m%d') if until else ''}")
+
+
+def _first(item: dict[str, object], tag: str) -> str:
+    element = item.get(tag)
+    values = element.get("Value") if isinstance(element, dict) else None
+    return str(values[0]) if isinstance(values, list) and values else ""
+
+
+def list_instances(session: requests.Session, dicomweb_url: str, *,
+                   since: date | None = None, until: date | None = None,
+                   on_study: Callable[[str], None] = lambda _: None
+                   ) -> Iterator[StoredInstance]:
+    """Every instance of every study whose StudyDate is in [since, until], study by study.
+
+    Filtering happens on the study level because StudyDate is a study attribute every store
+    indexes; without a range all studies are listed, including those with no StudyDate.
+    """
+    base = dicomweb_url.rstrip("/")
+    params = {"includefield": STUDY_INSTANCE_UID}
+    date_range = study_date_range(since, until)
+    if date_range:
+        params["StudyDate"] = date_range
+    for study in qido_all(session, f"{base}/studies", params):
+        study_uid = _first(study, STUDY_INSTANCE_UID)
+        if not study_uid:
+            continue
+        on_study(study_uid)
+        fields = ",".join((SERIES_INSTANCE_UID, SOP_INSTANCE_UID, SOP_CLASS_UID, MODALITY))
+        for item in qido_all(session, f"{base}/studies/{study_uid}/instances",
+                             {"includefield": fields}):
+            yield StoredInstance(study_uid, _first(item, SERIES_INSTANCE_UID),
+                                 _first(item, SOP_INSTANCE_UID), _first(item, SOP_CLASS_UID),
+                                 _first(item, MODALITY))
+
+
+def notification(instance: StoredInstance, store: str) -> tuple[bytes, dict[str, str]]:
+    """The message data and attributes the store publishes for a newly stored instance."""
+    attributes = {"action": STORE_INSTANCES_ACTION, "storeName": store}
+    if instance.modality:
+        attributes["modality"] = instance.modality
+    return instance.path(store).encode(), attributes
+
+
+@dataclass
+class PublishSummary:
+    published: int = 0
+    failed: int = 0
+
+
+def publish_notifications(instances: Iterable[StoredInstance], store: str, topic: str, *,
+                          on_done: Callable[[bool], None] = lambda _: None,
+                          max_outstanding: int = 1000,
+                          timeout_s: float = 300.0) -> PublishSummary:
+    """Publishes one message per instance (batched by the client; honours PUBSUB_EMULATOR_HOST).
+
+    Flow control blocks the listing while `max_outstanding` messages await the server, and no
+    future is kept, so a store with millions of instances never sits in memory.
+    """
+    from google.cloud import pubsub_v1
+    from google.cloud.pubsub_v1 import types
+
+    publisher = pubsub_v1.PublisherClient(publisher_options=types.PublisherOptions(
+        flow_control=types.PublishFlowControl(
+            message_limit=max_outstanding,
+            limit_exceeded_behavior=types.LimitExceededBehavior.BLOCK)))
+    summary = PublishSummary()
+    settled = threading.Condition()
+    submitted = 0
+
+    def settle(future: Any) -> None:
+        ok = future.exception() is None  # the client already retried transient errors
+        with settled:
+            if ok:
+                summary.published += 1
+            else:
+                summary.failed += 1
+            settled.notify_all()
+        on_done(ok)
+
+    try:
+        for instance in instances:
+            data, attributes = notification(instance, store)
+            publisher.publish(topic, data, **attributes).add_done_callback(settle)
+            submitted += 1
+        with settled:
+            if not settled.wait_for(lambda: summary.published + summary.failed >= submitted,
+                                    timeout=timeout_s):
+                summary.failed = submitted - summary.published
+    finally:
+        publisher.stop()
+    return summary
