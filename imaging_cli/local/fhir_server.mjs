@@ -45,6 +45,16 @@ const MAX_BODY = 64 * 1024 * 1024;
 const router = new FhirRouter();
 const repo = new MemoryRepository();
 
+// One request at a time: the memory repository awaits between the search and the write of a
+// conditional create, so two concurrent transactions for the same study could both create it.
+// A real store isolates transactions; a queue is the simplest way to get the same here.
+let queue = Promise.resolve();
+function serialized(fn) {
+  const run = queue.then(fn, fn);
+  queue = run.catch(() => undefined);
+  return run;
+}
+
 function send(res, status, body, extraHeaders = {}) {
   const payload = body === undefined ? '' : JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': FHIR_JSON, ...extraHeaders });
@@ -113,7 +123,7 @@ async function handle(req, res) {
     query: parseQuery(url.searchParams),
     headers: req.headers,
   };
-  const [result, resource] = await router.handleRequest(fhirRequest, repo);
+  const [result, resource] = await serialized(() => router.handleRequest(fhirRequest, repo));
   const status = getStatus(result);
   const headers = {};
   if (resource?.id && resource.resourceType && !isOperationOutcome(resource) &&

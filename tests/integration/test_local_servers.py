@@ -12,6 +12,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -153,6 +154,20 @@ def test_fhir_transaction_conditional_create_update_is_idempotent(
     # urn:uuid was rewritten to the stored study, also when the create matched an existing one.
     assert reports[0]["imagingStudy"] == [{"reference": f"ImagingStudy/{studies[0]['id']}"}]
     assert reports[0]["conclusion"] == "second run"
+
+
+def test_fhir_concurrent_transactions_create_one_study(fhir_server: FhirServer) -> None:
+    # Two instances of one study processed at once must not create two ImagingStudy resources.
+    fhir_server.reset()
+
+    def post(i: int) -> int:
+        return requests.post(fhir_server.base_url, timeout=30, headers={"Content-Type": FHIR_JSON},
+                             json=_study_and_report_transaction(f"run {i}")).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(post, range(16))) == [200] * 16
+    assert len(_search(fhir_server, "ImagingStudy")) == 1
+    assert len(_search(fhir_server, "DiagnosticReport")) == 1
 
 
 def test_fhir_rest_crud_and_search(fhir_server: FhirServer) -> None:
