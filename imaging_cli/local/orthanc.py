@@ -15,10 +15,18 @@ from pathlib import Path
 
 import requests
 
-from imaging_cli.local._base import LOOPBACK, SubprocessServer, free_port
+from imaging_cli.local._base import (
+    LOOPBACK,
+    ServerStartError,
+    SubprocessServer,
+    free_port,
+    log_tail,
+)
 
 ORTHANC_BINARY = "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+_PORT_IN_USE = "already in use"
+_PORT_ATTEMPTS = 3
 
 
 class OrthancServer(SubprocessServer):
@@ -71,12 +79,21 @@ class OrthancServer(SubprocessServer):
             raise FileNotFoundError(
                 f"DICOMweb plugin not found: {self.plugin} (apt install orthanc-dicomweb)"
             )
-        self.port = free_port()
         config_path = self.workdir / "orthanc.json"
         self.workdir.mkdir(parents=True, exist_ok=True)
-        config_path.write_text(json.dumps(self.config(), indent=2))
-        self._spawn([self.binary, str(config_path)])  # logs to stderr, i.e. self.log_path
-        self._wait_ready(self._ready, self.startup_timeout)
+        # Orthanc cannot bind port 0, so we probe for a free port; another process may take it
+        # before Orthanc binds it. That shows in the log, and a new port fixes it.
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            self.port = free_port()
+            config_path.write_text(json.dumps(self.config(), indent=2))
+            self._spawn([self.binary, str(config_path)])  # logs to stderr: self.log_path
+            try:
+                self._wait_ready(self._ready, self.startup_timeout)
+                return
+            except ServerStartError:
+                self._kill()
+                if attempt == _PORT_ATTEMPTS or _PORT_IN_USE not in log_tail(self.log_path, 5):
+                    raise
 
     def _stop(self) -> None:
         # Orthanc's HTTP server takes ~2 s to stop on SIGTERM. Data in our own temp dir is

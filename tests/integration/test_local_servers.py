@@ -10,6 +10,7 @@ import base64
 import io
 import json
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,7 @@ from google.cloud import vision
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from imaging_cli.local._base import ServerStartError
+from imaging_cli.local._base import ServerStartError, free_port
 from imaging_cli.local.fault_proxy import FaultProxy
 from imaging_cli.local.fhir_server import FHIR_JSON, FhirServer
 from imaging_cli.local.gcs_emulator import GcsEmulator
@@ -638,3 +639,17 @@ def test_failed_start_reports_the_server_log(tmp_path: Path) -> None:
     assert server.log_path.exists()  # kept for reading after a failed start
     server.stop()
     assert not server.workdir.exists()
+
+
+def test_orthanc_retries_when_its_port_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    import imaging_cli.local.orthanc as orthanc_module
+
+    with socket.socket() as squatter:  # another process took the probed port first
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        ports = iter([taken, free_port()])
+        monkeypatch.setattr(orthanc_module, "free_port", lambda: next(ports))
+        with OrthancServer() as server:
+            assert server.port != taken
+            assert requests.get(f"{server.url}/system", timeout=5).status_code == 200
