@@ -8,21 +8,27 @@ server keeps state that tests would otherwise see from each other.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from imaging_cli.local.fault_proxy import FaultProxy
-from imaging_cli.local.fhir_server import FhirServer
-from imaging_cli.local.gcs_emulator import GcsEmulator
-from imaging_cli.local.orthanc import OrthancServer
-from imaging_cli.local.pubsub_server import PubSubServer
-from imaging_cli.local.s3_server import DUMMY_CREDENTIALS, S3Server
-from imaging_cli.local.vision_server import VisionServer
+# Server modules are imported inside the fixtures: they pull in grpc, moto, the Google clients
+# (about 0.6 s), which a unit-test-only run should not pay for.
+if TYPE_CHECKING:
+    from imaging_cli.local.fault_proxy import FaultProxy
+    from imaging_cli.local.fhir_server import FhirServer
+    from imaging_cli.local.gcs_emulator import GcsEmulator
+    from imaging_cli.local.orthanc import OrthancServer
+    from imaging_cli.local.pubsub_server import PubSubServer
+    from imaging_cli.local.s3_server import S3Server
+    from imaging_cli.local.vision_server import VisionServer
 
 
 @pytest.fixture(scope="session")
 def orthanc() -> Iterator[OrthancServer]:
     """A running Orthanc with DICOMweb at `.dicomweb_url`; call `.reset()` for an empty store."""
+    from imaging_cli.local.orthanc import OrthancServer
+
     with OrthancServer() as server:
         yield server
 
@@ -30,12 +36,16 @@ def orthanc() -> Iterator[OrthancServer]:
 @pytest.fixture(scope="session")
 def fhir_server() -> Iterator[FhirServer]:
     """A running FHIR R4 server at `.base_url`; call `.reset()` to clear all resources."""
+    from imaging_cli.local.fhir_server import FhirServer
+
     with FhirServer() as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def _pubsub_session() -> Iterator[PubSubServer]:
+    from imaging_cli.local.pubsub_server import PubSubServer
+
     with PubSubServer() as server:
         yield server
 
@@ -54,6 +64,8 @@ def pubsub_server(_pubsub_session: PubSubServer,
 
 @pytest.fixture(scope="session")
 def _vision_session() -> Iterator[VisionServer]:
+    from imaging_cli.local.vision_server import VisionServer
+
     with VisionServer() as server:
         yield server
 
@@ -68,6 +80,8 @@ def vision_server(_vision_session: VisionServer) -> Iterator[VisionServer]:
 
 @pytest.fixture(scope="session")
 def _gcs_session() -> Iterator[GcsEmulator]:
+    from imaging_cli.local.gcs_emulator import GcsEmulator
+
     with GcsEmulator() as server:
         yield server
 
@@ -84,6 +98,8 @@ def gcs_emulator(_gcs_session: GcsEmulator,
 @pytest.fixture
 def fault_proxy() -> Iterator[Callable[[str], FaultProxy]]:
     """Factory: `proxy = fault_proxy(orthanc.url)` starts a FaultProxy; all close at teardown."""
+    from imaging_cli.local.fault_proxy import FaultProxy
+
     proxies: list[FaultProxy] = []
 
     def start(target_url: str) -> FaultProxy:
@@ -98,6 +114,8 @@ def fault_proxy() -> Iterator[Callable[[str], FaultProxy]]:
 
 @pytest.fixture(scope="session")
 def _s3_session() -> Iterator[S3Server]:
+    from imaging_cli.local.s3_server import S3Server
+
     with S3Server() as server:
         yield server
 
@@ -105,6 +123,8 @@ def _s3_session() -> Iterator[S3Server]:
 @pytest.fixture
 def s3_server(_s3_session: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
     """An empty moto S3 at `.endpoint_url`; dummy AWS credentials and AWS_ENDPOINT_URL_S3 set."""
+    from imaging_cli.local.s3_server import DUMMY_CREDENTIALS
+
     _s3_session.reset()
     for key, value in DUMMY_CREDENTIALS.items():
         monkeypatch.setenv(key, value)
