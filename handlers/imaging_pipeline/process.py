@@ -129,6 +129,10 @@ class Processor:
             issued=datetime.now(UTC).isoformat(timespec="seconds"))
         validate_bundle(bundle)
         outcomes = self.fhir.transaction(bundle)
+        if not existing and not outcomes[1].created:
+            # Another instance of this study created it between our read and our write: the
+            # study entry did not include this instance. Retry to merge (the rest is idempotent).
+            raise TransientError("fhir", "study created concurrently; merge on redelivery")
         report = outcomes[-1].reference
         outcome = Outcome("processed", priority=assessment.priority, report=report,
                           findings=findings, created=sum(o.created for o in outcomes))

@@ -267,6 +267,33 @@ def test_logs_are_structured_with_trace_context(function: ProcessFunction,
     assert outcome["severity"] == "INFO" and outcome["duration_ms"] > 0
 
 
+def test_concurrent_instances_of_one_study_are_all_kept(function: ProcessFunction,
+                                                        fhir_server: FhirServer,
+                                                        pubsub_server: PubSubServer,
+                                                        stored: Any) -> None:
+    """Instances of one study processed at the same time must not overwrite each other's entry
+    in the ImagingStudy: a lost race answers 5xx and the redelivery merges on fresh data."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    first = projection("DX", seed=30)
+    datasets = [first] + [projection("DX", seed=31 + i) for i in range(3)]
+    for ds in datasets[1:]:
+        ds.StudyInstanceUID = first.StudyInstanceUID
+    pending = [stored(ds) for ds in datasets]
+    for _ in range(6):  # Pub/Sub keeps redelivering what was not acknowledged
+        with ThreadPoolExecutor(len(pending)) as pool:
+            statuses = list(pool.map(lambda m: function.push(m).status_code, pending))
+        pending = [m for m, status in zip(pending, statuses, strict=True) if status != 200]
+        if not pending:
+            break
+    assert pending == []
+    [study] = fhir_search(fhir_server.base_url, "ImagingStudy",
+                          identifier=f"urn:dicom:uid|urn:oid:{first.StudyInstanceUID}")
+    uids = {i["uid"] for s in study["series"] for i in s["instance"]}
+    assert uids == {ds.SOPInstanceUID for ds in datasets}
+    assert study["numberOfInstances"] == 4
+
+
 def test_no_phi_in_any_log_line(function: ProcessFunction, orthanc: OrthancServer,
                                 pubsub_server: PubSubServer, stored: Any) -> None:
     """Runs last in this module: every line the function ever wrote is scanned."""

@@ -62,7 +62,11 @@ def test_bundle_has_every_resource_and_validates(info: InstanceInfo) -> None:
     kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
     assert kinds == ["Device", "ImagingStudy", "Observation", "Observation", "DiagnosticReport"]
     # Every write is conditional on a business identifier: redelivery matches, never duplicates.
-    for entry in bundle["entry"]:
+    study = bundle["entry"][1]
+    assert study["request"] == {
+        "method": "POST", "url": "ImagingStudy",
+        "ifNoneExist": f"identifier=urn:dicom:uid|urn:oid:{info.study_uid}"}
+    for entry in bundle["entry"][:1] + bundle["entry"][2:]:
         identifier = entry["resource"]["identifier"][0]
         kind, query = entry["request"]["url"].split("?")
         assert entry["request"]["method"] == "PUT"
@@ -131,7 +135,7 @@ def test_existing_study_is_updated_with_its_version(info: InstanceInfo) -> None:
     existing = {**merge_imaging_study(None, info, {"display": "x"}), "id": "s1",
                 "meta": {"versionId": "3"}}
     entry = by_type(bundle_for(info, [], existing), "ImagingStudy")[0]
-    assert entry["request"]["ifMatch"] == 'W/"3"'
+    assert entry["request"] == {"method": "PUT", "url": "ImagingStudy/s1", "ifMatch": 'W/"3"'}
 
 
 def test_no_findings_gives_a_report_without_results(info: InstanceInfo) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from imaging_pipeline.errors import PermanentError, TransientError
+from imaging_pipeline.errors import PermanentError, TransientError, classify_http_status
 from imaging_pipeline.http import raise_for_status, request_with_retries, session_for
 
 if TYPE_CHECKING:
@@ -81,4 +81,11 @@ class FhirClient:
             raise TransientError("fhir", "unreadable transaction response") from exc
         if len(outcomes) != len(bundle.get("entry", [])):
             raise PermanentError("rejected_by_server", "transaction response entry count differs")
+        # Some servers report a failed entry inside a 200 response instead of failing the
+        # whole transaction; every write here is idempotent, so a retry is safe either way.
+        for entry in outcomes:
+            if entry.status in _CONFLICT:
+                raise TransientError("fhir", f"entry HTTP {entry.status} (concurrent update)")
+            if entry.status >= 400:
+                raise classify_http_status("fhir", entry.status)
         return outcomes

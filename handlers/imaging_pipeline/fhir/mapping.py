@@ -225,8 +225,7 @@ def build_transaction(info: InstanceInfo, findings: Sequence[Finding], assessmen
     study = merge_imaging_study(existing_study, info, subject)
     entries: list[dict[str, Any]] = [
         _put(device_url, device, DEVICE_IDENTIFIER_SYSTEM, device_value),
-        _put(study_url, study, DICOM_UID_SYSTEM, study_value,
-             if_match=_version_tag(existing_study)),
+        _study_entry(study_url, study, study_value, existing_study),
     ]
     effective = info.content_datetime or info.study_datetime
     observation_urls: list[str] = []
@@ -274,19 +273,30 @@ def build_transaction(info: InstanceInfo, findings: Sequence[Finding], assessmen
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
-def _version_tag(resource: Mapping[str, Any] | None) -> str | None:
-    version = (resource or {}).get("meta", {}).get("versionId")
-    return f'W/"{version}"' if version else None
+def _study_entry(full_url: str, study: dict[str, Any], value: str,
+                 existing: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The study is read, merged and written back, guarded against concurrent writers.
+
+    Instances of one study are processed in parallel. A new study is a conditional create
+    (`ifNoneExist`): if another instance created it first, the server returns that one
+    unchanged (status 200, see `study_was_created`) and the caller retries to merge. An
+    existing study is updated by id with `ifMatch` on the version read, so a concurrent update
+    makes the server answer 412, which is transient: the redelivery merges on fresh data.
+    """
+    if existing is None or "id" not in existing:
+        request = {"method": "POST", "url": "ImagingStudy",
+                   "ifNoneExist": _search(DICOM_UID_SYSTEM, value)}
+    else:
+        request = {"method": "PUT", "url": f"ImagingStudy/{existing['id']}"}
+        version = existing.get("meta", {}).get("versionId")
+        if version:
+            request["ifMatch"] = f'W/"{version}"'
+    return {"fullUrl": full_url, "resource": study, "request": request}
 
 
-def _put(full_url: str, resource: dict[str, Any], system: str, value: str,
-         if_match: str | None = None) -> dict[str, Any]:
+def _put(full_url: str, resource: dict[str, Any], system: str, value: str) -> dict[str, Any]:
     kind = resource["resourceType"]
-    request: dict[str, str] = {"method": "PUT", "url": f"{kind}?{_search(system, value)}"}
-    if if_match:
-        # Read-merge-write of the study: a concurrent update of the same study makes the server
-        # answer 412, which we treat as transient, so the event is retried on fresh data.
-        request["ifMatch"] = if_match
+    request = {"method": "PUT", "url": f"{kind}?{_search(system, value)}"}
     return {"fullUrl": full_url, "resource": resource, "request": request}
 
 
