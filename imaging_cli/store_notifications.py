@@ -94,22 +94,36 @@ class PublishSummary:
     failed: int = 0
 
 
-def publish_notifications(instances: Iterable[StoredInstance], store: str, topic: str, *,
-                          on_done: Callable[[bool], None] = lambda _: None,
-                          max_outstanding: int = 1000,
-                          timeout_s: float = 300.0) -> PublishSummary:
-    """Publishes one message per instance (batched by the client; honours PUBSUB_EMULATOR_HOST).
+def publisher_client(*, emulator_host: str | None = None, max_outstanding: int = 1000) -> Any:
+    """A Pub/Sub publisher; with `emulator_host`, a plaintext channel to that local server
+    (like PUBSUB_EMULATOR_HOST, but without changing the process environment).
 
-    Flow control blocks the listing while `max_outstanding` messages await the server, and no
-    future is kept, so a store with millions of instances never sits in memory.
+    Flow control blocks the caller while `max_outstanding` messages await the server, so
+    listing a store with millions of instances never gets far ahead of publishing.
     """
     from google.cloud import pubsub_v1
     from google.cloud.pubsub_v1 import types
 
-    publisher = pubsub_v1.PublisherClient(publisher_options=types.PublisherOptions(
-        flow_control=types.PublishFlowControl(
-            message_limit=max_outstanding,
-            limit_exceeded_behavior=types.LimitExceededBehavior.BLOCK)))
+    options = types.PublisherOptions(flow_control=types.PublishFlowControl(
+        message_limit=max_outstanding,
+        limit_exceeded_behavior=types.LimitExceededBehavior.BLOCK))
+    if emulator_host is None:
+        return pubsub_v1.PublisherClient(publisher_options=options)
+    import grpc
+    from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+
+    transport = PublisherGrpcTransport(channel=grpc.insecure_channel(emulator_host))
+    return pubsub_v1.PublisherClient(publisher_options=options, transport=transport)
+
+
+def publish_notifications(instances: Iterable[StoredInstance], store: str, topic: str, *,
+                          on_done: Callable[[bool], None] = lambda _: None,
+                          publisher: Any = None, timeout_s: float = 300.0) -> PublishSummary:
+    """Publishes one message per instance (batched by the client) and waits for all of them.
+
+    The default publisher honours PUBSUB_EMULATOR_HOST. No future is kept per message.
+    """
+    publisher = publisher if publisher is not None else publisher_client()
     summary = PublishSummary()
     settled = threading.Condition()
     submitted = 0

@@ -33,8 +33,8 @@ from pydicom.uid import (
 
 # pydicom's bundled test files used by the demo: public, small, several transfer syntaxes.
 # rtplan.dcm is deliberately not an image: the processor must skip it.
-SAMPLE_FILES = ("CT_small.dcm", "MR_small.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm",
-                "SC_rgb_rle.dcm", "rtplan.dcm")
+SAMPLE_FILES = ("CT_small.dcm", "MR_small.dcm", "SC_rgb_rle.dcm", "examples_palette.dcm",
+                "rtplan.dcm")
 BURNED_IN_TEXT = "SYNTHETIC PATIENT 1234"
 STUDY_DATE = "20260115"
 
