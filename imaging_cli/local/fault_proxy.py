@@ -2,7 +2,8 @@
 
 Test infrastructure, not a double of a Google service: put it between code under test and
 Orthanc, the FHIR server, the Vision double... and make the next requests fail
-(`fail_next(n, status=503, retry_after=2)`) or drop the connection (`status=None`), to prove
+(`fail_next(n, status=503, retry_after=2)`), drop the connection (`status=None`) or stall
+(`delay_next(n, seconds)`), to prove
 that retries and error classification work against real protocol traffic. Everything else is
 forwarded faithfully: method, path, query, headers (the client's Host too, so URLs a server
 builds from it point back at the proxy), body, and the response streamed as it arrives
@@ -67,6 +68,7 @@ class FaultProxy(ThreadedHttpServer):
         self.handler_class = _ProxyHandler
         self._lock = threading.Lock()
         self._failures: list[_Failure] = []
+        self._delays: list[float] = []
         self._log: list[ProxiedRequest] = []
 
     @property
@@ -83,6 +85,14 @@ class FaultProxy(ThreadedHttpServer):
         with self._lock:
             self._failures.extend(_Failure(status, retry_after) for _ in range(n))
 
+    def delay_next(self, n: int = 1, seconds: float = 1.0) -> None:
+        """The next `n` requests reach the target only after `seconds` (to trip client timeouts).
+
+        Delays and failures are separate queues: a request can take one of each.
+        """
+        with self._lock:
+            self._delays.extend([seconds] * n)
+
     @property
     def requests(self) -> list[ProxiedRequest]:
         with self._lock:
@@ -97,11 +107,16 @@ class FaultProxy(ThreadedHttpServer):
         """Forgets pending failures and the request log."""
         with self._lock:
             self._failures.clear()
+            self._delays.clear()
             self._log.clear()
 
     def _next_failure(self) -> _Failure | None:
         with self._lock:
             return self._failures.pop(0) if self._failures else None
+
+    def _next_delay(self) -> float:
+        with self._lock:
+            return self._delays.pop(0) if self._delays else 0.0
 
     def _record(self, entry: ProxiedRequest) -> None:
         with self._lock:
@@ -116,6 +131,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         owner: FaultProxy = self.server.owner  # type: ignore[attr-defined]
         started = time.monotonic()
         body = self._read_body()
+        delay = owner._next_delay()
+        if delay:
+            time.sleep(delay)
         failure = owner._next_failure()
         status: int | None
         if failure is not None:

@@ -607,6 +607,16 @@ def test_fault_proxy_forwards_chunked_request_bodies_and_head(
     assert proxy.requests[0].request_bytes == len(body)
 
 
+def test_fault_proxy_delay_trips_client_timeouts(
+    fhir_server: FhirServer, fault_proxy: Callable[[str], FaultProxy],
+) -> None:
+    proxy = fault_proxy(fhir_server.base_url)
+    proxy.delay_next(1, seconds=1.0)
+    with pytest.raises(requests.Timeout):
+        requests.get(f"{proxy.url}/metadata", timeout=0.2)
+    assert requests.get(f"{proxy.url}/Device", timeout=5).status_code == 200
+
+
 # --- Lifecycle -----------------------------------------------------------------------------
 
 def _group_alive(pgid: int) -> bool:
