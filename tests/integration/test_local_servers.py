@@ -478,6 +478,13 @@ def test_vision_rejects_malformed_requests_like_google(vision_server: VisionServ
     assert ok.json()["responses"][0]["error"]["message"] == "Bad image data."
     assert requests.post(f"{vision_server.url}/v1/files:annotate", json={}, timeout=10
                          ).status_code == 404
+    # The regional form the client uses with `parent` is served too.
+    regional = requests.post(
+        f"{vision_server.url}/v1/projects/p/locations/eu/images:annotate", timeout=10,
+        json={"requests": [{"image": {"content": good_image},
+                            "features": [{"type": "LABEL_DETECTION", "maxResults": 1}]}]})
+    assert regional.status_code == 200
+    assert len(regional.json()["responses"][0]["labelAnnotations"]) == 1
 
 
 # --- Cloud Storage -------------------------------------------------------------------------
