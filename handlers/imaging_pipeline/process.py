@@ -201,14 +201,16 @@ def handle_event_data(processor: Processor, data: Any, trace: tuple[str, str] | 
             log(event, None, started, logging.ERROR, outcome="retry",
                 reason=f"{exc.dependency}_unavailable", detail=exc.detail)
             raise
-        except Exception:
+        except Exception as exc:
             # Unknown errors are retried (and dead-lettered) rather than acknowledged: losing
-            # an instance silently is worse than a message in the dead-letter topic.
+            # an instance silently is worse than a message in the dead-letter topic. The
+            # traceback is logged here, scrubbed; what propagates to functions-framework (which
+            # logs it again, outside our PHI scrubbing) carries the exception type only.
             logger.exception("unexpected error", extra={"fields": {
                 "event": PROCESSED_EVENT, "outcome": "retry", "reason": "unexpected_error",
                 "message_id": message_id(data),
                 **({"instance_uid": event.instance_uid} if event else {})}})
-            raise
+            raise TransientError("processor", f"unexpected {type(exc).__name__}") from None
         log(event, outcome, started,
             logging.WARNING if outcome.priority == "critical" else logging.INFO)
         return outcome
