@@ -33,13 +33,16 @@ def _copy_groups(target: Dataset, groups: Dataset) -> None:
 
 
 def display_attributes(ds: Dataset, frame: int) -> Dataset:
-    """A small dataset holding only the display keywords effective for `frame`."""
+    """The display keywords effective for `frame`: `ds` itself for classic images, else a
+    small dataset merging top level, shared and per-frame groups (never modifies `ds`)."""
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if not shared and not per_frame:
+        return ds
     attrs = Dataset()
     _copy_from(attrs, ds)
-    shared = ds.get("SharedFunctionalGroupsSequence")
     if shared:
         _copy_groups(attrs, shared[0])
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if per_frame and frame < len(per_frame):
         _copy_groups(attrs, per_frame[frame])
     return attrs
