@@ -26,7 +26,7 @@ from imaging_pipeline import logs
 from imaging_pipeline.alerts import Alert, publish_alert
 from imaging_pipeline.analysis import make_analyzer
 from imaging_pipeline.analysis.base import Analyzer, Finding
-from imaging_pipeline.config import ProcessorConfig, load_config
+from imaging_pipeline.config import ConfigurationError, ProcessorConfig, load_config
 from imaging_pipeline.errors import PermanentError, TransientError
 from imaging_pipeline.events import InstanceEvent, check_store, message_id, parse_event
 from imaging_pipeline.fhir.client import FhirClient
@@ -219,7 +219,14 @@ def handle_event_data(processor: Processor, data: Any, trace: tuple[str, str] | 
 @functions_framework.cloud_event
 def process_dicom_instance(cloud_event: CloudEvent) -> None:
     """Cloud Functions gen2 entry point (CloudEvent, or a converted Pub/Sub push envelope)."""
-    processor = _processor()
+    try:
+        processor = _processor()
+    except ConfigurationError as exc:
+        # A deployment mistake: retry (and dead-letter) rather than drop events, and say why.
+        logs.configure_logging("INFO")
+        logs.log_event(logger, logging.CRITICAL, f"invalid configuration: {exc}",
+                       event=PROCESSED_EVENT, outcome="retry", reason="configuration_error")
+        raise
     try:
         trace = _trace(cloud_event)
     except Exception:  # trace context is best effort; never fail an event for it

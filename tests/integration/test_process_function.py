@@ -294,6 +294,18 @@ def test_concurrent_instances_of_one_study_are_all_kept(function: ProcessFunctio
     assert study["numberOfInstances"] == 4
 
 
+
+def test_missing_configuration_is_retried_and_named(orthanc: OrthancServer,
+                                                    _pubsub_session: PubSubServer) -> None:
+    env = function_env(dicomweb_url=orthanc.dicomweb_url, fhir_base_url="http://unused",
+                       pubsub_host=_pubsub_session.host)
+    del env["FHIR_BASE_URL"]
+    with ProcessFunction(env) as broken:
+        response = broken.push(pubsub_message(instance_path(projection("DX"))))
+        assert response.status_code == 500  # keep the event: the deployment is what is wrong
+        [entry] = [e for e in broken.json_logs() if e.get("reason") == "configuration_error"]
+        assert "FHIR_BASE_URL" in entry["message"] and entry["severity"] == "CRITICAL"
+
 def test_no_phi_in_any_log_line(function: ProcessFunction, orthanc: OrthancServer,
                                 pubsub_server: PubSubServer, stored: Any) -> None:
     """Runs last in this module: every line the function ever wrote is scanned."""

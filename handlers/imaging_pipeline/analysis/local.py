@@ -4,6 +4,8 @@ It looks at the rendered 8-bit pixels the rendering core hands over (no re-decod
 - burned-in text through Tesseract OCR (Debian's `tesseract-ocr`, via pytesseract);
 - a blank-image check (almost every pixel at one grey level);
 - an exposure check on the central region (background air at the edges is normal in CT/MR).
+
+The deployed function uses Cloud Vision: the Cloud Functions runtime has no Tesseract binary.
 """
 
 from __future__ import annotations
