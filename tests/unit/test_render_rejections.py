@@ -4,6 +4,8 @@ and the reason never carries patient data."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -195,3 +197,13 @@ def test_decoder_plugins_are_pinned_in_the_handler_requirements() -> None:
     for package in ("pydicom", "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg",
                     "pylibjpeg-rle", "numpy", "pillow"):
         assert re.fullmatch(r"[0-9][0-9a-z.]*", pins.get(package, "")), package
+
+
+def test_sop_class_filter_does_not_load_the_renderer() -> None:
+    """The function's event filter imports these on every event: no numpy/pydicom/Pillow."""
+    code = ("import sys; from imaging_pipeline.render import NON_IMAGE_SOP_CLASSES, "
+            "RejectReason, RenderRejected, is_image_sop_class; "
+            "print(sorted({'numpy', 'pydicom', 'PIL'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=HANDLER_REQUIREMENTS.parent, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
