@@ -34,8 +34,7 @@ class PrivateBucket(Construct):
 
     def __init__(self, scope: Construct, id_: str, *, name: str, location: str,
                  labels: dict[str, str], noncurrent_days: int,
-                 expire: Sequence[ExpireRule] = (), kms_key: str | None = None,
-                 depends_on_grants: Sequence[object] = ()) -> None:
+                 expire: Sequence[ExpireRule] = (), kms_key: str | None = None) -> None:
         super().__init__(scope, id_)
         rules = [
             StorageBucketLifecycleRule(
@@ -57,7 +56,6 @@ class PrivateBucket(Construct):
             lifecycle_rule=rules,
             encryption={"default_kms_key_name": kms_key} if kms_key else None,
             labels=labels,
-            depends_on=list(depends_on_grants) or None,  # type: ignore[arg-type]
         )
         self._grants = 0
 

@@ -15,10 +15,13 @@ from cdktf import (
     TerraformResource,
     TerraformStack,
 )
+from cdktf_cdktf_provider_google.healthcare_dataset import HealthcareDataset
 from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
 from cdktf_cdktf_provider_google.project_service import ProjectService
 from cdktf_cdktf_provider_google.provider import GoogleProvider
+from cdktf_cdktf_provider_google.pubsub_topic import PubsubTopic
 from cdktf_cdktf_provider_google.service_account import ServiceAccount
+from cdktf_cdktf_provider_google.storage_bucket import StorageBucket
 from constructs import Construct
 
 from modules.audit_logging import AuditLogging
@@ -237,15 +240,17 @@ class PipelineStack(TerraformStack):
         so one `cdktf deploy` works on a fresh project. Data sources are left alone: a
         dependency would defer reading them (the project number) to apply time, and the APIs
         they call (Resource Manager, Storage) are on in every new project."""
-        api_refs = [_address(api) for api in apis]
+        # Plain Python lookups where possible: every jsii round trip costs synth time.
+        # Top-level constructs keep their id as Terraform name (tests/infra/test_references.py
+        # proves every depends_on entry resolves).
+        api_refs = [f"google_project_service.{api.node.id}" for api in apis]
+        grant_refs = {purpose: _address(grant) for purpose, grant in key_grants.items()}
         for node in self.node.find_all():
             if isinstance(node, ProjectService) or not isinstance(node, TerraformResource):
                 continue
-            extra = list(api_refs)
-            purpose = CMEK_TYPES.get(node.terraform_resource_type)
-            if purpose in key_grants:
-                extra.append(_address(key_grants[purpose]))
-            node.depends_on = [*(node.depends_on or []), *extra]
+            purpose = CMEK_TYPES.get(type(node))
+            # No construct here sets depends_on itself, so this assignment loses nothing.
+            node.depends_on = api_refs + ([grant_refs[purpose]] if purpose in grant_refs else [])
 
     def _backend(self, env: Environment) -> None:
         backend = env.config.state_backend
@@ -262,5 +267,5 @@ def _address(resource: TerraformResource) -> str:
 
 
 # Resource types that take a CMEK key: created only after the service agents may use it.
-CMEK_TYPES = {"google_healthcare_dataset": "healthcare", "google_pubsub_topic": "pubsub",
-              "google_storage_bucket": "storage"}
+CMEK_TYPES: dict[type, str] = {HealthcareDataset: "healthcare", PubsubTopic: "pubsub",
+                               StorageBucket: "storage"}
