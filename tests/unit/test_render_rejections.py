@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -207,3 +208,25 @@ def test_sop_class_filter_does_not_load_the_renderer() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=HANDLER_REQUIREMENTS.parent, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_no_patient_data_reaches_logs_or_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    """pydicom logs its warnings (to the 'pydicom' logger, which propagates to the function's
+    handler). Odd display values do trigger them; patient elements are never even decoded."""
+    ds = _image(WindowCenter="1234", WindowWidth="5678", PatientBirthDate="19700101",
+                PatientComments="Doe^Jane lives at 1 Main St")
+    ds.PixelData = ds.PixelData + bytes(128)  # excess bytes: the decoder warns about them
+    # Invalid values pydicom would refuse to set: patched into the encoded bytes instead.
+    data = part10(ds).replace(b"1234", b"4O  ").replace(b"5678", b"abc ")
+    data = data.replace(b"19700101", b"1970-01X")
+    caplog.set_level("DEBUG")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        render_bytes(data)
+        with pytest.raises(RenderRejected):
+            render_bytes(part10(_image(Rows=0, PatientComments="Doe^Jane")))
+    emitted = [record.getMessage() for record in caplog.records] + [str(w.message) for w in caught]
+    assert any("pixel data" in text for text in emitted)  # pydicom did speak
+    for text in emitted:
+        for value in ("Doe", "Jane", "PID-31415", "1970", "ACC-27182", "Main St"):
+            assert value not in text, text
