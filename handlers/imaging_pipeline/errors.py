@@ -26,6 +26,8 @@ PermanentReason = Literal[
 class PipelineError(Exception):
     """Base class; `str()` never contains PHI (UIDs and reason codes only)."""
 
+    modality: str | None = None  # set once the instance is known, for the metrics' labels
+
 
 class PermanentError(PipelineError):
     def __init__(self, reason: PermanentReason, detail: str = "") -> None:

@@ -27,7 +27,7 @@ from imaging_pipeline.alerts import Alert, publish_alert
 from imaging_pipeline.analysis import make_analyzer
 from imaging_pipeline.analysis.base import Analyzer, Finding
 from imaging_pipeline.config import ConfigurationError, ProcessorConfig, load_config
-from imaging_pipeline.errors import PermanentError, TransientError
+from imaging_pipeline.errors import PermanentError, PipelineError, TransientError
 from imaging_pipeline.events import InstanceEvent, check_store, message_id, parse_event
 from imaging_pipeline.fhir.client import FhirClient
 from imaging_pipeline.fhir.mapping import (
@@ -46,7 +46,14 @@ if TYPE_CHECKING:
     from cloudevents.http import CloudEvent
 
 logger = logging.getLogger("imaging_pipeline.process")
-PROCESSED_EVENT = "instance_processed"  # every event ends with one log line with this `event`
+# Every event ends with one log line whose `event` is one of these; the log-based metrics of
+# modules/observability.py count them (labels `modality`, `reason`).
+PROCESSED_EVENT = "instance_processed"
+SKIPPED_EVENT = "instance_skipped"
+FAILED_EVENT = "instance_failed"
+RETRY_EVENT = "instance_retry"  # transient: not counted as handled, Pub/Sub redelivers
+_EVENT_OF_STATUS = {"processed": PROCESSED_EVENT, "skipped": SKIPPED_EVENT,
+                    "ignored": SKIPPED_EVENT, "failed": FAILED_EVENT}
 # Skips are expected outcomes (we never analyze our own SR outputs); other permanent reasons
 # mean bad input and are counted as failures.
 SKIP_REASONS = frozenset({"unsupported_sop_class", "unsupported_modality"})
@@ -58,6 +65,7 @@ OutcomeStatus = Literal["processed", "skipped", "ignored", "failed"]
 class Outcome:
     status: OutcomeStatus
     reason: str | None = None
+    modality: str | None = None
     priority: str | None = None
     report: str | None = None
     findings: list[Finding] = field(default_factory=list)
@@ -105,11 +113,22 @@ class Processor:
         settings = self.config.pipeline
         check_store(event, self.config.dicom_store)
         if not event.is_new_instance:
-            return Outcome("ignored", reason=f"action {event.action}")
+            return Outcome("ignored", reason="not_a_new_instance")
         check_modality(event.modality_hint, settings.modalities)
 
         dataset = retrieve_instance(self.dicomweb, event)
         logs.register_dataset_phi(dataset)
+        modality = str(dataset.get("Modality") or "").strip().upper() or None
+        try:
+            outcome = self._analyze_and_record(event, dataset)
+        except PipelineError as exc:
+            exc.modality = modality
+            raise
+        outcome.modality = modality
+        return outcome
+
+    def _analyze_and_record(self, event: InstanceEvent, dataset: Any) -> Outcome:
+        settings = self.config.pipeline
         if str(dataset.get("SOPInstanceUID", "")) != event.instance_uid:
             raise PermanentError("invalid_dicom", "SOP Instance UID differs from the event")
         check_sop_class(dataset.get("SOPClassUID"))
@@ -167,12 +186,15 @@ def _trace(cloud_event: Any) -> tuple[str, str] | None:
 
 def _log_outcome(event: InstanceEvent | None, result: Outcome | None, started: float,
                  level: int = logging.INFO, **extra: Any) -> None:
-    fields: dict[str, Any] = {"event": PROCESSED_EVENT,
-                              "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
+    fields: dict[str, Any] = {
+        "event": _EVENT_OF_STATUS[result.status] if result else RETRY_EVENT,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
     if event is not None:
-        fields.update(study_uid=event.study_uid,
-                      series_uid=event.series_uid, instance_uid=event.instance_uid)
+        fields.update(study_uid=event.study_uid, series_uid=event.series_uid,
+                      instance_uid=event.instance_uid, modality=event.modality_hint)
     if result is not None:
+        if result.modality:
+            fields["modality"] = result.modality
         fields.update(outcome=result.status, reason=result.reason, priority=result.priority,
                       report=result.report, findings=[f.as_dict() for f in result.findings],
                       fhir_created=result.created)
@@ -193,13 +215,14 @@ def handle_event_data(processor: Processor, data: Any, trace: tuple[str, str] | 
             outcome = processor.handle(event)
         except PermanentError as exc:
             status: OutcomeStatus = "skipped" if exc.reason in SKIP_REASONS else "failed"
-            outcome = Outcome(status, reason=exc.reason)
+            outcome = Outcome(status, reason=exc.reason, modality=exc.modality)
             log(event, outcome, started, logging.INFO if status == "skipped" else logging.WARNING,
                 detail=exc.detail)
             return outcome
         except TransientError as exc:
             log(event, None, started, logging.ERROR, outcome="retry",
-                reason=f"{exc.dependency}_unavailable", detail=exc.detail)
+                reason=f"{exc.dependency}_unavailable", detail=exc.detail,
+                **({"modality": exc.modality} if exc.modality else {}))
             raise
         except Exception as exc:
             # Unknown errors are retried (and dead-lettered) rather than acknowledged: losing
@@ -207,7 +230,7 @@ def handle_event_data(processor: Processor, data: Any, trace: tuple[str, str] | 
             # traceback is logged here, scrubbed; what propagates to functions-framework (which
             # logs it again, outside our PHI scrubbing) carries the exception type only.
             logger.exception("unexpected error", extra={"fields": {
-                "event": PROCESSED_EVENT, "outcome": "retry", "reason": "unexpected_error",
+                "event": RETRY_EVENT, "outcome": "retry", "reason": "unexpected_error",
                 "message_id": message_id(data),
                 **({"instance_uid": event.instance_uid} if event else {})}})
             raise TransientError("processor", f"unexpected {type(exc).__name__}") from None
@@ -225,7 +248,7 @@ def process_dicom_instance(cloud_event: CloudEvent) -> None:
         # A deployment mistake: retry (and dead-letter) rather than drop events, and say why.
         logs.configure_logging("INFO")
         logs.log_event(logger, logging.CRITICAL, f"invalid configuration: {exc}",
-                       event=PROCESSED_EVENT, outcome="retry", reason="configuration_error")
+                       event=RETRY_EVENT, outcome="retry", reason="configuration_error")
         raise
     try:
         trace = _trace(cloud_event)

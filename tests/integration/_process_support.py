@@ -30,6 +30,7 @@ SUBSCRIPTION = "projects/local-project/subscriptions/imaging-processor"
 PHI = {"PatientName": "Zzyzx^Quintessa", "PatientID": "PHI-7734921",
        "PatientBirthDate": "19610203", "OtherPatientIDs": "MRN-55501234"}
 PHI_STRINGS = ("Zzyzx", "Quintessa", "PHI-7734921", "19610203", "MRN-55501234")
+OUTCOME_EVENTS = ("instance_processed", "instance_skipped", "instance_failed", "instance_retry")
 DX_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.1"
 CR_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1"
 
@@ -151,7 +152,7 @@ class ProcessFunction(FunctionServer):
         return self.log_path.read_text(errors="replace").splitlines()
 
     def outcomes(self) -> list[dict[str, Any]]:
-        return [e for e in self.json_logs() if e.get("event") == "instance_processed"]
+        return [e for e in self.json_logs() if e.get("event") in OUTCOME_EVENTS]
 
     def push(self, message: Mapping[str, Any], *, timeout: float = 120) -> requests.Response:
         """POST a Pub/Sub push envelope, as a push subscription does."""

@@ -90,6 +90,7 @@ def test_happy_path_per_modality(case: str, function: ProcessFunction, fhir_serv
     assert response.status_code == 200, function.log_lines()[-20:]
     outcome = last_outcome(function, message)
     assert outcome["outcome"] == "processed", outcome
+    assert outcome["event"] == "instance_processed" and outcome["modality"] == ds.Modality
     assert outcome["priority"] == "routine"
     base = fhir_server.base_url
     [study] = fhir_search(base, "ImagingStudy",
@@ -220,7 +221,7 @@ PERMANENT: dict[str, Any] = {
         f"{LOCAL_STORE}/dicomWeb/studies/1.2.3/series/1.2.3.4/instances/1.2.3.4.5"),
         "failed", "not_found"),
     "delete-action": (lambda: projection("DX"), lambda ds: pubsub_message(
-        instance_path(ds), {"action": "DeleteInstances"}), "ignored", None),
+        instance_path(ds), {"action": "DeleteInstances"}), "ignored", "not_a_new_instance"),
     "modality-attribute": (lambda: projection("DX"), lambda ds: pubsub_message(
         instance_path(ds), {"modality": "ECG"}), "skipped", "unsupported_modality"),
     "structured-report": (lambda: sample("test-SR.dcm"), None, "skipped",
@@ -250,7 +251,10 @@ def test_permanent_outcomes_are_acknowledged(case: str, function: ProcessFunctio
     assert response.status_code == 200  # acknowledged: Pub/Sub must not redeliver
     outcome = last_outcome(function, message)
     assert outcome["outcome"] == status
-    assert outcome.get("reason") == reason or (reason is None and "action" in outcome["reason"])
+    assert outcome["reason"] == reason
+    assert outcome["event"] == {"failed": "instance_failed"}.get(status, "instance_skipped")
+    if ds is not None and to_message is None:  # fetched: the metrics get the modality label
+        assert outcome["modality"] == ds.Modality
     assert fhir_count(fhir_server.base_url, "DiagnosticReport") == before
 
 

@@ -74,17 +74,19 @@ def test_processed_outcome_is_logged(log_lines: io.StringIO) -> None:
     assert entry["message_id"] == "m-1" and entry["instance_uid"] == "1.2.3.4"
 
 
-@pytest.mark.parametrize(("reason", "status", "severity"), [
-    ("unsupported_sop_class", "skipped", "INFO"),
-    ("unrenderable", "failed", "WARNING"),
+@pytest.mark.parametrize(("reason", "status", "severity", "event"), [
+    ("unsupported_sop_class", "skipped", "INFO", "instance_skipped"),
+    ("unrenderable", "failed", "WARNING", "instance_failed"),
 ])
 def test_permanent_errors_are_acknowledged(log_lines: io.StringIO, reason: Any, status: str,
-                                           severity: str) -> None:
-    processor = StubProcessor(PermanentError(reason, "detail"))
-    outcome = run(processor, {"message": pubsub_message(PATH)})
+                                           severity: str, event: str) -> None:
+    error = PermanentError(reason, "detail")
+    error.modality = "CT"
+    outcome = run(StubProcessor(error), {"message": pubsub_message(PATH)})
     assert (outcome.status, outcome.reason) == (status, reason)
     [entry] = entries(log_lines)
     assert (entry["outcome"], entry["reason"], entry["severity"]) == (status, reason, severity)
+    assert (entry["event"], entry["modality"]) == (event, "CT")
 
 
 def test_malformed_event_never_reaches_the_processor(log_lines: io.StringIO) -> None:
@@ -102,6 +104,7 @@ def test_transient_errors_propagate(log_lines: io.StringIO) -> None:
     [entry] = entries(log_lines)
     assert (entry["outcome"], entry["reason"], entry["severity"]) == (
         "retry", "fhir_unavailable", "ERROR")
+    assert entry["event"] == "instance_retry"  # not counted as handled: it will come back
 
 
 def test_unexpected_errors_are_retried_without_phi(log_lines: io.StringIO) -> None:
