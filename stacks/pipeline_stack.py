@@ -148,6 +148,8 @@ class PipelineStack(TerraformStack):
                       "DICOM_STORE": stores.dicom_store_path}
 
         # gs://staging/incoming/ --object finalize--> ingest function --STOW-RS--> DICOM store.
+        # Eventarc filters storage events by bucket only; the function itself ignores objects
+        # outside incoming/ (including its own moves to processed/ and failed/).
         ingest = PythonFunction(
             self, "ingest", name=f"{prefix}-ingest", location=cfg.region,
             description="Stores DICOM files uploaded to the staging bucket in the DICOM store.",
