@@ -223,3 +223,18 @@ def test_lossless_transfer_syntaxes_render_identically() -> None:
     assert reference.std() > 10
     for name in names[1:]:
         assert np.array_equal(render_file(bundled(name), PNG).pixels, reference), name
+
+
+def test_float_pixel_data_with_a_small_range_gets_full_contrast() -> None:
+    """Parametric maps store float32 (Float Pixel Data); a 0..0.5 range still spans 0..255."""
+    ds = synthetic(np.zeros((4, 4), dtype=np.uint8), sop_class="1.2.840.10008.5.1.4.1.1.30")
+    del ds.PixelData
+    values = np.linspace(0.0, 0.5, 64 * 64, dtype=np.float32).reshape(64, 64)
+    ds.Rows, ds.Columns, ds.BitsAllocated = 64, 64, 32
+    for keyword in ("BitsStored", "HighBit", "PixelRepresentation"):
+        delattr(ds, keyword)
+    ds.FloatPixelData = values.tobytes()
+    image = render_bytes(part10(ds), PNG)
+    assert image.window is not None and image.window[1] < 0.5
+    assert image.pixels.min() == 0 and image.pixels.max() == 255
+    assert (np.diff(image.pixels.astype(int).ravel()) >= 0).all()

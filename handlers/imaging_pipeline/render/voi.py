@@ -87,7 +87,8 @@ def declared_voi(attrs: Dataset, little_endian: bool) -> Voi | None:
 
 
 def _window_between(low: float, high: float) -> Window:
-    width = max(high - low, 1.0)
+    """LINEAR_EXACT maps low..high onto the full range (float data may span less than 1)."""
+    width = high - low if high > low else 1.0
     return Window((low + high) / 2.0, width, "LINEAR_EXACT")
 
 
