@@ -53,7 +53,10 @@ def _render(ds: Dataset, options: RenderOptions) -> RenderedImage:
 
 
 def _quietly(source: Dataset | bytes | Path, options: RenderOptions) -> RenderedImage:
-    # pydicom warns about odd values and may quote them (names, dates): keep them out of logs.
+    # pydicom's warnings about odd files are noise to callers; it also sends them to the
+    # 'pydicom' logger, and those name attributes and byte counts, never patient values (only
+    # pixel-module elements are ever decoded: tests/unit/test_render_rejections.py).
+    # catch_warnings is process-wide: a concurrent thread may briefly see warnings ignored.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = source if isinstance(source, Dataset) else read_dataset(source)

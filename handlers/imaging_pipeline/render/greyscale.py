@@ -1,10 +1,10 @@
 """Greyscale pipeline: stored values -> modality -> VOI -> presentation -> 8 bits.
 
 Every step is a pointwise function of the stored value, so for 8- and 16-bit data the whole
-chain is evaluated once per possible stored value (at most 65,536 float32 entries) and the
-frame is mapped with one table lookup: no float copy of the frame, and a robust window from
-a histogram instead of sorting pixels. Other data (32-bit, float) runs the same functions on
-the frame itself.
+chain is evaluated once per stored value between the frame's minimum and maximum (at most
+65,536 float32 entries) and the frame is mapped with one table lookup: no float copy of the
+frame, and a robust window from a histogram instead of sorting pixels. Other data (32-bit,
+float) runs the same functions on the frame itself.
 """
 
 from __future__ import annotations
