@@ -45,6 +45,9 @@ from imaging_pipeline.sop_filter import check_modality, check_sop_class
 if TYPE_CHECKING:
     from cloudevents.http import CloudEvent
 
+    from imaging_pipeline.render import RenderedImage
+    from imaging_pipeline.settings import PipelineSettings
+
 logger = logging.getLogger("imaging_pipeline.process")
 # Every event ends with one log line whose `event` is one of these; the log-based metrics of
 # modules/observability.py count them (labels `modality`, `reason`).
@@ -71,11 +74,10 @@ class Outcome:
     findings: list[Finding] = field(default_factory=list)
     created: int = 0  # FHIR resources newly created (0 on a redelivery)
     alert_message_id: str | None = None
-    bundle: dict[str, Any] | None = None
 
 
-def analyze_dataset(dataset: Any, settings: Any, analyzer: Analyzer) -> tuple[
-        Any, list[Finding], Assessment]:
+def analyze_dataset(dataset: Any, settings: PipelineSettings, analyzer: Analyzer) -> tuple[
+        RenderedImage, list[Finding], Assessment]:
     """Render -> analyze -> rules for one pydicom Dataset (shared with `imaging analyze`)."""
     from imaging_pipeline.render import RenderOptions, RenderRejected, render_dataset
 
@@ -136,7 +138,6 @@ class Processor:
 
         _, findings, assessment = analyze_dataset(dataset, settings, self.analyzer)
         info = instance_info(dataset)
-        del dataset  # pixel data can be large; nothing below needs it
 
         existing = self.fhir.search_by_identifier(
             "ImagingStudy", DICOM_UID_SYSTEM, study_identifier_value(info.study_uid))
