@@ -10,7 +10,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pydicom
@@ -66,7 +66,7 @@ def sample(name: str) -> Dataset:
     return with_phi(pydicom.dcmread(path))
 
 
-def projection(modality: str = "DX", text: str | None = None, size: int = 512,
+def projection(modality: Literal["DX", "CR"] = "DX", text: str | None = None, size: int = 512,
                seed: int = 0) -> Dataset:
     """A synthetic 12-bit projection radiograph (DX or CR), optionally with burned-in text."""
     y, x = np.mgrid[0:size, 0:size]
