@@ -126,5 +126,7 @@ def choose_frame(header: Header, requested: int | None) -> int:
     if requested is None:
         return header.frames // 2
     if requested >= header.frames:
-        raise ValueError(f"frame {requested} requested but the instance has {header.frames}")
+        raise ValueError(
+            f"frame {requested} requested; the instance has frames 0..{header.frames - 1}"
+        )
     return requested
