@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -89,6 +89,8 @@ class LocalPipeline:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> Self:
+        if self.processor is not None:
+            return self  # already running (start() then `with pipeline:` is fine)
         try:
             self._start_all([self.orthanc, self.fhir, self.pubsub, self.gcs])
             self.ingest_function = FunctionServer("ingest_dicom_object", self._ingest_env())
@@ -116,6 +118,7 @@ class LocalPipeline:
     def stop(self) -> None:
         """Stops functions first, then servers (reverse start order); safe to call twice."""
         self._stack.close()
+        self.ingest_function = self.processor = None
 
     def __enter__(self) -> Self:
         return self.start()
@@ -186,9 +189,11 @@ class LocalPipeline:
             raise RuntimeError(f"{summary.failed} notification(s) could not be published")
         return instances
 
-    def wait_for_results(self, instances: list[StoredInstance], timeout: float = 120.0
+    def wait_for_results(self, instances: list[StoredInstance], timeout: float = 120.0,
+                         on_progress: Callable[[int], None] = lambda _: None
                          ) -> list[InstanceResult]:
-        """Polls the processor's structured logs until every instance has a final outcome."""
+        """Polls the processor's structured logs until every instance has a final outcome;
+        `on_progress` gets the number of finished instances after each poll."""
         assert self.processor is not None
         sources = {s.sop_instance_uid: s.object_name.removeprefix("incoming/")
                    for s in self.staged if s.sop_instance_uid}
@@ -199,7 +204,7 @@ class LocalPipeline:
         while True:
             for entry in self.processor.json_logs():
                 result = results.get(str(entry.get("instance_uid", "")))
-                if entry.get("event") != "instance_processed" or result is None:
+                if not str(entry.get("event", "")).startswith("instance_") or result is None:
                     continue
                 if entry.get("outcome") in FINAL_OUTCOMES or result.outcome == "pending":
                     result.outcome = str(entry.get("outcome"))
@@ -207,7 +212,9 @@ class LocalPipeline:
                     result.priority = entry.get("priority")
                     result.findings = list(entry.get("findings") or [])
                     result.report = entry.get("report")
-            if all(r.outcome in FINAL_OUTCOMES for r in results.values()):
+            finished = sum(r.outcome in FINAL_OUTCOMES for r in results.values())
+            on_progress(finished)
+            if finished == len(results):
                 break
             if time.monotonic() > deadline:
                 break

@@ -43,6 +43,9 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from imaging_cli.local._base import ServerStartError
     from imaging_cli.local_pipeline import LocalPipeline
     from imaging_cli.synthetic import sample_files, study_set, write_instances
 
@@ -54,7 +57,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_samples:
             files += sample_files()
         _say(f"starting local servers and functions; {len(files)} files to ingest")
-        with LocalPipeline() as pipeline:
+        try:
+            pipeline = LocalPipeline().start()
+        except (ServerStartError, FileNotFoundError) as error:
+            print(f"imaging demo: a local server did not start: {error}", file=sys.stderr)
+            return 2
+        with pipeline:
             staged = pipeline.stage(files)
             not_stored = [s for s in staged if s.outcome != "processed"]
             for result in not_stored:
@@ -62,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
             instances = pipeline.notify()
             _say(f"{len(instances)} instances in the DICOM store; notifications published, "
                  "waiting for the processor")
-            results = pipeline.wait_for_results(instances, timeout=args.timeout)
+            with tqdm(total=len(instances), unit="instance", file=sys.stderr, desc="processed",
+                      disable=not sys.stderr.isatty()) as progress:
+                results = pipeline.wait_for_results(
+                    instances, timeout=args.timeout,
+                    on_progress=lambda done: progress.update(done - progress.n))
             print(_table([_row(r) for r in results]))
             unfinished = [r for r in results if r.outcome in ("pending", "retry")]
             failed = [r for r in results if r.outcome == "failed"]
