@@ -149,3 +149,24 @@ def test_pixels_are_read_only() -> None:
 def test_options_are_validated(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         RenderOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_per_pixel_path_works_in_blocks() -> None:
+    """32-bit data is windowed per pixel; float32 temporaries are block-sized, so the peak is
+    about the decoded frame plus 8-bit copies, not several float copies of the frame."""
+    rng = np.random.default_rng(0)
+    stored = rng.integers(-1000, 3000, (2048, 2048)).astype(np.int32)
+    ds = synthetic(stored, RescaleSlope=0.5, RescaleIntercept=-100)
+    render_dataset(ds)  # warm caches
+    tracemalloc.start()
+    try:
+        image = render_dataset(ds, RenderOptions(max_size=2048, format="png"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * stored.nbytes, f"peak {peak / 2**20:.1f} MiB"  # one float copy: 2x
+    window = image.window
+    assert window is not None
+    low = window[0] - window[1] / 2
+    expected = np.clip((stored[0, :16] * 0.5 - 100 - low) / window[1], 0, 1) * 255
+    assert np.abs(image.pixels[0, :16] - expected).max() <= 1

@@ -105,6 +105,8 @@ CASES: dict[str, tuple[Callable[[], Dataset], RejectReason]] = {
     "zero rows": (lambda: _image(Rows=0), R.ABSURD_DIMENSIONS),
     "65535 x 65535": (lambda: _image(Rows=65535, Columns=65535), R.ABSURD_DIMENSIONS),
     "100 megapixels": (lambda: _image(Rows=10000, Columns=10000), R.ABSURD_DIMENSIONS),
+    "6000 x 6000 doubles": (lambda: _image(Rows=6000, Columns=6000, BitsAllocated=64),
+                            R.ABSURD_DIMENSIONS),
     "a million frames": (lambda: _image(NumberOfFrames=1_000_000), R.ABSURD_DIMENSIONS),
     "HSV": (lambda: _image(PhotometricInterpretation="HSV"), R.UNSUPPORTED_PHOTOMETRIC),
     "ARGB": (lambda: _image(PhotometricInterpretation="ARGB"), R.UNSUPPORTED_PHOTOMETRIC),

@@ -9,8 +9,6 @@ float) runs the same functions on the frame itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from pydicom.dataset import Dataset
 
@@ -18,7 +16,6 @@ from imaging_pipeline.render.modality import modality_transform
 from imaging_pipeline.render.numbers import first_float
 from imaging_pipeline.render.voi import (
     Voi,
-    Window,
     declared_voi,
     robust_window_from_histogram,
     robust_window_from_samples,
@@ -36,18 +33,13 @@ def inverted(attrs: Dataset, photometric: str) -> bool:
 
 
 def _display(
-    stored: np.ndarray,
-    attrs: Dataset,
-    little_endian: bool,
-    robust: Callable[[np.ndarray], Window],
-    invert: bool,
-) -> tuple[np.ndarray, Voi]:
-    values = modality_transform(stored, attrs, little_endian)
-    voi = declared_voi(attrs, little_endian) or robust(values)
-    grey = voi.apply(values)
+    stored: np.ndarray, attrs: Dataset, little_endian: bool, voi: Voi, invert: bool
+) -> np.ndarray:
+    """Stored values (float32) -> display intensities in [0, 1]."""
+    grey = voi.apply(modality_transform(stored, attrs, little_endian))
     if invert:
         grey = np.float32(1.0) - grey
-    return grey, voi
+    return grey
 
 
 def _to_uint8(grey: np.ndarray) -> np.ndarray:
@@ -97,15 +89,15 @@ def _via_table(
     present_codes = present.astype(frame.dtype).view(code_type)
     stored_values = present.astype(np.float32)
 
-    def robust(values: np.ndarray) -> Window:
+    voi = declared_voi(attrs, little_endian)
+    if voi is None:
         counts = np.bincount(_subsample(codes).ravel(), minlength=entries)[present_codes]
         if padding is not None:
             counts[(stored_values >= padding[0]) & (stored_values <= padding[1])] = 0
-        return robust_window_from_histogram(values, counts)
-
-    grey, voi = _display(stored_values, attrs, little_endian, robust, invert)
+        values = modality_transform(stored_values, attrs, little_endian)
+        voi = robust_window_from_histogram(values, counts)
     table = np.zeros(entries, dtype=np.uint8)
-    table[present_codes] = _to_uint8(grey)
+    table[present_codes] = _to_uint8(_display(stored_values, attrs, little_endian, voi, invert))
     return _lookup(table, codes), voi.as_tuple()
 
 
@@ -123,6 +115,10 @@ def _lookup(table: np.ndarray, codes: np.ndarray) -> np.ndarray:
     return out
 
 
+# Pixels per block on the per-pixel path: float32 temporaries stay a few MiB, not frame-sized.
+_DIRECT_BLOCK = 1 << 18
+
+
 def _direct(
     frame: np.ndarray,
     attrs: Dataset,
@@ -130,14 +126,16 @@ def _direct(
     invert: bool,
     padding: tuple[float, float] | None,
 ) -> tuple[np.ndarray, tuple[float, float]]:
-    stored = frame.astype(np.float32)
-
-    def robust(values: np.ndarray) -> Window:
-        sample = _subsample(values)
+    voi = declared_voi(attrs, little_endian)
+    if voi is None:
+        sample = _subsample(frame).astype(np.float32)
+        values = modality_transform(sample, attrs, little_endian)
         if padding is not None:
-            raw = _subsample(stored)
-            sample = sample[(raw < padding[0]) | (raw > padding[1])]
-        return robust_window_from_samples(sample.ravel())
-
-    grey, voi = _display(stored, attrs, little_endian, robust, invert)
-    return _to_uint8(grey), voi.as_tuple()
+            values = values[(sample < padding[0]) | (sample > padding[1])]
+        voi = robust_window_from_samples(values.ravel())
+    out = np.empty(frame.shape, dtype=np.uint8)
+    rows = max(1, _DIRECT_BLOCK // max(1, frame.shape[1]))
+    for start in range(0, frame.shape[0], rows):
+        block = frame[start : start + rows].astype(np.float32)
+        out[start : start + rows] = _to_uint8(_display(block, attrs, little_endian, voi, invert))
+    return out, voi.as_tuple()

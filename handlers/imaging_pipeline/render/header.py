@@ -16,9 +16,11 @@ PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 GREYSCALE = frozenset({"MONOCHROME1", "MONOCHROME2"})
 _SAMPLES = {"MONOCHROME1": 1, "MONOCHROME2": 1, PALETTE: 1} | {p: 3 for p in DECODED_AS_RGB}
 
-# Beyond any projection radiograph or mammogram (~25 MP); keeps one decoded frame, its table
-# lookup and the resize well inside the function's 512 MiB.
+# Beyond any projection radiograph or mammogram (~25 MP). With the encoded pixel data, the
+# decoded frame and its 8-bit copies, one frame at these limits stays inside the function's
+# 512 MiB (the 3000x3000 16-bit radiograph of bench/render.py peaks near 110 MiB).
 MAX_FRAME_SAMPLES = 40_000_000
+MAX_FRAME_BYTES = 128 * 2**20
 MAX_SIDE = 32_768
 MAX_FRAMES = 100_000
 
@@ -87,16 +89,19 @@ def check_header(ds: Dataset) -> Header:
 
     rows, columns = _required_int(ds, "Rows"), _required_int(ds, "Columns")
     samples = _required_int(ds, "SamplesPerPixel", 1)
-    _required_int(ds, "BitsAllocated")
+    bits_allocated = _required_int(ds, "BitsAllocated")
     frames = _required_int(ds, "NumberOfFrames", 1) if ds.get("NumberOfFrames") else 1
     if not (0 < rows <= MAX_SIDE and 0 < columns <= MAX_SIDE and 0 < frames <= MAX_FRAMES):
         raise _reject(
             RejectReason.ABSURD_DIMENSIONS, f"{rows}x{columns} pixels, {frames} frames"
         )
-    if rows * columns * samples > MAX_FRAME_SAMPLES:
+    frame_samples = rows * columns * samples
+    frame_bytes = frame_samples * max(1, bits_allocated // 8)
+    if frame_samples > MAX_FRAME_SAMPLES or frame_bytes > MAX_FRAME_BYTES:
         raise _reject(
             RejectReason.ABSURD_DIMENSIONS,
-            f"{rows}x{columns}x{samples} samples per frame exceeds {MAX_FRAME_SAMPLES}",
+            f"{rows}x{columns}x{samples} samples of {bits_allocated} bits per frame exceeds "
+            f"{MAX_FRAME_SAMPLES} samples or {MAX_FRAME_BYTES // 2**20} MiB",
         )
 
     photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
