@@ -16,6 +16,14 @@ from cdktf import (
     TerraformStack,
 )
 from cdktf_cdktf_provider_google.healthcare_dataset import HealthcareDataset
+from cdktf_cdktf_provider_google.kms_key_ring import KmsKeyRing
+from cdktf_cdktf_provider_google.logging_metric import LoggingMetric
+from cdktf_cdktf_provider_google.logging_project_bucket_config import LoggingProjectBucketConfig
+from cdktf_cdktf_provider_google.monitoring_dashboard import MonitoringDashboard
+from cdktf_cdktf_provider_google.monitoring_notification_channel import (
+    MonitoringNotificationChannel,
+)
+from cdktf_cdktf_provider_google.project_iam_audit_config import ProjectIamAuditConfig
 from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
 from cdktf_cdktf_provider_google.project_service import ProjectService
 from cdktf_cdktf_provider_google.provider import GoogleProvider
@@ -239,16 +247,19 @@ class PipelineStack(TerraformStack):
     def _after_dependencies(self, apis: list[ProjectService],
                             key_grants: dict[str, TerraformResource]) -> None:
         """Every resource waits for the APIs, and every CMEK-encrypted one for its key grant,
-        so one `cdktf deploy` works on a fresh project. Data sources are left alone: a
+        so one `cdktf deploy` works on a fresh project.
+
+        Only resources that reference no other resource (ROOT_TYPES) get explicit depends_on;
+        every other one references a root and so waits for it (tests/infra/test_references.py
+        checks that every resource reaches every API). Data sources are left alone: a
         dependency would defer reading them (the project number) to apply time, and the APIs
         they call (Resource Manager, Storage) are on in every new project."""
-        # Plain Python lookups where possible: every jsii round trip costs synth time.
-        # Top-level constructs keep their id as Terraform name (tests/infra/test_references.py
-        # proves every depends_on entry resolves).
+        # Top-level constructs keep their id as Terraform name; plain Python lookups where
+        # possible, since every jsii round trip costs synth time.
         api_refs = [f"google_project_service.{api.node.id}" for api in apis]
         grant_refs = {purpose: _address(grant) for purpose, grant in key_grants.items()}
         for node in self.node.find_all():
-            if isinstance(node, ProjectService) or not isinstance(node, TerraformResource):
+            if not isinstance(node, ROOT_TYPES):
                 continue
             purpose = CMEK_TYPES.get(type(node))
             # No construct here sets depends_on itself, so this assignment loses nothing.
@@ -268,6 +279,12 @@ def _address(resource: TerraformResource) -> str:
     return f"{resource.terraform_resource_type}.{resource.friendly_unique_id}"
 
 
+# Resources that reference no other resource of the stack (see _after_dependencies).
+ROOT_TYPES = (
+    ServiceAccount, PubsubTopic, StorageBucket, HealthcareDataset, KmsKeyRing, LoggingMetric,
+    MonitoringNotificationChannel, MonitoringDashboard, ProjectIamAuditConfig,
+    LoggingProjectBucketConfig, ProjectIamMember,
+)
 # Resource types that take a CMEK key: created only after the service agents may use it.
 CMEK_TYPES: dict[type, str] = {HealthcareDataset: "healthcare", PubsubTopic: "pubsub",
                                StorageBucket: "storage"}

@@ -122,3 +122,47 @@ def test_the_checker_catches_a_dangling_reference(stacks: dict[str, dict[str, An
     assert "google_pubsub_topic.nope" not in known["resource"]
     assert "made_up" not in attributes("google_pubsub_topic")
     assert {"name", "id"} <= attributes("google_pubsub_topic")
+
+
+def dependency_graph(stack: dict[str, Any]) -> dict[str, set[str]]:
+    """address -> addresses it waits for (its references and its depends_on)."""
+    graph: dict[str, set[str]] = {}
+    for type_, items in stack.get("resource", {}).items():
+        for key, body in items.items():
+            edges = {address for kind, address, _ in references({"resource": {"x": {"y": body}}})
+                     if kind == "resource"}
+            edges |= {d for d in body.get("depends_on", []) if not d.startswith("data.")}
+            graph[f"{type_}.{key}"] = edges
+    return graph
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), set()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_resource_waits_for_every_api(stacks: dict[str, dict[str, Any]], env: str) -> None:
+    """A fresh project has no APIs enabled: nothing may be created before all of them are."""
+    graph = dependency_graph(stacks[env])
+    apis = {a for a in graph if a.startswith("google_project_service.")}
+    assert len(apis) >= 13
+    early = sorted(a for a in graph
+                   if not a.startswith("google_project_service.") and apis - reachable(graph, a))
+    assert early == []
+
+
+def test_cmek_resources_wait_for_their_key_grant(stacks: dict[str, dict[str, Any]]) -> None:
+    graph = dependency_graph(stacks["prod"])
+    grants = {a for a in graph if a.startswith("google_kms_crypto_key_iam_member.")}
+    assert len(grants) == 3
+    for address in graph:
+        if address.split(".")[0] in ("google_healthcare_dataset", "google_pubsub_topic",
+                                     "google_storage_bucket"):
+            assert reachable(graph, address) & grants, address
