@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from imaging_pipeline.render import (
     RenderRejected,
     render_bytes,
     render_dataset,
+    render_file,
 )
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
@@ -170,3 +172,60 @@ def test_per_pixel_path_works_in_blocks() -> None:
     low = window[0] - window[1] / 2
     expected = np.clip((stored[0, :16] * 0.5 - 100 - low) / window[1], 0, 1) * 255
     assert np.abs(image.pixels[0, :16] - expected).max() <= 1
+
+
+def _series(frames: int, seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 4096, (frames, 256, 256), dtype=np.uint16)
+    return synthetic(pixels, bits_stored=12)
+
+
+def test_bytes_and_files_read_only_the_rendered_frame(tmp_path: Path) -> None:
+    """A 100-frame native series (12.5 MiB): from bytes or a file, only the header and one
+    frame are read and decoded, and the result is the one the parsed dataset gives."""
+    ds = _series(100)
+    data = part10(ds)
+    path = tmp_path / "series.dcm"
+    path.write_bytes(data)
+    reference = render_dataset(ds, RenderOptions(frame=77, format="png"))
+    for render in (lambda: render_bytes(data, RenderOptions(frame=77, format="png")),
+                   lambda: render_file(path, RenderOptions(frame=77, format="png"))):
+        render()  # warm caches
+        tracemalloc.start()
+        try:
+            image = render()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert np.array_equal(image.pixels, reference.pixels)
+        assert image.window == reference.window and image.frame == 77
+        assert peak < len(data) / 10, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_encapsulated_frames_are_read_alone_from_bytes_and_files(tmp_path: Path) -> None:
+    ds = _series(24, seed=5)
+    ds.compress(RLELossless)
+    frames = list(generate_frames(ds.PixelData, number_of_frames=24))
+    frames[0] = b"\xff" * len(frames[0])  # frame 0 is garbage; the others must not care
+    ds.PixelData = encapsulate(frames)
+    data = part10(ds)
+    assert len(data) > 2**20  # large enough for the pixel data to stay in the source
+    path = tmp_path / "rle.dcm"
+    path.write_bytes(data)
+    for frame in (5, 12, 23):
+        options = RenderOptions(frame=frame, format="png")
+        expected = render_dataset(ds, options).pixels
+        assert np.array_equal(render_bytes(data, options).pixels, expected)
+        assert np.array_equal(render_file(path, options).pixels, expected)
+    for render in (render_bytes, render_file):
+        with pytest.raises(RenderRejected) as info:
+            render(data if render is render_bytes else path, RenderOptions(frame=0))
+        assert info.value.reason is RejectReason.CORRUPT_PIXEL_DATA
+
+
+def test_truncated_large_native_series_is_corrupt_not_a_crash() -> None:
+    data = part10(_series(40))[:-100_000]  # the last frames are cut off
+    assert render_bytes(data, RenderOptions(frame=0)).frame == 0
+    with pytest.raises(RenderRejected) as info:
+        render_bytes(data, RenderOptions(frame=39))
+    assert info.value.reason is RejectReason.CORRUPT_PIXEL_DATA

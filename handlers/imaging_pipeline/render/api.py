@@ -11,7 +11,7 @@ from PIL import Image
 from pydicom.dataset import Dataset
 
 from imaging_pipeline.render.colour import render_colour
-from imaging_pipeline.render.decode import decode_frame, read_dataset
+from imaging_pipeline.render.decode import Opener, decode_frame, opener, read_dataset
 from imaging_pipeline.render.encode import encode
 from imaging_pipeline.render.frame_attributes import display_attributes
 from imaging_pipeline.render.greyscale import render_greyscale
@@ -22,10 +22,10 @@ from imaging_pipeline.render.resize import output_size, pixel_aspect, resize
 _DEFAULT = RenderOptions()
 
 
-def _render(ds: Dataset, options: RenderOptions) -> RenderedImage:
+def _render(ds: Dataset, options: RenderOptions, source: Opener | None) -> RenderedImage:
     header = check_header(ds)
     index = choose_frame(header, options.frame)
-    frame = decode_frame(ds, header, index)
+    frame = decode_frame(ds, header, index, source)
     attrs = display_attributes(ds, index)
     window: tuple[float, float] | None
     if header.greyscale:
@@ -59,8 +59,10 @@ def _quietly(source: Dataset | bytes | Path, options: RenderOptions) -> Rendered
     # catch_warnings is process-wide: a concurrent thread may briefly see warnings ignored.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = source if isinstance(source, Dataset) else read_dataset(source)
-        return _render(ds, options)
+        if isinstance(source, Dataset):
+            return _render(source, options, None)
+        open_source = opener(source)
+        return _render(read_dataset(open_source), options, open_source)
 
 
 def render_dataset(ds: Dataset, options: RenderOptions = _DEFAULT) -> RenderedImage:

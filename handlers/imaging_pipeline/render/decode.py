@@ -1,33 +1,56 @@
 """Parsing Part 10 input and decoding exactly one frame.
 
-Only the frame being rendered is decoded (`index=`), so the decoded memory is one frame
-whatever the number of frames. The encoded bytes are read in full: pydicom's by-index
-stream reader would avoid that but fails on deflated datasets and on some real files
-(e.g. pydicom's SC_rgb_jpeg.dcm), which render correctly from a parsed dataset.
+Only the frame being rendered is decoded. For bytes and files, pixel data larger than
+DEFER_SIZE is not even read with the header: the frame's own bytes (native) or fragments
+(encapsulated, via the offset tables when present) are read from the source, so a long
+multi-frame series costs one frame of memory. Anything unusual about that lazy path (deflated
+datasets, bit-packed or float pixel data, odd encapsulation) falls back to decoding from the
+fully read dataset, which pydicom handles for every case it supports.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from pydicom import dcmread
-from pydicom.dataset import Dataset
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate, get_frame
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
 from pydicom.pixels.utils import as_pixel_options
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from imaging_pipeline.render.errors import RejectReason, RenderRejected
 from imaging_pipeline.render.header import PIXEL_KEYWORDS, Header
 
+# Values above this size stay in the source until needed: pixel data of anything larger than
+# a CT slice, never LUTs (at most 128 KiB).
+DEFER_SIZE = 1 << 20
+Opener = Callable[[], BinaryIO]
+_PIXEL_MODULE = (
+    "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration", "Rows", "Columns",
+    "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
+)
 
-def read_dataset(source: bytes | Path) -> Dataset:
-    """Parse Part 10 bytes or a file. Input without preamble or file meta is accepted only
-    if it parses to something DICOM-like (a SOP class or pixel data), else NOT_DICOM."""
-    with io.BytesIO(source) if isinstance(source, bytes) else source.open("rb") as stream:
+
+def opener(source: bytes | Path) -> Opener:
+    """A way to (re)open the source for the header and, later, one frame's bytes."""
+    if isinstance(source, bytes):
+        return lambda: io.BytesIO(source)
+    return lambda: source.open("rb")
+
+
+def read_dataset(open_source: Opener) -> Dataset:
+    """Parse the header (large values deferred). Input without preamble or file meta is
+    accepted only if it parses to something DICOM-like (a SOP class or pixel data)."""
+    with open_source() as stream:
         try:
-            ds = dcmread(stream)
+            ds = dcmread(stream, defer_size=DEFER_SIZE)
         except InvalidDicomError:
             ds = None
         except Exception:  # pydicom raises many types on garbage: all mean "not DICOM"
@@ -38,7 +61,7 @@ def read_dataset(source: bytes | Path) -> Dataset:
             return ds
         stream.seek(0)
         try:
-            ds = dcmread(stream, force=True)
+            ds = dcmread(stream, defer_size=DEFER_SIZE, force=True)
         except Exception:
             ds = None
     if ds is None or not ("SOPClassUID" in ds or any(k in ds for k in PIXEL_KEYWORDS)):
@@ -46,13 +69,73 @@ def read_dataset(source: bytes | Path) -> Dataset:
     return ds
 
 
-def decode_frame(ds: Dataset, header: Header, index: int) -> np.ndarray:
+def _deferred_pixel_data(ds: Dataset, header: Header) -> RawDataElement | None:
+    """The Pixel Data element if it was left in the source and the lazy path applies."""
+    if "PixelData" not in ds or header.transfer_syntax == DeflatedExplicitVRLittleEndian:
+        return None
+    raw = ds.get_item("PixelData", keep_deferred=True)
+    if not isinstance(raw, RawDataElement) or raw.value is not None:
+        return None
+    return raw
+
+
+def _one_frame_dataset(
+    ds: Dataset, header: Header, index: int, raw: RawDataElement, open_source: Opener
+) -> Dataset | None:
+    """A dataset holding only the pixel module and frame `index`'s bytes, or None when the
+    lazy path does not apply (bit-packed native data)."""
+    syntax = header.transfer_syntax
+    with open_source() as stream:
+        stream.seek(raw.value_tell)
+        if syntax.is_encapsulated:
+            offsets = None
+            if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
+                offsets = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+            fragment = get_frame(stream, index, extended_offsets=offsets,
+                                 number_of_frames=header.frames)
+            pixel_data, vr = encapsulate([fragment]), "OB"
+        else:
+            bits = int(ds.BitsAllocated)
+            if bits % 8:
+                return None  # bit-packed frames need not start on a byte boundary
+            size = header.rows * header.columns * header.samples * bits // 8
+            stream.seek(raw.value_tell + index * size)
+            pixel_data, vr = stream.read(size), "OB" if bits == 8 else "OW"
+    one = Dataset()
+    one.file_meta = FileMetaDataset()
+    one.file_meta.TransferSyntaxUID = syntax
+    for keyword in _PIXEL_MODULE:
+        if keyword in ds:
+            one[keyword] = ds[keyword]
+    one.NumberOfFrames = 1
+    one.PixelData = pixel_data
+    one["PixelData"].VR = vr
+    return one
+
+
+def _decode(ds: Dataset, header: Header, index: int) -> np.ndarray:
+    decoder = get_decoder(header.transfer_syntax)
+    # The transfer syntax is passed explicitly: it may be inferred (no file meta).
+    options = as_pixel_options(ds, transfer_syntax_uid=header.transfer_syntax)
+    frame, _ = decoder.as_array(ds, index=index, validate=True, **options)
+    return frame
+
+
+def decode_frame(
+    ds: Dataset, header: Header, index: int, open_source: Opener | None = None
+) -> np.ndarray:
     """Decode one frame (YBR converted to RGB by the decoder); CORRUPT_PIXEL_DATA on failure."""
+    frame: np.ndarray | None = None
+    raw = _deferred_pixel_data(ds, header) if open_source is not None else None
+    if raw is not None and open_source is not None:
+        try:
+            one = _one_frame_dataset(ds, header, index, raw, open_source)
+            frame = _decode(one, header, 0) if one is not None else None
+        except Exception:  # the full path below decides whether the data is corrupt
+            frame = None
     try:
-        decoder = get_decoder(header.transfer_syntax)
-        # The transfer syntax is passed explicitly: it may be inferred (no file meta).
-        options = as_pixel_options(ds, transfer_syntax_uid=header.transfer_syntax)
-        frame, _ = decoder.as_array(ds, index=index, validate=True, **options)
+        if frame is None:
+            frame = _decode(ds, header, index)
     except Exception as error:  # decoders fail in many ways; the type is enough to diagnose
         raise RenderRejected(
             RejectReason.CORRUPT_PIXEL_DATA,
