@@ -217,9 +217,10 @@ def test_encapsulated_frames_are_read_alone_from_bytes_and_files(tmp_path: Path)
         expected = render_dataset(ds, options).pixels
         assert np.array_equal(render_bytes(data, options).pixels, expected)
         assert np.array_equal(render_file(path, options).pixels, expected)
-    for render in (render_bytes, render_file):
+    for render in (lambda: render_bytes(data, RenderOptions(frame=0)),
+                   lambda: render_file(path, RenderOptions(frame=0))):
         with pytest.raises(RenderRejected) as info:
-            render(data if render is render_bytes else path, RenderOptions(frame=0))
+            render()
         assert info.value.reason is RejectReason.CORRUPT_PIXEL_DATA
 
 
