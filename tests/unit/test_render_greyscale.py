@@ -238,3 +238,18 @@ def test_float_pixel_data_with_a_small_range_gets_full_contrast() -> None:
     assert image.window is not None and image.window[1] < 0.5
     assert image.pixels.min() == 0 and image.pixels.max() == 255
     assert (np.diff(image.pixels.astype(int).ravel()) >= 0).all()
+
+
+def test_large_float_pixel_data_from_bytes() -> None:
+    """Float Pixel Data above the deferral size is read back from the bytes for decoding."""
+    ds = synthetic(np.zeros((4, 4), dtype=np.uint8), sop_class="1.2.840.10008.5.1.4.1.1.30")
+    del ds.PixelData
+    values = np.linspace(-1.0, 1.0, 640 * 640, dtype=np.float32).reshape(640, 640)
+    ds.Rows, ds.Columns, ds.BitsAllocated = 640, 640, 32
+    for keyword in ("BitsStored", "HighBit", "PixelRepresentation"):
+        delattr(ds, keyword)
+    ds.FloatPixelData = values.tobytes()
+    data = part10(ds)
+    assert len(data) > 2**20
+    image = render_bytes(data, PNG)
+    assert image.pixels[0, 0] == 0 and image.pixels[-1, -1] == 255

@@ -113,6 +113,21 @@ def _one_frame_dataset(
     return one
 
 
+def _with_pixels_loaded(ds: Dataset, open_source: Opener | None) -> Dataset:
+    """`ds`, or the source read in full if its pixel data was deferred (a deferred value
+    cannot be read back from a closed in-memory stream)."""
+    deferred = any(
+        isinstance(raw := ds.get_item(keyword, keep_deferred=True), RawDataElement)
+        and raw.value is None
+        for keyword in PIXEL_KEYWORDS
+        if keyword in ds
+    )
+    if open_source is None or not deferred:
+        return ds
+    with open_source() as stream:
+        return dcmread(stream, force=True)
+
+
 def _decode(ds: Dataset, header: Header, index: int) -> np.ndarray:
     decoder = get_decoder(header.transfer_syntax)
     # The transfer syntax is passed explicitly: it may be inferred (no file meta).
@@ -135,7 +150,7 @@ def decode_frame(
             frame = None
     try:
         if frame is None:
-            frame = _decode(ds, header, index)
+            frame = _decode(_with_pixels_loaded(ds, open_source), header, index)
     except Exception as error:  # decoders fail in many ways; the type is enough to diagnose
         raise RenderRejected(
             RejectReason.CORRUPT_PIXEL_DATA,
