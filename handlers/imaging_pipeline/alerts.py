@@ -58,9 +58,9 @@ class Alert:
 def _publisher(emulator_host: str | None) -> Any:
     # Imported lazily (gRPC is heavy). The client itself reads PUBSUB_EMULATOR_HOST; keying the
     # cache on it keeps one client per target (tests start local servers on free ports).
-    from google.cloud import pubsub_v1
+    from google.cloud.pubsub_v1 import PublisherClient
 
-    return pubsub_v1.PublisherClient()
+    return PublisherClient()
 
 
 def publish_alert(topic: str, alert: Alert) -> str:
