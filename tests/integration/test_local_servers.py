@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import boto3
 import google.cloud.pubsub_v1 as pubsub_v1
@@ -86,7 +87,7 @@ STUDY_URN = "urn:uuid:6a1c0f5e-3c1e-4f5a-9d8e-0c6f7f9b1a01"
 REPORT_URN = "urn:uuid:6a1c0f5e-3c1e-4f5a-9d8e-0c6f7f9b1a02"
 
 
-def _study_and_report_transaction(conclusion: str) -> dict[str, object]:
+def _study_and_report_transaction(conclusion: str) -> dict[str, Any]:
     """The shape the process function sends: idempotent on the study UID."""
     return {
         "resourceType": "Bundle",
@@ -155,6 +156,27 @@ def test_fhir_transaction_conditional_create_update_is_idempotent(
     # urn:uuid was rewritten to the stored study, also when the create matched an existing one.
     assert reports[0]["imagingStudy"] == [{"reference": f"ImagingStudy/{studies[0]['id']}"}]
     assert reports[0]["conclusion"] == "second run"
+
+
+def test_fhir_rejects_resources_that_break_the_r4_structure(fhir_server: FhirServer) -> None:
+    # Google's store validates against the base R4 definitions; code that passes here must too.
+    fhir_server.reset()
+    base, headers = fhir_server.base_url, {"Content-Type": FHIR_JSON}
+    invalid = [
+        {"resourceType": "Observation", "code": {"text": "no status"}},
+        {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "score": 1},
+        {"resourceType": "Observation", "status": "final", "code": "not a CodeableConcept"},
+    ]
+    for resource in invalid:
+        response = requests.post(f"{base}/Observation", json=resource, headers=headers, timeout=10)
+        assert response.status_code == 400, resource
+        assert response.json()["resourceType"] == "OperationOutcome"
+
+    bundle = _study_and_report_transaction("x")
+    del bundle["entry"][1]["resource"]["status"]  # DiagnosticReport.status is required
+    rejected = requests.post(base, json=bundle, headers=headers, timeout=10)
+    assert rejected.status_code == 400
+    assert _search(fhir_server, "ImagingStudy") == []  # nothing of the bundle was stored
 
 
 def test_fhir_concurrent_transactions_create_one_study(fhir_server: FhirServer) -> None:
