@@ -35,6 +35,11 @@ def _identity(stack: dict[str, Any], path: str) -> str:
     return ref(at(stack, path), "member")
 
 
+def _data_ref(stack: dict[str, Any], type_: str, attribute: str) -> str:
+    (key,) = stack["data"][type_]
+    return f"${{data.{type_}.{key}.{attribute}}}"
+
+
 def _grants(stack: dict[str, Any], member: str) -> set[tuple[str, str]]:
     return {(b.role, b.path.split("/")[0]) for b in iam_bindings(stack) if b.member == member}
 
@@ -68,8 +73,7 @@ def test_project_level_grants_are_only_the_documented_ones(
     names = {
         _identity(stack, "ingest/identity"): "ingest",
         _identity(stack, "build/identity"): "build",
-        "${data.google_storage_project_service_account.agents_storage_96A2908A.member}":
-            "storage_agent",
+        _data_ref(stack, "google_storage_project_service_account", "member"): "storage_agent",
     }
     project = {(b.role, names.get(b.member, b.member))
                for b in iam_bindings(stack) if b.type == "google_project_iam_member"}
@@ -123,7 +127,7 @@ def test_only_the_push_identity_may_invoke_the_processor(
 def test_service_agents_get_what_notifications_and_dead_lettering_need(
         stacks: dict[str, dict[str, Any]], env: str) -> None:
     stack = stacks[env]
-    number = "${data.google_project.agents_project_2D9B5389.number}"
+    number = _data_ref(stack, "google_project", "number")
     healthcare = f"serviceAccount:service-{number}@gcp-sa-healthcare.iam.gserviceaccount.com"
     pubsub = f"serviceAccount:service-{number}@gcp-sa-pubsub.iam.gserviceaccount.com"
     expected_healthcare = {("roles/pubsub.publisher", "dicom_events"),
