@@ -3,19 +3,16 @@ labels everywhere, CMEK and deletion protection where the environment asks for t
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import json
+import copy
 from typing import Any
 
 import pytest
 
-import modules  # noqa: F401  (lazy provider loading before any provider import)
 from stacks.config import load_environments
 from tests.infra.conftest import ENVIRONMENTS
-from tests.infra.synthesized import Binding, Resource, at, iam_bindings, of_type, ref, resources
+from tests.infra.policy import rules
+from tests.infra.synthesized import Binding, at, iam_bindings, of_type, ref, resources
 
-BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 # The only project-level grants, each because no narrower resource exists to bind to.
 PROJECT_ROLES = {
     ("roles/eventarc.eventReceiver", "ingest"),   # Eventarc delivers storage events to it
@@ -47,24 +44,15 @@ def _grants(stack: dict[str, Any], member: str) -> set[tuple[str, str]]:
 def test_no_basic_roles_no_admin_roles_no_authoritative_iam(
         stacks: dict[str, dict[str, Any]], env: str) -> None:
     stack = stacks[env]
-    roles = [b.role for b in iam_bindings(stack)]
-    assert roles, "no IAM bindings found"
-    assert not set(roles) & BASIC_ROLES
-    assert not [r for r in roles if r.lower().endswith("admin") and "objectAdmin" not in r]
-    authoritative = [r.type for r in resources(stack)
-                     if r.type.endswith(("_iam_binding", "_iam_policy"))]
-    assert authoritative == []
+    assert iam_bindings(stack), "no IAM bindings found"
+    assert rules.broad_roles(stack) == []
+    assert rules.authoritative_iam(stack) == []
 
 
 def test_nothing_is_public(stacks: dict[str, dict[str, Any]], env: str) -> None:
-    text = json.dumps(stacks[env])
-    assert "allUsers" not in text
-    assert "allAuthenticatedUsers" not in text
-    for bucket in of_type(stacks[env], "google_storage_bucket"):
-        assert bucket.body["uniform_bucket_level_access"] is True
-        assert bucket.body["public_access_prevention"] == "enforced"
-    for function in of_type(stacks[env], "google_cloudfunctions2_function"):
-        assert function.body["service_config"]["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+    assert rules.public_members(stacks[env]) == []
+    assert rules.open_buckets(stacks[env]) == []
+    assert rules.open_functions(stacks[env]) == []
 
 
 def test_project_level_grants_are_only_the_documented_ones(
@@ -141,57 +129,34 @@ def test_service_agents_get_what_notifications_and_dead_lettering_need(
     assert _grants(stack, pubsub) == expected_pubsub
 
 
-def _label_field(type_: str) -> str | None:
-    """`labels` or `user_labels` if the provider's resource accepts labels, else None."""
-    module = importlib.import_module(f"cdktf_cdktf_provider_google.{type_.removeprefix('google_')}")
-    cls = next(c for _, c in inspect.getmembers(module, inspect.isclass)
-               if getattr(c, "TF_RESOURCE_TYPE", None) == type_)
-    params = inspect.signature(cls.__init__).parameters
-    # Notification channels use `labels` for their settings (the e-mail address).
-    for field in ("user_labels", "labels"):
-        if field in params:
-            return field
-    return None
-
-
 def test_every_labelable_resource_carries_the_environment_labels(
         stacks: dict[str, dict[str, Any]], env: str) -> None:
-    expected = CONFIG[env].labels.model_dump()
-    labelable: list[Resource] = []
-    for resource in resources(stacks[env]):
-        field = _label_field(resource.type)
-        if field is not None:
-            labelable.append(resource)
-            assert resource.body.get(field) == expected, resource.address
-    types = {r.type for r in labelable}
+    assert rules.unlabeled(stacks[env], CONFIG[env].labels.model_dump()) == []
+    types = {r.type for r in resources(stacks[env]) if rules.label_field(r.type)}
     assert {"google_pubsub_topic", "google_storage_bucket", "google_cloudfunctions2_function",
             "google_healthcare_dicom_store", "google_monitoring_alert_policy"} <= types
 
 
 def test_cmek_where_configured(stacks: dict[str, dict[str, Any]], env: str) -> None:
     stack = stacks[env]
-    cmek = CONFIG[env].security.cmek
-    datasets = of_type(stack, "google_healthcare_dataset")
-    topics = of_type(stack, "google_pubsub_topic")
-    buckets = of_type(stack, "google_storage_bucket")
-    keyed = ([d.body.get("encryption_spec", {}).get("kms_key_name") for d in datasets]
-             + [t.body.get("kms_key_name") for t in topics]
-             + [b.body.get("encryption", {}).get("default_kms_key_name") for b in buckets])
-    if cmek:
-        assert all(k and k.startswith("${google_kms_crypto_key.") for k in keyed), keyed
+    encrypted = ["healthcare/dataset", "dicom_events/topic", "dicom_events_dead_letter/topic",
+                 "fhir_changes/topic", "critical_alerts/topic", "staging/bucket",
+                 "function_source/bucket"]
+    if CONFIG[env].security.cmek:
+        assert rules.unencrypted(stack) == []
         rotation = f"{CONFIG[env].security.key_rotation_days * 86400}s"
         for key in of_type(stack, "google_kms_crypto_key"):
             assert key.body["rotation_period"] == rotation
     else:
-        assert keyed == [None] * len(keyed)
+        assert sorted(rules.unencrypted(stack)) == sorted(encrypted)
         assert of_type(stack, "google_kms_crypto_key") == []
 
 
 def test_prod_is_encrypted_and_protected(stacks: dict[str, dict[str, Any]]) -> None:
     stack = stacks["prod"]
     assert CONFIG["prod"].security.cmek and CONFIG["prod"].security.deletion_protection
-    for path in ("healthcare/dataset", "healthcare/dicom", "healthcare/fhir"):
-        assert at(stack, path).body["lifecycle"] == {"prevent_destroy": True}
+    assert rules.unencrypted(stack) == []
+    assert rules.unprotected(stack) == []
     assert len(of_type(stack, "google_kms_crypto_key")) == 3
 
 
@@ -207,3 +172,31 @@ def test_healthcare_data_access_is_audited(stacks: dict[str, dict[str, Any]], en
     configs = {r.body["service"]: {c["log_type"] for c in r.body["audit_log_config"]}
                for r in of_type(stacks[env], "google_project_iam_audit_config")}
     assert configs["healthcare.googleapis.com"] == {"DATA_READ", "DATA_WRITE", "ADMIN_READ"}
+
+
+def test_the_rules_catch_each_kind_of_violation(stacks: dict[str, dict[str, Any]]) -> None:
+    """Each rule reports a violation planted in a copy of the prod stack (the gate can fail)."""
+    broken = copy.deepcopy(stacks["prod"])
+    res = broken["resource"]
+    meta = {"//": {"metadata": {"path": "prod/planted"}}}
+    res["google_storage_bucket_iam_member"]["planted_public"] = {
+        **meta, "bucket": "b", "role": "roles/storage.objectViewer", "member": "allUsers"}
+    res["google_project_iam_member"]["planted_editor"] = {
+        **meta, "project": "p", "role": "roles/editor", "member": "user:x@example.org"}
+    res["google_pubsub_topic_iam_binding"] = {"planted": {**meta, "topic": "t"}}
+    topic = at(broken, "dicom_events/topic").body
+    del topic["labels"]
+    del topic["kms_key_name"]
+    at(broken, "staging/bucket").body["public_access_prevention"] = "inherited"
+    at(broken, "ingest/function").body["service_config"]["ingress_settings"] = "ALLOW_ALL"
+    del at(broken, "healthcare/fhir").body["lifecycle"]
+
+    assert rules.public_members(broken) == ["allUsers"]
+    assert rules.broad_roles(broken) == ["planted: roles/editor"]
+    assert rules.authoritative_iam(broken) == ["google_pubsub_topic_iam_binding.planted"]
+    assert rules.open_buckets(broken) == ["staging/bucket"]
+    assert rules.open_functions(broken) == ["ingest/function"]
+    assert rules.unlabeled(broken, CONFIG["prod"].labels.model_dump()) == [
+        at(broken, "dicom_events/topic").address]
+    assert rules.unencrypted(broken) == ["dicom_events/topic"]
+    assert rules.unprotected(broken) == ["healthcare/fhir"]
