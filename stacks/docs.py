@@ -221,5 +221,4 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "handlers"))
     sys.exit(main(sys.argv[1:]))
