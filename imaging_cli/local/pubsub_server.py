@@ -475,7 +475,9 @@ class PubSubServer(LocalServer):
                           pending.message.publish_time.isoformat()}
         topic = sub.proto.dead_letter_policy.dead_letter_topic
         if topic not in self._topics:
-            return False  # the service keeps retrying when it cannot forward
+            if not self.auto_create_topics:
+                return False  # the service keeps the message when it cannot forward it
+            self._topics[topic] = pubsub.Topic(name=topic)  # as Publish does, see the docstring
         self._store(topic, pending.message.data, attributes, pending.message.ordering_key)
         return True
 

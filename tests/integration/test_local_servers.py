@@ -374,8 +374,7 @@ def test_pubsub_push_dead_letters_after_max_delivery_attempts(
 ) -> None:
     endpoint = push_endpoint([], default=500)  # a handler that always fails
     pubsub_server.push_backoff = (0.01, 0.02)
-    dead_letters = "projects/test-project/topics/dead-letters"
-    pubsub_server.create_topic(dead_letters)
+    dead_letters = "projects/test-project/topics/dead-letters"  # not created: auto-created
     pubsub_server.create_push_subscription(SUBSCRIPTION, TOPIC, endpoint.url,
                                            dead_letter_topic=dead_letters,
                                            max_delivery_attempts=5)
