@@ -74,9 +74,11 @@ class LocalPipeline:
     """`with LocalPipeline() as p: p.stage(files); p.notify(); p.wait_for_results()`."""
 
     def __init__(self, settings: Mapping[str, Any] = DEFAULT_SETTINGS,
-                 environment: str = "demo") -> None:
+                 environment: str = "demo",
+                 processor_env: Mapping[str, str] | None = None) -> None:
         self.settings = dict(settings)
         self.environment = environment
+        self.processor_env_overrides = dict(processor_env or {})  # e.g. to break a dependency
         self._stack = ExitStack()
         self.orthanc = OrthancServer()
         self.fhir = FhirServer()
@@ -98,6 +100,7 @@ class LocalPipeline:
             self._start_all([self.ingest_function, self.processor])
             self.gcs.client().create_bucket(STAGING_BUCKET)
             self.pubsub.create_topic(ALERTS_TOPIC)
+            self.pubsub.create_topic(DEAD_LETTER_TOPIC)  # must exist, or Pub/Sub keeps retrying
             self.pubsub.create_push_subscription(
                 PROCESSOR_SUBSCRIPTION, NOTIFICATION_TOPIC, self.processor.url,
                 dead_letter_topic=DEAD_LETTER_TOPIC, max_delivery_attempts=5)
@@ -138,7 +141,7 @@ class LocalPipeline:
     def _processor_env(self) -> dict[str, str]:
         return {**self._common_env(), "FHIR_BASE_URL": self.fhir.base_url,
                 "ALERTS_TOPIC": ALERTS_TOPIC, "PIPELINE_SETTINGS": json.dumps(self.settings),
-                "PUBSUB_EMULATOR_HOST": self.pubsub.host}
+                "PUBSUB_EMULATOR_HOST": self.pubsub.host, **self.processor_env_overrides}
 
     # --- the flow ----------------------------------------------------------------------------
 
@@ -212,6 +215,12 @@ class LocalPipeline:
                     result.priority = entry.get("priority")
                     result.findings = list(entry.get("findings") or [])
                     result.report = entry.get("report")
+            for message in self.pubsub.published(DEAD_LETTER_TOPIC):
+                # Pub/Sub gave up after max_delivery_attempts: final, and a failure.
+                result = results.get(message.data.decode().rsplit("/", 1)[-1])
+                if result is not None and result.outcome not in FINAL_OUTCOMES:
+                    result.reason = f"dead-lettered after {result.outcome}: {result.reason}"
+                    result.outcome = "failed"
             finished = sum(r.outcome in FINAL_OUTCOMES for r in results.values())
             on_progress(finished)
             if finished == len(results):

@@ -114,3 +114,20 @@ def test_sigterm_mid_run_stops_every_server(marker: str) -> None:
 
     assert demo.returncode != 0
     assert _processes_with(marker) == []
+
+
+def test_pipeline_reports_dead_lettered_instances_as_failed(tmp_path: Path) -> None:
+    """A processor whose FHIR store is unreachable: Pub/Sub retries, then dead-letters; the
+    demo's wait ends there with a failure instead of waiting out its timeout."""
+    from imaging_cli.local_pipeline import LocalPipeline
+    from imaging_cli.synthetic import mr_image, write_instances
+
+    files = write_instances([mr_image(seed="dead-letter")], tmp_path)
+    unreachable = {"FHIR_BASE_URL": "http://127.0.0.1:9/fhir/R4"}  # discard port: refused
+    with LocalPipeline(processor_env=unreachable) as pipeline:
+        assert [s.outcome for s in pipeline.stage(files)] == ["processed"]
+        results = pipeline.wait_for_results(pipeline.notify(), timeout=120)
+
+    assert len(results) == 1
+    assert results[0].outcome == "failed"
+    assert results[0].reason is not None and results[0].reason.startswith("dead-lettered")
