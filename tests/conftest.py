@@ -7,6 +7,7 @@ server keeps state that tests would otherwise see from each other.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -130,3 +131,22 @@ def s3_server(_s3_session: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterato
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", _s3_session.endpoint_url)
     yield _s3_session
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Kills and names any local server process a test or fixture forgot to stop.
+
+    Session fixtures are torn down before this hook runs, so anything still alive leaked.
+    """
+    base = sys.modules.get("imaging_cli.local._base")
+    if base is None:
+        return  # no server was ever started
+    leaked = sorted(base._LIVE, key=lambda server: server.name)
+    for server in leaked:
+        server.stop()
+    if leaked:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        names = ", ".join(f"{server.name} (workdir {server.workdir})" for server in leaked)
+        if reporter is not None:
+            reporter.write_line(f"WARNING: local servers left running, now stopped: {names}",
+                                yellow=True)
