@@ -148,5 +148,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         names = ", ".join(f"{server.name} (workdir {server.workdir})" for server in leaked)
         if reporter is not None:
+            reporter.ensure_newline()
             reporter.write_line(f"WARNING: local servers left running, now stopped: {names}",
                                 yellow=True)
