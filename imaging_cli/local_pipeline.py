@@ -46,6 +46,7 @@ DEAD_LETTER_TOPIC = f"projects/{PROJECT}/topics/dicom-notifications-dead-letter"
 PROCESSOR_SUBSCRIPTION = f"projects/{PROJECT}/subscriptions/imaging-processor"
 ALERTS_TOPIC = f"projects/{PROJECT}/topics/imaging-critical-alerts"
 FINALIZED = "google.cloud.storage.object.v1.finalized"
+PUSH_ACK_DEADLINE_S = 120
 DEFAULT_SETTINGS: Mapping[str, Any] = {"analyzer": "local"}
 # Processor log outcomes that end an event; "retry" means Pub/Sub will deliver it again.
 FINAL_OUTCOMES = frozenset({"processed", "skipped", "ignored", "failed"})
@@ -103,7 +104,10 @@ class LocalPipeline:
             self.pubsub.create_topic(DEAD_LETTER_TOPIC)  # must exist, or Pub/Sub keeps retrying
             self.pubsub.create_push_subscription(
                 PROCESSOR_SUBSCRIPTION, NOTIFICATION_TOPIC, self.processor.url,
-                dead_letter_topic=DEAD_LETTER_TOPIC, max_delivery_attempts=5)
+                dead_letter_topic=DEAD_LETTER_TOPIC, max_delivery_attempts=5,
+                # The push timeout; production sets it to the processor's timeout. A slow
+                # machine must not turn slow answers into redeliveries.
+                ack_deadline_seconds=PUSH_ACK_DEADLINE_S)
         except BaseException:
             self.stop()
             raise
