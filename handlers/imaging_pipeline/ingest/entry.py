@@ -13,18 +13,23 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import functions_framework
-import requests
-from cloudevents.http import CloudEvent
-from google.cloud import storage
 
 from imaging_pipeline.config import ConfigurationError
 from imaging_pipeline.errors import PermanentError
 from imaging_pipeline.events import STORE_PATH
-from imaging_pipeline.http import session_for
-from imaging_pipeline.ingest.handler import IngestResult, StagedObject, ingest_object
 from imaging_pipeline.logs import configure_logging, event_context, log_event
+
+if TYPE_CHECKING:
+    # handlers/main.py imports this module in both functions: pydicom, google-cloud-storage and
+    # requests are imported on the first ingest event instead, not on every cold start.
+    import requests
+    from cloudevents.http import CloudEvent
+    from google.cloud import storage
+
+    from imaging_pipeline.ingest.handler import IngestResult
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 REQUIRED = ("DICOMWEB_URL", "DICOM_STORE", "STAGING_BUCKET", "ENVIRONMENT", "LOG_LEVEL")
@@ -69,12 +74,18 @@ class _Clients:
 @functools.cache
 def _clients() -> _Clients:
     """Built once per instance and reused across events (connection pools, credentials)."""
+    from google.cloud import storage
+
+    from imaging_pipeline.http import session_for
+
     config = load_ingest_config()
     configure_logging(config.log_level)
     return _Clients(config, storage.Client(), session_for(config.dicomweb_url))
 
 
 def handle_event(event_type: str, data: Mapping[str, object], clients: _Clients) -> IngestResult:
+    from imaging_pipeline.ingest.handler import IngestResult, StagedObject, ingest_object
+
     if event_type != FINALIZED:
         log_event(logger, logging.DEBUG, "not an object-finalize event; ignored",
                   event="ingest", outcome="ignored", event_type=event_type)
