@@ -8,7 +8,7 @@ Cloud Healthcare API answers 409, after which we confirm with QIDO-RS that the i
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 import requests
@@ -30,14 +30,35 @@ TIMEOUT_S = 120.0  # large instances take a while to upload
 ATTEMPTS = 3
 
 
-def _multipart(part10: bytes) -> tuple[bytes, str]:
-    boundary = secrets.token_hex(16)
-    body = b"".join((
-        f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode(),
-        part10,
-        f"\r\n--{boundary}--\r\n".encode(),
-    ))
-    return body, f'multipart/related; type="application/dicom"; boundary={boundary}'
+class MultipartBody:
+    """A one-part multipart/related body that never copies the instance bytes.
+
+    requests sends an iterable with a known `len()` with a Content-Length; every iteration
+    starts from the beginning, so a retried request sends the whole body again. Joining the
+    parts instead would hold the file twice in memory (the function's memory limit matters).
+    """
+
+    CHUNK = 1024 * 1024
+
+    def __init__(self, part10: bytes) -> None:
+        self.boundary = secrets.token_hex(16)
+        self._parts = (
+            f"--{self.boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode(),
+            memoryview(part10),
+            f"\r\n--{self.boundary}--\r\n".encode(),
+        )
+
+    @property
+    def content_type(self) -> str:
+        return f'multipart/related; type="application/dicom"; boundary={self.boundary}'
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self._parts)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for part in self._parts:
+            for start in range(0, len(part), self.CHUNK):
+                yield bytes(part[start:start + self.CHUNK])
 
 
 def _failure_reasons(response: requests.Response) -> list[int]:
@@ -52,11 +73,11 @@ def _failure_reasons(response: requests.Response) -> list[int]:
 def stow_instance(session: requests.Session, dicomweb_url: str, instance: CheckedInstance,
                   *, attempts: int = ATTEMPTS) -> StowOutcome:
     """Stores one instance; raises ObjectRejectedError or TransientError (retry later)."""
-    body, content_type = _multipart(instance.part10)
+    body = MultipartBody(instance.part10)
     response = request_with_retries(
         session, "POST", f"{dicomweb_url.rstrip('/')}/studies", dependency="dicom-store",
         max_attempts=attempts, timeout_s=TIMEOUT_S, data=body,
-        headers={"Content-Type": content_type, "Accept": "application/dicom+json"},
+        headers={"Content-Type": body.content_type, "Accept": "application/dicom+json"},
     )
     reasons = _failure_reasons(response)
     if response.status_code in (200, 202) and not reasons:
