@@ -11,9 +11,9 @@
 //   match, and `urn:uuid:` references to an entry's fullUrl are rewritten to `Type/id` of the
 //   resource that entry created OR matched, as Google's store does. None of that works unless the
 //   R4 search parameters are indexed (see below), so no rewriting of our own is needed.
+// - Response bundles are rewritten to look like Google's (see likeGoogle below).
 // - Not like Google's store: references to resources that do not exist are accepted (Google
-//   enforces referential integrity by default); entry response `status` is "201" not
-//   "201 Created" (parse the leading number); version ids are UUIDs.
+//   enforces referential integrity by default); version ids are UUIDs.
 // - Resources are validated against the base R4 StructureDefinitions before they are stored
 //   (unknown properties, wrong types and missing required elements are a 400 OperationOutcome),
 //   as the Google store does; that includes every resource inside a transaction or batch.
@@ -75,6 +75,31 @@ function validationErrors(body) {
     }
   }
   return undefined;
+}
+
+// Bundles the way Google's store (and HAPI) write them, so clients are tested against that:
+// entry response status with its reason phrase ("201 Created", not "201"), an absolute entry
+// location with the version ("http://.../fhir/R4/Type/id/_history/v", not "Type/id"), and a
+// fullUrl on every search or history entry.
+function likeGoogle(bundle, base) {
+  for (const entry of bundle.entry ?? []) {
+    const response = entry.response;
+    if (response) {
+      const code = Number.parseInt(String(response.status), 10);
+      if (http.STATUS_CODES[code] && /^\d+$/.test(String(response.status))) {
+        response.status = `${code} ${http.STATUS_CODES[code]}`;
+      }
+      if (response.location && !/^https?:/.test(response.location)) {
+        const version = entry.resource?.meta?.versionId;
+        const path = response.location.split('/_history/')[0];
+        response.location = `${base}/${path}${version ? `/_history/${version}` : ''}`;
+      }
+    }
+    const r = entry.resource;
+    if (!entry.fullUrl && r?.resourceType && r.id && ['searchset', 'history'].includes(bundle.type)) {
+      entry.fullUrl = `${base}/${r.resourceType}/${r.id}`;
+    }
+  }
 }
 
 function send(res, status, body, extraHeaders = {}) {
@@ -161,6 +186,9 @@ async function handle(req, res) {
     if (resource.meta?.versionId) {
       headers.ETag = `W/"${resource.meta.versionId}"`;
     }
+  }
+  if (resource?.resourceType === 'Bundle') {
+    likeGoogle(resource, `http://${req.headers.host ?? '127.0.0.1'}${BASE}`);
   }
   send(res, status, resource ?? result, headers);
 }

@@ -131,6 +131,9 @@ def _search(fhir: FhirServer, query: str) -> list[dict]:
     assert response.status_code == 200, response.text
     bundle = response.json()
     assert bundle["type"] == "searchset"
+    for entry in bundle.get("entry", []):  # absolute fullUrl, as Google's store writes it
+        resource = entry["resource"]
+        assert entry["fullUrl"] == f"{fhir.base_url}/{resource['resourceType']}/{resource['id']}"
     return [entry["resource"] for entry in bundle.get("entry", [])]
 
 
@@ -147,12 +150,20 @@ def test_fhir_transaction_conditional_create_update_is_idempotent(
         reply = response.json()
         assert reply["type"] == "transaction-response"
         statuses.append([e["response"]["status"] for e in reply["entry"]])
+        locations = [e["response"]["location"] for e in reply["entry"]]
 
-    assert statuses == [["201", "201"], ["200", "200"]]
+    assert statuses == [["201 Created", "201 Created"], ["200 OK", "200 OK"]]  # as Google
     studies = _search(fhir_server, "ImagingStudy")
     reports = _search(fhir_server, "DiagnosticReport")
     assert len(studies) == 1
     assert len(reports) == 1
+    # Absolute, versioned locations, as Google's store answers.
+    assert locations == [
+        f"{fhir_server.base_url}/ImagingStudy/{studies[0]['id']}/_history/"
+        f"{studies[0]['meta']['versionId']}",
+        f"{fhir_server.base_url}/DiagnosticReport/{reports[0]['id']}/_history/"
+        f"{reports[0]['meta']['versionId']}",
+    ]
     # urn:uuid was rewritten to the stored study, also when the create matched an existing one.
     assert reports[0]["imagingStudy"] == [{"reference": f"ImagingStudy/{studies[0]['id']}"}]
     assert reports[0]["conclusion"] == "second run"

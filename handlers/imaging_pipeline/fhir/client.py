@@ -23,12 +23,12 @@ _CONFLICT = frozenset({409, 412})
 @dataclass(frozen=True)
 class EntryOutcome:
     status: int
-    location: str  # "Type/id/_history/v" (or "Type/id")
+    location: str  # "Type/id/_history/v", "Type/id", or absolute as Google's store sends it
 
     @property
     def reference(self) -> str:
-        """`Type/id` without the version."""
-        return "/".join(self.location.split("/")[:2])
+        """`Type/id` without the version (Google's location is an absolute URL)."""
+        return "/".join(self.location.split("/_history/")[0].rstrip("/").split("/")[-2:])
 
     @property
     def created(self) -> bool:
