@@ -87,3 +87,33 @@ def test_destination_names_keep_the_path_then_add_the_generation() -> None:
     assert destination_names("site-a/ct 1.dcm", "processed/", 42) == [
         "processed/site-a/ct 1.dcm", "processed/site-a/ct 1.42.dcm"]
     assert destination_names("noext", "failed/", 7) == ["failed/noext", "failed/noext.7"]
+
+
+# Transfer syntaxes and encodings an archive can hold: deflated, big endian, bare datasets...
+ACCEPTED_SAMPLES = ["image_dfl.dcm", "MR_small_bigendian.dcm", "ExplVR_BigEndNoMeta.dcm",
+                    "ExplVR_LitEndNoMeta.dcm", "MR_small_implicit.dcm", "SC_rgb_rle.dcm",
+                    "JPEG-lossy.dcm", "examples_palette.dcm", "waveform_ecg.dcm", "rtdose.dcm"]
+
+
+@pytest.mark.parametrize("name", ACCEPTED_SAMPLES)
+def test_pydicom_samples_in_many_encodings_are_accepted(name: str) -> None:
+    checked = check_dicom(_testfile(name))
+    assert is_part10(checked.part10) and checked.sop_instance_uid
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "JPEG2000.dcm", "SC_rgb_rle.dcm",
+                                  "JPEG-lossy.dcm"])
+def test_files_cut_anywhere_after_the_preamble_are_corrupt(name: str) -> None:
+    payload = _testfile(name)
+    cuts = range(200, len(payload), max(1, len(payload) // 25))
+    accepted = [cut for cut in cuts if _accepts(payload[:cut])]
+    assert accepted == []
+
+
+def _accepts(payload: bytes) -> bool:
+    try:
+        check_dicom(payload)
+    except ObjectRejectedError as rejected:
+        assert rejected.reason == "corrupt"
+        return False
+    return True

@@ -15,7 +15,14 @@ from typing import Literal
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 FailureReason = Literal["not-dicom", "corrupt", "rejected-by-store"]
 
@@ -68,12 +75,27 @@ def _read_header(payload: bytes, *, force: bool) -> Dataset:
         raise TruncatedDataError("the data ends inside an element")
     # A deferred element is still raw: it knows where its value starts and how long it is.
     pixels = header.get_item(PIXEL_DATA, keep_deferred=True)
+    if pixels is None and _is_image(header):
+        # pydicom silently drops an element cut off at the end of the data.
+        raise TruncatedDataError("an image instance without pixel data")
     tell = getattr(pixels, "value_tell", None)
     length = getattr(pixels, "length", None)
+    deflated = getattr(getattr(header, "file_meta", None), "TransferSyntaxUID", None) \
+        == DeflatedExplicitVRLittleEndian  # positions refer to the inflated stream
     if tell is not None and length is not None and length != UNDEFINED_LENGTH \
-            and tell + length > len(payload):
+            and not deflated and tell + length > len(payload):
         raise TruncatedDataError("the data ends inside the pixel data")
     return header
+
+
+def _is_image(header: Dataset) -> bool:
+    """Image storage SOP classes (and anything with Rows/Columns) carry pixel data."""
+    if "Rows" in header and "Columns" in header:
+        return True
+    try:
+        return "Image Storage" in UID(str(header.get("SOPClassUID", ""))).name
+    except Exception:  # a malformed UID value is judged elsewhere
+        return False
 
 
 def check_dicom(payload: bytes) -> CheckedInstance:
@@ -129,9 +151,11 @@ def _to_part10(payload: bytes) -> bytes:
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = dataset.SOPClassUID
         meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
-        # A bare dataset that pydicom read as implicit VR stays implicit VR.
-        implicit = dataset.original_encoding[0] is not False
-        meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+        # Keep the encoding pydicom detected, so nothing is converted.
+        implicit, little = dataset.original_encoding
+        meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit is not False
+                                  else ExplicitVRLittleEndian if little is not False
+                                  else ExplicitVRBigEndian)
         meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
         dataset.file_meta = meta
         out = io.BytesIO()
