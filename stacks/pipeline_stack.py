@@ -11,9 +11,11 @@ from cdktf import (
     App,
     GcsBackend,
     LocalBackend,
+    TerraformIterator,
     TerraformOutput,
     TerraformResource,
     TerraformStack,
+    Token,
 )
 from cdktf_cdktf_provider_google.healthcare_dataset import HealthcareDataset
 from cdktf_cdktf_provider_google.kms_key_ring import KmsKeyRing
@@ -75,14 +77,14 @@ class PipelineStack(TerraformStack):
             default_labels=labels,
         )
         services = list(SERVICES) + (["cloudkms"] if cfg.security.cmek else [])
-        apis = [
-            ProjectService(
-                self, f"service_{name}",
-                service=f"{name}.googleapis.com",
-                disable_on_destroy=False,
-            )
-            for name in services
-        ]
+        # One resource with for_each: one address for everything else to wait on.
+        enabled = TerraformIterator.from_list([f"{name}.googleapis.com" for name in services])
+        apis = ProjectService(
+            self, "services",
+            for_each=enabled,
+            service=Token.as_string(enabled.value),
+            disable_on_destroy=False,
+        )
         agents = ServiceAgents(self, "agents", project_id=cfg.project_id)
 
         # Security baseline: audit trail, and (prod) customer-managed keys, granted to the
@@ -244,7 +246,7 @@ class PipelineStack(TerraformStack):
             # static_id: the output is named exactly `name`, not after its construct path.
             TerraformOutput(scope, name, value=value, static_id=True)
 
-    def _after_dependencies(self, apis: list[ProjectService],
+    def _after_dependencies(self, apis: ProjectService,
                             key_grants: dict[str, TerraformResource]) -> None:
         """Every resource waits for the APIs, and every CMEK-encrypted one for its key grant,
         so one `cdktf deploy` works on a fresh project.
@@ -256,7 +258,7 @@ class PipelineStack(TerraformStack):
         they call (Resource Manager, Storage) are on in every new project."""
         # Top-level constructs keep their id as Terraform name; plain Python lookups where
         # possible, since every jsii round trip costs synth time.
-        api_refs = [f"google_project_service.{api.node.id}" for api in apis]
+        api_refs = [f"google_project_service.{apis.node.id}"]
         grant_refs = {purpose: _address(grant) for purpose, grant in key_grants.items()}
         for node in self.node.find_all():
             if not isinstance(node, ROOT_TYPES):

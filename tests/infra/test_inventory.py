@@ -15,7 +15,7 @@ from tests.infra.conftest import ENVIRONMENTS
 from tests.infra.synthesized import at, ref, resources
 
 INVENTORY = Path(__file__).resolve().parent / "inventory"
-SYMBOLIC = re.compile(r"\$\{([a-z0-9_/]+)\.([^}]+)\}")
+SYMBOLIC = re.compile(r"\$\{(?!(?:each|count|var|local|data|self)\.)([a-z0-9_/]+)\.([^}]+)\}")
 
 
 def load_inventory(env: str) -> dict[str, Any]:

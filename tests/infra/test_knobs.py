@@ -175,8 +175,8 @@ def _check_log_days(base: Stack, changed: Stack) -> None:
 def _check_cmek(base: Stack, changed: Stack) -> None:
     assert of_type(base, "google_kms_crypto_key") == []
     assert len(of_type(changed, "google_kms_crypto_key")) == 3
-    assert "cloudkms.googleapis.com" in {
-        s.body["service"] for s in of_type(changed, "google_project_service")}
+    assert '"cloudkms.googleapis.com"' in at(changed, "services").body["for_each"]
+    assert "cloudkms" not in at(base, "services").body["for_each"]
     assert at(changed, "dicom_events/topic").body["kms_key_name"].startswith(
         "${google_kms_crypto_key.")
     assert "encryption_spec" in at(changed, "healthcare/dataset").body
