@@ -1,7 +1,7 @@
 // A real FHIR R4 server for tests and `imaging demo`: @medplum/fhir-router's FhirRouter over its
 // in-memory MemoryRepository, behind Node's http module. Not deployed anywhere.
 //
-// Usage: node fhir_server.mjs PORT [--no-validate]   (PORT 0 picks a free port; the chosen one is printed as
+// Usage: node fhir_server.mjs PORT [--no-validate] [--no-referential-integrity]   (PORT 0 picks a free port; the chosen one is printed as
 // "listening on http://127.0.0.1:PORT/fhir/R4" on stdout, which the Python wrapper waits for).
 //
 // How it compares with Google's FHIR store on what our code relies on (checked by the contract
@@ -12,12 +12,14 @@
 //   resource that entry created OR matched, as Google's store does. None of that works unless the
 //   R4 search parameters are indexed (see below), so no rewriting of our own is needed.
 // - Response bundles are rewritten to look like Google's (see likeGoogle below).
-// - Not like Google's store: references to resources that do not exist are accepted (Google
-//   enforces referential integrity by default); version ids are UUIDs.
+// - Not like Google's store: version ids are UUIDs; deleting a resource that others reference
+//   is allowed.
 // - Resources are validated against the base R4 StructureDefinitions before they are stored
 //   (unknown properties, wrong types and missing required elements are a 400 OperationOutcome),
 //   as the Google store does; that includes every resource inside a transaction or batch.
 //   Code bindings (value sets) are not checked. `--no-validate` turns validation off.
+// - Referential integrity is enforced as in our Google store configuration: a reference to a
+//   resource that does not exist is a 400 (see danglingReference; `--no-referential-integrity`).
 // - POST /fhir/R4/$reset is OUR test-only admin route: it clears all data. Google's store has no
 //   such route; nothing but tests and the local demo may call it.
 
@@ -61,6 +63,51 @@ function serialized(fn) {
 }
 
 const VALIDATE = !process.argv.includes('--no-validate');
+const REFERENTIAL_INTEGRITY = !process.argv.includes('--no-referential-integrity');
+
+// Every `reference` string inside a JSON value.
+function* referencesIn(value) {
+  if (Array.isArray(value)) {
+    for (const item of value) yield* referencesIn(item);
+  } else if (value && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      if (key === 'reference' && typeof item === 'string') {
+        yield item;
+      } else {
+        yield* referencesIn(item);
+      }
+    }
+  }
+}
+
+// Google's store (disable_referential_integrity = false, as modules/healthcare_stores.py sets)
+// rejects a write whose literal references point at nothing. Returns the first such reference.
+// Checked: relative `Type/id[/_history/v]` (must exist, or be PUT by the same bundle) and
+// `urn:uuid:` (must be an entry's fullUrl). Not checked: contained (#id), absolute URLs,
+// conditional (`Type?query`) and logical (identifier-only) references.
+async function danglingReference(body) {
+  const isBundle = body?.resourceType === 'Bundle' && ['transaction', 'batch'].includes(body.type);
+  const entries = isBundle ? (body.entry ?? []) : [{ resource: body }];
+  const fullUrls = new Set(entries.map((e) => e.fullUrl).filter(Boolean));
+  const putInBundle = new Set(entries.filter((e) => e.request?.method === 'PUT')
+    .map((e) => e.request.url?.split('?')[0]));
+  for (const entry of entries) {
+    for (const reference of referencesIn(entry.resource)) {
+      if (reference.startsWith('urn:uuid:') || reference.startsWith('urn:oid:')) {
+        if (!fullUrls.has(reference)) return reference;
+        continue;
+      }
+      const match = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(\/_history\/[^/]+)?$/.exec(reference);
+      if (!match || putInBundle.has(`${match[1]}/${match[2]}`)) continue;
+      try {
+        await repo.readResource(match[1], match[2]);
+      } catch {
+        return reference;
+      }
+    }
+  }
+  return undefined;
+}
 
 // The error OperationOutcome for an invalid resource (or bundle entry), or undefined if valid.
 function validationErrors(body) {
@@ -177,7 +224,15 @@ async function handle(req, res) {
     query: parseQuery(url.searchParams),
     headers: req.headers,
   };
-  const [result, resource] = await serialized(() => router.handleRequest(fhirRequest, repo));
+  const [result, resource] = await serialized(async () => {
+    if (REFERENTIAL_INTEGRITY && ['POST', 'PUT'].includes(req.method) && body !== undefined) {
+      const dangling = await danglingReference(body);
+      if (dangling) {
+        return [outcome('error', 'invalid', `invalid reference: ${dangling} does not exist`)];
+      }
+    }
+    return router.handleRequest(fhirRequest, repo);
+  });
   const status = getStatus(result);
   const headers = {};
   if (resource?.id && resource.resourceType && !isOperationOutcome(resource) &&

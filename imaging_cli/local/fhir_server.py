@@ -27,10 +27,13 @@ class FhirServer(SubprocessServer):
     name = "fhir"
 
     def __init__(self, workdir: Path | None = None, *, node: str = "node",
-                 startup_timeout: float = 30.0, validate: bool = True) -> None:
+                 startup_timeout: float = 30.0, validate: bool = True,
+                 referential_integrity: bool = True) -> None:
         super().__init__(workdir)
         self.node = node
-        self.validate = validate  # reject resources that break the base R4 structure, as Google
+        # Both as Google's store is configured here: structure validation, no dangling references.
+        self.validate = validate
+        self.referential_integrity = referential_integrity
         self.startup_timeout = startup_timeout
         self.port = 0
         self.base_url = ""
@@ -43,7 +46,8 @@ class FhirServer(SubprocessServer):
         if shutil.which(self.node) is None:
             raise FileNotFoundError(f"Node.js not found: {self.node} (Node >= 20 is required)")
         # Port 0: Node binds a free port itself and prints it, so there is no probe-then-bind race.
-        flags = [] if self.validate else ["--no-validate"]
+        flags = ([] if self.validate else ["--no-validate"]) + (
+            [] if self.referential_integrity else ["--no-referential-integrity"])
         self._spawn([self.node, str(SCRIPT), "0", *flags], cwd=SCRIPT.parent)
         self._wait_ready(self._ready, self.startup_timeout)
 

@@ -190,6 +190,33 @@ def test_fhir_rejects_resources_that_break_the_r4_structure(fhir_server: FhirSer
     assert _search(fhir_server, "ImagingStudy") == []  # nothing of the bundle was stored
 
 
+def test_fhir_enforces_referential_integrity_like_our_google_store(
+    fhir_server: FhirServer,
+) -> None:
+    # modules/healthcare_stores.py keeps referential integrity on: dangling references fail.
+    fhir_server.reset()
+    base, headers = fhir_server.base_url, {"Content-Type": FHIR_JSON}
+
+    def observation(reference: str) -> dict[str, Any]:
+        return {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                "subject": {"reference": reference}}
+
+    missing = requests.post(f"{base}/Observation", json=observation("Patient/nobody"),
+                            headers=headers, timeout=10)
+    assert missing.status_code == 400
+    assert "Patient/nobody" in missing.text
+    patient = requests.post(f"{base}/Patient", json={"resourceType": "Patient"},
+                            headers=headers, timeout=10).json()
+    ok = requests.post(f"{base}/Observation", json=observation(f"Patient/{patient['id']}"),
+                       headers=headers, timeout=10)
+    assert ok.status_code == 201
+
+    bundle = _study_and_report_transaction("x")
+    bundle["entry"][1]["resource"]["imagingStudy"] = [{"reference": "urn:uuid:not-in-bundle"}]
+    assert requests.post(base, json=bundle, headers=headers, timeout=10).status_code == 400
+    assert _search(fhir_server, "DiagnosticReport") == []
+
+
 def test_fhir_concurrent_transactions_create_one_study(fhir_server: FhirServer) -> None:
     # Two instances of one study processed at once must not create two ImagingStudy resources.
     fhir_server.reset()
