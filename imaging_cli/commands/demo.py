@@ -21,7 +21,7 @@ notifications, which the push subscription delivers to the processor; prints wha
 decided for each instance. Exits 0 when every instance reached a final outcome and none failed,
 leaving no process behind.
 """
-COLUMNS = ("file", "modality", "outcome", "priority", "findings", "FHIR report")
+COLUMNS = ("instance (file)", "modality", "outcome", "priority", "findings", "FHIR report")
 
 
 def register(subparsers: Any) -> None:
