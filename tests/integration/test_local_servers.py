@@ -572,6 +572,30 @@ def test_gcs_upload_download_move_and_metadata(gcs_emulator: GcsEmulator) -> Non
     assert list(client.list_blobs("staging-bucket", prefix="incoming/")) == []
 
 
+def test_gcs_generation_preconditions_are_enforced(gcs_emulator: GcsEmulator) -> None:
+    # gcp-storage-emulator ignores these; GcsEmulator enforces them, as Cloud Storage does.
+    bucket = gcs_emulator.client().create_bucket("staging-bucket")
+    source = bucket.blob("incoming/a.dcm")
+    source.upload_from_string(b"first")
+    source.reload()
+    generation = source.generation
+
+    with pytest.raises(gexc.PreconditionFailed):  # "create only": the object exists
+        bucket.blob("incoming/a.dcm").upload_from_string(b"second", if_generation_match=0)
+    bucket.copy_blob(source, bucket, "processed/a.dcm", if_generation_match=0)
+    with pytest.raises(gexc.PreconditionFailed):  # a copy never overwrites the destination
+        bucket.copy_blob(source, bucket, "processed/a.dcm", if_generation_match=0)
+    with pytest.raises(gexc.NotFound):  # a generation that is not the live one
+        bucket.copy_blob(source, bucket, "processed/b.dcm", source_generation=generation + 1)
+    with pytest.raises(gexc.PreconditionFailed):  # a delete never removes another generation
+        bucket.delete_blob("incoming/a.dcm", if_generation_match=generation + 1)
+    bucket.delete_blob("incoming/a.dcm", if_generation_match=generation)
+    with pytest.raises(gexc.NotFound):
+        bucket.delete_blob("incoming/a.dcm", if_generation_match=generation)
+    assert [b.name for b in bucket.list_blobs()] == ["processed/a.dcm"]
+    assert bucket.blob("processed/a.dcm").download_as_bytes() == b"first"
+
+
 def test_gcs_env_var_client_and_reset(gcs_emulator: GcsEmulator) -> None:
     # Code that builds a plain storage.Client() finds the emulator via STORAGE_EMULATOR_HOST.
     client = storage.Client(project="test")
