@@ -299,6 +299,7 @@ class PubSubServer(LocalServer):
             if not m.data and not m.attributes:
                 raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT,
                                 "Some messages contain neither data nor attributes")
+            _check_attributes(dict(m.attributes))
         with self._lock:
             if request.topic not in self._topics:
                 if not self.auto_create_topics:
@@ -626,6 +627,21 @@ class PubSubServer(LocalServer):
             code = pending.pop(0) if pending else None
         if code is not None:
             context.abort(code, f"injected failure ({code.name}) by the local Pub/Sub server")
+
+
+def _check_attributes(attributes: dict[str, str]) -> None:
+    """Pub/Sub's documented attribute limits; breaking one fails the whole Publish."""
+    if len(attributes) > 100:
+        raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "A message can have at most 100 "
+                        "attributes")
+    for key, value in attributes.items():
+        if not key or len(key.encode()) > 256 or len(value.encode()) > 1024:
+            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT,
+                            f"Invalid attribute {key[:40]!r}: keys must be 1-256 bytes and "
+                            "values at most 1024 bytes")
+        if key.startswith("goog"):
+            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT,
+                            f"Attribute keys starting with 'goog' are reserved: {key[:40]!r}")
 
 
 def _check_name(name: str, pattern: re.Pattern[str], kind: str) -> None:

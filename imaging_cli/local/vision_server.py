@@ -35,6 +35,7 @@ FEATURE_TYPES: dict[str | int, str] = {
     **{t.name: t.name for t in _FEATURE_ENUM}, **{int(t.value): t.name for t in _FEATURE_ENUM}
 }
 MAX_IMAGES_PER_REQUEST = 16
+MAX_REQUEST_BYTES = 10 * 1024 * 1024  # the documented limit of a JSON request body
 _STATUS_NAMES = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                  429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 _CODE_INVALID_ARGUMENT = 3  # google.rpc.Code, used in per-image errors
@@ -229,6 +230,9 @@ def _error(status: int, message: str) -> dict[str, Any]:
 
 def _parse(body: bytes) -> list[dict[str, Any]]:
     """Validates the batch request; raises _BadRequestError with a Google-like message."""
+    if len(body) > MAX_REQUEST_BYTES:
+        raise _BadRequestError(f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} "
+                               "bytes.")
     try:
         payload = json.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

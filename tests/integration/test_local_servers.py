@@ -307,6 +307,10 @@ def test_pubsub_permanent_failure_and_missing_topic_reach_the_caller(
     with pytest.raises(gexc.PermissionDenied):
         publisher.publish(TOPIC, b"x").result(timeout=10)
 
+    for attributes in ({"googReserved": "x"}, {"k": "v" * 1025}):
+        with pytest.raises(gexc.InvalidArgument):
+            publisher.publish(TOPIC, b"x", **attributes).result(timeout=10)
+
     pubsub_server.auto_create_topics = False
     with pytest.raises(gexc.NotFound):
         publisher.publish("projects/test-project/topics/not-created", b"x").result(timeout=10)
@@ -522,6 +526,8 @@ def test_vision_rejects_malformed_requests_like_google(vision_server: VisionServ
                        "features": [{"type": "LABEL_DETECTION"}]}]},
         {"requests": [{"image": {"content": good_image}, "features": [{"type": "NO_SUCH"}]}]},
         {"requests": [{"image": {"content": good_image}, "features": []}]},
+        {"requests": [{"image": {"content": "A" * (10 * 1024 * 1024)},  # over the 10 MB limit
+                       "features": [{"type": "LABEL_DETECTION"}]}]},
     ]
     for body in bad_requests:
         response = requests.post(url, json=body, timeout=10)
