@@ -11,6 +11,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 # the environment files embed; make it importable without installing anything.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "handlers"))
 
+import modules  # noqa: F401  (first: sets up lazy provider loading before jsii starts)
 from stacks.app import main
 
 if __name__ == "__main__":

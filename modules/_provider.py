@@ -6,6 +6,11 @@ submodule only needs the jsii assembly (`._jsii`), so we register the package ro
 namespace before the first import; submodules then load on demand. The classes are the same
 objects either way, so the synthesized JSON is byte-identical (tests/infra/test_fast_synth.py).
 
+The Node side of jsii has the same problem: the provider's `lib/index.js` requires every
+submodule. `_lazy_provider_index.cjs`, preloaded into jsii's Node process through NODE_OPTIONS,
+turns those requires into getters. NODE_OPTIONS must be set before the jsii kernel starts (at the
+first `import cdktf`), which is why `modules` is imported first in main.py.
+
 Set IMAGING_SYNTH_NAIVE=1 to import the provider the ordinary way (the baseline of bench/synth).
 """
 
@@ -15,8 +20,10 @@ import importlib.util
 import os
 import sys
 import types
+from pathlib import Path
 
 PACKAGE = "cdktf_cdktf_provider_google"
+NODE_PRELOAD = Path(__file__).resolve().with_name("_lazy_provider_index.cjs")
 
 
 def install_lazy_provider() -> bool:
@@ -40,4 +47,9 @@ def install_lazy_provider() -> bool:
     root.__file__ = spec.origin
     root.__package__ = PACKAGE
     sys.modules[PACKAGE] = root
+    if "jsii" not in sys.modules:  # the Node process is not running yet, so it will see this
+        preload = f'--require "{NODE_PRELOAD}"'
+        options = os.environ.get("NODE_OPTIONS", "")
+        if preload not in options:
+            os.environ["NODE_OPTIONS"] = f"{options} {preload}".strip()
     return True
