@@ -4,6 +4,11 @@ Stands in for the Cloud Healthcare DICOM store in tests and in `imaging demo`. I
 double but another implementation of the same protocol, so DICOMweb code that works here speaks
 standard DICOMweb. Uses Debian's /usr/sbin/Orthanc and the orthanc-dicomweb plugin, configured
 from a JSON file in the server's own temp dir: loopback only, no auth, DICOM port disabled.
+
+Known differences from Google's DICOM store: Debian's Orthanc cannot transcode JPEG 2000 (asking
+WADO-RS for an uncompressed transfer syntax answers 500 "Cannot transcode image"; asking for the
+stored syntax, `transfer-syntax=*`, works), re-storing an existing instance overwrites it
+(`OverwriteInstances`), and nothing publishes Pub/Sub notifications on store.
 """
 
 from __future__ import annotations
