@@ -265,3 +265,19 @@ def test_deployed_entry_point_over_http(gcs_emulator, bucket, store) -> None:
     assert logs[0]["sop_instance_uid"] == dataset.SOPInstanceUID
     for phi in ("Zzyzx", "Quintessa", "PHI-7734921"):  # no line of any logger names the patient
         assert phi not in everything
+
+
+def test_event_for_an_overwritten_generation_leaves_the_newer_upload_alone(bucket, ingest,
+                                                                          store) -> None:
+    old = _upload(bucket, "incoming/scan.dcm", _testfile("CT_small.dcm"))
+    new = _upload(bucket, "incoming/scan.dcm", _testfile("MR_small.dcm"))  # same name, later
+
+    assert ingest(old).outcome == "gone"  # that generation no longer exists
+    assert _names(bucket) == ["incoming/scan.dcm"]
+    assert store.study_count() == 0
+
+    result = ingest(new)  # the newer upload's own event
+    assert result.outcome == "processed"
+    assert bucket.get_blob("processed/scan.dcm").metadata[SOURCE_GENERATION_KEY] == str(
+        new.generation)
+
