@@ -281,3 +281,33 @@ def test_event_for_an_overwritten_generation_leaves_the_newer_upload_alone(bucke
     assert bucket.get_blob("processed/scan.dcm").metadata[SOURCE_GENERATION_KEY] == str(
         new.generation)
 
+
+
+@pytest.mark.parametrize(("existing", "expected"), [
+    (b"same bytes", "processed/race.dcm"),  # another delivery of this event copied first
+    (b"other bytes", None),  # another upload's object: never overwritten
+])
+def test_copy_race_is_settled_by_the_destination_precondition(bucket, existing, expected,
+                                                              monkeypatch) -> None:
+    from imaging_pipeline.ingest.gcs_move import SourceVersion, move_object
+
+    source = _upload(bucket, "incoming/race.dcm", b"same bytes")
+    bucket.blob("processed/race.dcm").upload_from_string(existing)
+    # Our existence check runs before the concurrent copy lands: it sees nothing once.
+    real_get_blob = bucket.get_blob
+    seen: list[str] = []
+
+    def racing_get_blob(name: str, *args, **kwargs):
+        if name == "processed/race.dcm" and name not in seen:
+            seen.append(name)
+            return None
+        return real_get_blob(name, *args, **kwargs)
+
+    monkeypatch.setattr(bucket, "get_blob", racing_get_blob)
+
+    result = move_object(bucket, SourceVersion.of(source), "race.dcm", "processed/", {})
+
+    assert result.destination == (expected or f"processed/race.{source.generation}.dcm")
+    assert result.copied is (expected is None)
+    assert result.source_deleted
+    assert real_get_blob("processed/race.dcm").download_as_bytes() == existing  # untouched
