@@ -80,6 +80,11 @@ class LocalServer:
     def _cleanup(self) -> None:
         """Removes data left by the server; skipped after a failed start so its log survives."""
 
+    def __repr__(self) -> str:
+        where = getattr(self, "url", None) or getattr(self, "host", "")
+        state = "running" if self._started else "stopped"
+        return "<" + " ".join(p for p in (type(self).__name__, self.name, state, where) if p) + ">"
+
     def __enter__(self) -> Self:
         return self.start()
 

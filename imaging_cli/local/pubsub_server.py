@@ -228,6 +228,10 @@ class PubSubServer(LocalServer):
             self.calls.clear()
             self.push_attempts.clear()
 
+    def reset(self) -> None:
+        """Same as clear(): the name every local server uses for "back to empty"."""
+        self.clear()
+
     def fail_next(self, n: int = 1, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE,
                   method: str = "Publish") -> None:
         """Makes the next `n` calls of `method` (e.g. "Publish", "Pull") end with `code`."""
