@@ -36,7 +36,7 @@ PY=${PYTHON:-python3}
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { log "Python 3.11+ required ($PY)"; exit 1; }
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 [ -x .venv/bin/python ] || { log "creating .venv"; "$PY" -m venv .venv; }
-stamp=$(hash_of pyproject.toml handlers/requirements.txt)
+stamp=$(hash_of pyproject.toml handlers/requirements.txt imaging_cli/requirements.txt)
 if [ "$(cat .venv/.bootstrap 2>/dev/null)" != "$stamp" ]; then
   log "installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip 2>/dev/null
