@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -97,6 +98,17 @@ class LocalServer:
         self.stop()
 
 
+# The orphan watch: a second child in the server's process group that polls whether we are
+# still its parent and, once we are gone (re-parented), ends the whole group. Python rather than
+# a shell loop, so that it forks nothing: both children are ours to reap, no zombie is left.
+_ORPHAN_WATCH = """
+import os, signal, sys, time
+parent, group = os.getppid(), int(sys.argv[1])
+while os.getppid() == parent:
+    time.sleep(1)
+os.killpg(group, signal.SIGTERM)
+"""
+
 # Servers with a live child process. At interpreter exit (also after an unhandled exception or
 # Ctrl-C) any that nobody stopped are killed, so a crashed test run or demo leaves no orphans.
 _LIVE: set[SubprocessServer] = set()
@@ -112,8 +124,12 @@ class SubprocessServer(LocalServer):
     """A server run as a child process in its own process group, with its own temp dir.
 
     The process group is what makes cleanup reliable: killing the group also ends anything
-    the server spawned, so no process outlives a test session, even one that failed.
+    the server spawned, so no process outlives a test session, even one that failed. With
+    `orphan_watch`, a small watcher process also ends the server if this Python process is
+    killed outright (SIGKILL, OOM), when neither stop() nor the atexit hook can run.
     """
+
+    orphan_watch = False
 
     def __init__(self, workdir: Path | None = None) -> None:
         super().__init__()
@@ -121,6 +137,7 @@ class SubprocessServer(LocalServer):
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"local-{self.name}-"))
         self.log_path = self.workdir / f"{self.name}.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._watch: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
 
     @property
@@ -138,9 +155,17 @@ class SubprocessServer(LocalServer):
             stdin=subprocess.DEVNULL,
             cwd=cwd or self.workdir,
             env={**os.environ, **(env or {})},
-            start_new_session=True,  # own process group, see class docstring
+            # Own process group (see the class docstring), in our session so that the orphan
+            # watch may join it; a terminal's Ctrl-C goes to our group, not to the server's.
+            process_group=0,
         )
         _LIVE.add(self)
+        if self.orphan_watch:
+            self._watch = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _ORPHAN_WATCH, str(self._proc.pid)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log_file,
+                process_group=self._proc.pid,
+            )
 
     def _wait_ready(self, probe: Callable[[], bool], timeout: float) -> None:
         """Polls `probe` until it is true; fails fast with the log tail if the process died."""
@@ -163,6 +188,7 @@ class SubprocessServer(LocalServer):
 
     def _kill(self, grace: float = 5.0, sig: signal.Signals = signal.SIGTERM) -> None:
         proc, self._proc = self._proc, None
+        watch, self._watch = self._watch, None
         _LIVE.discard(self)
         if proc is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -176,6 +202,10 @@ class SubprocessServer(LocalServer):
             # The leader is gone; make sure no straggler of the group is left either.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
+        if watch is not None:
+            with contextlib.suppress(ProcessLookupError):
+                watch.kill()
+            watch.wait(timeout=grace)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

@@ -38,6 +38,7 @@ class OrthancServer(SubprocessServer):
     """`with OrthancServer() as o: DICOMwebClient(url=o.dicomweb_url)`."""
 
     name = "orthanc"
+    orphan_watch = True  # Orthanc has no way of its own to notice that we died
 
     def __init__(self, workdir: Path | None = None, *, binary: str = ORTHANC_BINARY,
                  plugin: Path = DICOMWEB_PLUGIN, startup_timeout: float = 30.0) -> None:

@@ -10,8 +10,12 @@ import base64
 import io
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -759,3 +763,30 @@ def test_orthanc_retries_when_its_port_is_taken(monkeypatch: pytest.MonkeyPatch)
         with OrthancServer() as server:
             assert server.port != taken
             assert requests.get(f"{server.url}/system", timeout=5).status_code == 200
+
+
+_STARTS_AND_HANGS = """
+import sys, time
+from imaging_cli.local.orthanc import OrthancServer
+print(OrthancServer().start().pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_orthanc_dies_with_a_parent_that_was_killed_outright() -> None:
+    # SIGKILL skips stop() and atexit; the orphan watch must still end Orthanc.
+    parent = subprocess.Popen([sys.executable, "-c", _STARTS_AND_HANGS], stdout=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert parent.stdout is not None
+        pgid = int(parent.stdout.readline())
+        assert _group_alive(pgid)
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _group_alive(pgid):
+        os.killpg(pgid, signal.SIGKILL)
+        pytest.fail("Orthanc outlived the process that started it")
