@@ -8,12 +8,19 @@ from a JSON file in the server's own temp dir: loopback only, no auth, DICOM por
 Known differences from Google's DICOM store: Debian's Orthanc cannot transcode JPEG 2000 (asking
 WADO-RS for an uncompressed transfer syntax answers 500 "Cannot transcode image"; asking for the
 stored syntax, `transfer-syntax=*`, works), re-storing an existing instance overwrites it
-(`OverwriteInstances`), and nothing publishes Pub/Sub notifications on store.
+(`OverwriteInstances`).
+
+Store notifications: given `notification_url` (a Pub/Sub REST publish URL, e.g.
+`PubSubServer.publish_url(topic)`), a Lua hook publishes for every stored instance what the
+Cloud Healthcare API publishes: data = `STORE/dicomWeb/studies/X/series/Y/instances/Z`,
+attributes `action=StoreInstances` and `storeName`. As in the cloud, a notification that cannot
+be published is lost (Orthanc logs the error); backfill is the way to recover.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -31,6 +38,39 @@ from imaging_cli.local._base import (
 ORTHANC_BINARY = "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 _PORT_IN_USE = "already in use"
+DEFAULT_STORE = "projects/local/locations/local/datasets/local/dicomStores/orthanc"
+_STORE_NAME = re.compile(
+    r"^projects/[\w.-]+/locations/[\w.-]+/datasets/[\w.-]+/dicomStores/[\w.-]+$")
+
+# Lua 5.x without bit operators, so that it runs with whichever Lua Orthanc was built against.
+_NOTIFY_LUA = """
+local URL, STORE = %(url)s, %(store)s
+local ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+
+local function base64(data)
+  local out = {}
+  for i = 1, #data, 3 do
+    local a, b, c = data:byte(i, i + 2)
+    local n = a * 65536 + (b or 0) * 256 + (c or 0)
+    local chars = {}
+    for j = 3, 0, -1 do
+      local index = math.floor(n / 64 ^ j) %% 64 + 1
+      chars[#chars + 1] = ALPHABET:sub(index, index)
+    end
+    if not b then chars[3], chars[4] = '=', '=' elseif not c then chars[4] = '=' end
+    out[#out + 1] = table.concat(chars)
+  end
+  return table.concat(out)
+end
+
+function OnStoredInstance(instanceId, tags, metadata, origin)
+  local path = STORE .. '/dicomWeb/studies/' .. tags['StudyInstanceUID'] .. '/series/' ..
+    tags['SeriesInstanceUID'] .. '/instances/' .. tags['SOPInstanceUID']
+  local body = '{"messages":[{"data":"' .. base64(path) .. '","attributes":' ..
+    '{"action":"StoreInstances","storeName":"' .. STORE .. '"}}]}'
+  HttpPost(URL, body, {['Content-Type'] = 'application/json'})
+end
+"""
 _PORT_ATTEMPTS = 3
 
 
@@ -41,10 +81,16 @@ class OrthancServer(SubprocessServer):
     orphan_watch = True  # Orthanc has no way of its own to notice that we died
 
     def __init__(self, workdir: Path | None = None, *, binary: str = ORTHANC_BINARY,
-                 plugin: Path = DICOMWEB_PLUGIN, startup_timeout: float = 30.0) -> None:
+                 plugin: Path = DICOMWEB_PLUGIN, startup_timeout: float = 30.0,
+                 notification_url: str | None = None, store_name: str = DEFAULT_STORE) -> None:
         super().__init__(workdir)
+        if not _STORE_NAME.match(store_name):
+            raise ValueError(f"not a DICOM store name: {store_name!r} (projects/P/locations/L/"
+                             "datasets/D/dicomStores/S)")
         self.binary = binary
         self.plugin = plugin
+        self.notification_url = notification_url  # see the module docstring
+        self.store_name = store_name
         self.startup_timeout = startup_timeout
         self.port = 0
 
@@ -74,6 +120,7 @@ class OrthancServer(SubprocessServer):
             "SaveJobs": False,
             "HttpThreadsCount": 8,
             "ConcurrentJobs": 1,
+            "LuaScripts": [str(self.workdir / "notify.lua")] if self.notification_url else [],
         }
 
     def _start(self) -> None:
@@ -87,6 +134,9 @@ class OrthancServer(SubprocessServer):
             )
         config_path = self.workdir / "orthanc.json"
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.notification_url:
+            (self.workdir / "notify.lua").write_text(_NOTIFY_LUA % {
+                "url": json.dumps(self.notification_url), "store": json.dumps(self.store_name)})
         # Orthanc cannot bind port 0, so we probe for a free port; another process may take it
         # before Orthanc binds it. That shows in the log, and a new port fixes it.
         for attempt in range(1, _PORT_ATTEMPTS + 1):

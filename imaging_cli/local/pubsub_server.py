@@ -6,6 +6,9 @@ use, on the real wire protocol, so that the unmodified `google.cloud.pubsub_v1` 
 it when `PUBSUB_EMULATOR_HOST=<.host>` is set. It records what was published (`.published()`)
 and can inject transient failures (`.fail_next()`).
 
+Also serves the REST publish method at `.rest_url` (`publish_url(topic)`), for publishers that
+cannot speak gRPC, such as Orthanc's store-notification hook.
+
 Implemented: Publisher CreateTopic, GetTopic, DeleteTopic, ListTopics, Publish; Subscriber
 CreateSubscription, GetSubscription, DeleteSubscription, Pull, Acknowledge, ModifyAckDeadline,
 StreamingPull; push subscriptions (`push_config.push_endpoint`: the wrapped JSON envelope is
@@ -43,6 +46,7 @@ from google.protobuf import empty_pb2
 from google.pubsub_v1 import types as pubsub
 
 from imaging_cli.local._base import LOOPBACK, LocalServer
+from imaging_cli.local._pubsub_rest import PubSubRestServer
 
 _TOPIC_NAME = re.compile(r"^projects/[^/]+/topics/[A-Za-z][\w.~+%-]{2,254}$")
 _SUBSCRIPTION_NAME = re.compile(r"^projects/[^/]+/subscriptions/[A-Za-z][\w.~+%-]{2,254}$")
@@ -144,6 +148,7 @@ class PubSubServer(LocalServer):
         self._ids = itertools.count(1)
         self._ack_ids = itertools.count(1)
         self.calls: list[str] = []  # method names in the order they were received
+        self._rest = PubSubRestServer(self._publish_over_rest)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -151,6 +156,15 @@ class PubSubServer(LocalServer):
     def host(self) -> str:
         """The value for PUBSUB_EMULATOR_HOST."""
         return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        """Base URL of the REST publish method (see _pubsub_rest), for non-gRPC publishers."""
+        return self._rest.url
+
+    def publish_url(self, topic: str) -> str:
+        """The REST URL that publishes to `topic` (a full topic name)."""
+        return f"{self.rest_url}/v1/{topic}:publish"
 
     def _start(self) -> None:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._max_workers,
@@ -168,8 +182,10 @@ class PubSubServer(LocalServer):
         self._push_thread = threading.Thread(target=self._push_loop, daemon=True,
                                              name="pubsub-push-dispatch")
         self._push_thread.start()
+        self._rest.start()
 
     def _stop(self) -> None:
+        self._rest.stop()
         self._stopping.set()
         with self._lock:
             self._lock.notify_all()
@@ -326,6 +342,12 @@ class PubSubServer(LocalServer):
                 sub.backlog.append(_Pending(message))
         self._lock.notify_all()
         return message
+
+    def _publish_over_rest(self, request: pubsub.PublishRequest) -> pubsub.PublishResponse:
+        code = self._record_call("Publish")
+        if code is not None:
+            raise _RpcError(code, f"injected failure ({code.name}) by the local Pub/Sub server")
+        return self._publish(request)
 
     # --- Subscriber --------------------------------------------------------------------------
 
@@ -624,11 +646,15 @@ class PubSubServer(LocalServer):
             grpc.method_handlers_generic_handler("google.pubsub.v1.Subscriber", subscriber),
         )
 
-    def _before(self, method: str, context: grpc.ServicerContext) -> None:
+    def _record_call(self, method: str) -> grpc.StatusCode | None:
+        """Logs a call; the injected failure it must end with, if any (see fail_next)."""
         with self._lock:
             self.calls.append(method)
             pending = self._failures.get(method)
-            code = pending.pop(0) if pending else None
+            return pending.pop(0) if pending else None
+
+    def _before(self, method: str, context: grpc.ServicerContext) -> None:
+        code = self._record_call(method)
         if code is not None:
             context.abort(code, f"injected failure ({code.name}) by the local Pub/Sub server")
 

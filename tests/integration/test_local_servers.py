@@ -434,6 +434,45 @@ def test_pubsub_push_dead_letters_after_max_delivery_attempts(
     assert [a.status for a in pubsub_server.wait_for_push_attempts(5)] == [500] * 5
 
 
+def test_pubsub_rest_publish_shares_state_and_faults_with_grpc(
+    pubsub_server: PubSubServer,
+) -> None:
+    url = pubsub_server.publish_url(TOPIC)
+    body = {"messages": [{"data": base64.b64encode(b"over REST").decode(),
+                          "attributes": {"action": "StoreInstances"}}]}
+    reply = requests.post(url, json=body, timeout=10)
+    assert reply.status_code == 200
+    [message] = pubsub_server.published(TOPIC)
+    assert reply.json() == {"messageIds": [message.message_id]}
+    assert (message.data, message.attributes) == (b"over REST", {"action": "StoreInstances"})
+
+    pubsub_server.fail_next(1, grpc.StatusCode.UNAVAILABLE)
+    failed = requests.post(url, json=body, timeout=10)
+    assert (failed.status_code, failed.json()["error"]["status"]) == (503, "UNAVAILABLE")
+    bad = requests.post(url, json={"messages": [{"data": "%%%"}]}, timeout=10)
+    assert bad.status_code == 400
+    assert len(pubsub_server.published(TOPIC)) == 1
+
+
+def test_orthanc_publishes_store_notifications_like_the_healthcare_api(
+    pubsub_server: PubSubServer,
+) -> None:
+    store = "projects/p/locations/l/datasets/d/dicomStores/s"
+    topic = "projects/p/topics/dicom-store"
+    with OrthancServer(notification_url=pubsub_server.publish_url(topic),
+                       store_name=store) as server:
+        client = DICOMwebClient(url=server.dicomweb_url)
+        datasets = [_testdata("CT_small.dcm"), _testdata("MR_small.dcm")]
+        client.store_instances(datasets)
+        messages = pubsub_server.wait_for_messages(topic, 2, timeout=20)
+
+    expected = {f"{store}/dicomWeb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+                f"/instances/{ds.SOPInstanceUID}" for ds in datasets}
+    assert {m.data.decode() for m in messages} == expected
+    assert all(m.attributes == {"action": "StoreInstances", "storeName": store}
+               for m in messages)
+
+
 # --- Cloud Vision (REST) -------------------------------------------------------------------
 
 FeatureType = vision.Feature.Type
