@@ -1,8 +1,9 @@
 // A real FHIR R4 server for tests and `imaging demo`: @medplum/fhir-router's FhirRouter over its
 // in-memory MemoryRepository, behind Node's http module. Not deployed anywhere.
 //
-// Usage: node fhir_server.mjs PORT [--no-validate] [--no-referential-integrity]   (PORT 0 picks a free port; the chosen one is printed as
-// "listening on http://127.0.0.1:PORT/fhir/R4" on stdout, which the Python wrapper waits for).
+// Usage: node fhir_server.mjs PORT [--no-validate] [--no-referential-integrity]
+// PORT 0 picks a free port; the chosen one is printed as
+// "listening on http://127.0.0.1:PORT/fhir/R4" on stdout, which the Python wrapper waits for.
 //
 // How it compares with Google's FHIR store on what our code relies on (checked by the contract
 // test tests/integration/test_local_servers.py with @medplum 5.2.13):
@@ -12,14 +13,14 @@
 //   resource that entry created OR matched, as Google's store does. None of that works unless the
 //   R4 search parameters are indexed (see below), so no rewriting of our own is needed.
 // - Response bundles are rewritten to look like Google's (see likeGoogle below).
-// - Not like Google's store: version ids are UUIDs; deleting a resource that others reference
-//   is allowed.
 // - Resources are validated against the base R4 StructureDefinitions before they are stored
 //   (unknown properties, wrong types and missing required elements are a 400 OperationOutcome),
 //   as the Google store does; that includes every resource inside a transaction or batch.
 //   Code bindings (value sets) are not checked. `--no-validate` turns validation off.
 // - Referential integrity is enforced as in our Google store configuration: a reference to a
 //   resource that does not exist is a 400 (see danglingReference; `--no-referential-integrity`).
+// - Not like Google's store: version ids are UUIDs; deleting a resource that others reference
+//   is allowed; value-set bindings are not validated.
 // - POST /fhir/R4/$reset is OUR test-only admin route: it clears all data. Google's store has no
 //   such route; nothing but tests and the local demo may call it.
 
