@@ -3,6 +3,14 @@
 Every server is session-scoped and started lazily: only a test that asks for it starts it, so a
 unit-test-only run starts nothing. Function-scoped wrappers reset state between tests where the
 server keeps state that tests would otherwise see from each other.
+
+- `orthanc` (session): DICOMweb at `.dicomweb_url`; `.reset()` empties it.
+- `fhir_server` (session): FHIR R4 at `.base_url`; `.reset()` empties it.
+- `pubsub_server` (per test, emptied; sets PUBSUB_EMULATOR_HOST), over `_pubsub_session`.
+- `vision_server` (per test, default answers), over `_vision_session`.
+- `gcs_emulator` (per test, emptied; sets STORAGE_EMULATOR_HOST), over `_gcs_session`.
+- `s3_server` (per test, emptied; sets dummy AWS credentials and AWS_ENDPOINT_URL_S3).
+- `fault_proxy` (per test): a factory, `fault_proxy(target_url) -> FaultProxy`.
 """
 
 from __future__ import annotations
