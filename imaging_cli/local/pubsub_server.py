@@ -127,11 +127,14 @@ class PubSubServer(LocalServer):
     name = "pubsub"
 
     def __init__(self, *, auto_create_topics: bool = True, pull_wait: float = 0.5,
-                 max_workers: int = 16, push_backoff: tuple[float, float] = (0.1, 2.0)) -> None:
+                 max_workers: int = 16, push_backoff: tuple[float, float] = (0.1, 2.0),
+                 push_concurrency: int = 4) -> None:
         super().__init__()
         self.auto_create_topics = auto_create_topics
         self.pull_wait = pull_wait  # how long an empty Pull waits for a message, in seconds
         self.push_backoff = push_backoff  # first and largest delay between push retries
+        self.push_concurrency = push_concurrency  # push requests in flight at most
+        self._push_inflight = 0
         self.push_attempts: list[PushAttempt] = []
         self._push_thread: threading.Thread | None = None
         self._push_pool: futures.ThreadPoolExecutor | None = None
@@ -177,7 +180,8 @@ class PubSubServer(LocalServer):
         self._server, self.port = server, port
         self._stopping.clear()
         self._push_session = requests.Session()
-        self._push_pool = futures.ThreadPoolExecutor(max_workers=4,
+        self._push_inflight = 0
+        self._push_pool = futures.ThreadPoolExecutor(max_workers=self.push_concurrency,
                                                      thread_name_prefix="pubsub-push")
         self._push_thread = threading.Thread(target=self._push_loop, daemon=True,
                                              name="pubsub-push-dispatch")
@@ -525,17 +529,25 @@ class PubSubServer(LocalServer):
     # --- push delivery -----------------------------------------------------------------------
 
     def _push_loop(self) -> None:
+        # Messages are leased only when a worker is free to send them at once: a lease that
+        # waited in a queue could expire before its request even started, be delivered again,
+        # and a slow endpoint would then get ever more duplicates instead of fewer requests.
         while not self._stopping.is_set():
             jobs: list[tuple[str, str, str, _Outstanding, int, float]] = []
             with self._lock:
                 for sub in self._subscriptions.values():
-                    if sub.push_endpoint:
+                    free = self.push_concurrency - self._push_inflight - len(jobs)
+                    if sub.push_endpoint and free > 0:
+                        # The lease outlives the request timeout (the ack deadline) a little,
+                        # so a timed-out push is retried with backoff, not re-leased at once.
                         jobs.extend((sub.proto.name, sub.push_endpoint, r.ack_id,
                                      sub.outstanding[r.ack_id], r.delivery_attempt,
-                                     sub.ack_deadline) for r in self._take(sub, 10))
+                                     sub.ack_deadline)
+                                    for r in self._take(sub, free, deadline=sub.ack_deadline + 5))
                 if not jobs:
                     self._lock.wait(0.05)  # publish, nack and stop notify; backoff needs polling
                     continue
+                self._push_inflight += len(jobs)
             pool = self._push_pool
             for job in jobs:
                 if pool is not None and not self._stopping.is_set():
@@ -543,6 +555,15 @@ class PubSubServer(LocalServer):
 
     def _push_one(self, subscription: str, endpoint: str, ack_id: str, lease: _Outstanding,
                   delivery_attempt: int, timeout: float) -> None:
+        try:
+            self._deliver(subscription, endpoint, ack_id, lease, delivery_attempt, timeout)
+        finally:
+            with self._lock:
+                self._push_inflight -= 1
+                self._lock.notify_all()
+
+    def _deliver(self, subscription: str, endpoint: str, ack_id: str, lease: _Outstanding,
+                 delivery_attempt: int, timeout: float) -> None:
         message = lease.message
         publish_time = message.publish_time.isoformat().replace("+00:00", "Z")
         envelope: dict[str, Any] = {

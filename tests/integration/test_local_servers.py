@@ -351,15 +351,24 @@ def test_pubsub_streaming_pull_delivers_and_nack_redelivers(pubsub_server: PubSu
 class _PushEndpoint:
     """A tiny HTTP endpoint that answers with scripted statuses and records what it got."""
 
-    def __init__(self, statuses: list[int], default: int = 204) -> None:
+    def __init__(self, statuses: list[int], default: int = 204, delay: float = 0.0) -> None:
         self.bodies: list[dict] = []
         self.statuses, self.default = statuses, default
+        self.concurrent = self.max_concurrent = 0
+        lock = threading.Lock()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                owner.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                status = owner.statuses.pop(0) if owner.statuses else owner.default
+                with lock:
+                    owner.concurrent += 1
+                    owner.max_concurrent = max(owner.max_concurrent, owner.concurrent)
+                time.sleep(delay)  # a slow handler, like a busy function
+                with lock:
+                    owner.concurrent -= 1
+                    owner.bodies.append(
+                        json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                    status = owner.statuses.pop(0) if owner.statuses else owner.default
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -380,8 +389,8 @@ class _PushEndpoint:
 def push_endpoint() -> Iterator[Callable[..., _PushEndpoint]]:
     endpoints: list[_PushEndpoint] = []
 
-    def make(statuses: list[int], default: int = 204) -> _PushEndpoint:
-        endpoints.append(_PushEndpoint(statuses, default))
+    def make(statuses: list[int], default: int = 204, delay: float = 0.0) -> _PushEndpoint:
+        endpoints.append(_PushEndpoint(statuses, default, delay))
         return endpoints[-1]
 
     yield make
@@ -413,6 +422,21 @@ def test_pubsub_push_retries_until_acknowledged(
     assert envelope["message"]["attributes"] == {"action": "StoreInstances"}
     assert envelope["message"]["messageId"] == message_id
     assert envelope["message"]["publishTime"].endswith("Z")
+
+
+def test_pubsub_push_flow_control_sends_each_message_once_to_a_slow_endpoint(
+    pubsub_server: PubSubServer, push_endpoint: Callable[..., _PushEndpoint],
+) -> None:
+    # At most push_concurrency requests in flight, and every message delivered exactly once.
+    endpoint = push_endpoint([], delay=0.2)
+    pubsub_server.create_push_subscription(SUBSCRIPTION, TOPIC, endpoint.url)
+    publisher = pubsub_v1.PublisherClient()
+    ids = {publisher.publish(TOPIC, f"m{i}".encode()).result(timeout=10) for i in range(12)}
+
+    attempts = pubsub_server.wait_for_push_attempts(12, timeout=30)
+    assert sorted(a.message_id for a in attempts) == sorted(ids)
+    assert all(a.status == 204 for a in attempts)
+    assert 1 < endpoint.max_concurrent <= pubsub_server.push_concurrency
 
 
 def test_pubsub_push_dead_letters_after_max_delivery_attempts(
