@@ -732,23 +732,6 @@ def test_fault_proxy_keeps_the_path_prefix_and_host_for_fhir(
     assert len(_search(fhir_server, "Device")) == 1  # the throttled posts never arrived
 
 
-# --- S3 (moto, AWS only) -------------------------------------------------------------------
-
-def test_s3_server_round_trip_through_boto3(s3_server: S3Server) -> None:
-    s3 = s3_server.client()
-    s3.create_bucket(Bucket="site-uploads")
-    s3.put_object(Bucket="site-uploads", Key="incoming/a.dcm", Body=b"DICM",
-                  Metadata={"site": "1"})
-    # A plain boto3 client finds the server through the fixture's environment.
-    env_client = boto3.client("s3")
-    listed = env_client.list_objects_v2(Bucket="site-uploads")
-    assert [o["Key"] for o in listed["Contents"]] == ["incoming/a.dcm"]
-    obj = env_client.get_object(Bucket="site-uploads", Key="incoming/a.dcm")
-    assert (obj["Body"].read(), obj["Metadata"]) == (b"DICM", {"site": "1"})
-    s3_server.reset()
-    assert s3.list_buckets()["Buckets"] == []
-
-
 def test_fault_proxy_forwards_chunked_request_bodies_and_head(
     fhir_server: FhirServer, fault_proxy: Callable[[str], FaultProxy],
 ) -> None:
@@ -778,6 +761,23 @@ def test_fault_proxy_delay_trips_client_timeouts(
     with pytest.raises(requests.Timeout):
         requests.get(f"{proxy.url}/metadata", timeout=0.2)
     assert requests.get(f"{proxy.url}/Device", timeout=5).status_code == 200
+
+
+# --- S3 (moto, AWS only) -------------------------------------------------------------------
+
+def test_s3_server_round_trip_through_boto3(s3_server: S3Server) -> None:
+    s3 = s3_server.client()
+    s3.create_bucket(Bucket="site-uploads")
+    s3.put_object(Bucket="site-uploads", Key="incoming/a.dcm", Body=b"DICM",
+                  Metadata={"site": "1"})
+    # A plain boto3 client finds the server through the fixture's environment.
+    env_client = boto3.client("s3")
+    listed = env_client.list_objects_v2(Bucket="site-uploads")
+    assert [o["Key"] for o in listed["Contents"]] == ["incoming/a.dcm"]
+    obj = env_client.get_object(Bucket="site-uploads", Key="incoming/a.dcm")
+    assert (obj["Body"].read(), obj["Metadata"]) == (b"DICM", {"site": "1"})
+    s3_server.reset()
+    assert s3.list_buckets()["Buckets"] == []
 
 
 # --- Lifecycle -----------------------------------------------------------------------------
