@@ -20,7 +20,8 @@
 // - Referential integrity is enforced as in our Google store configuration: a reference to a
 //   resource that does not exist is a 400 (see danglingReference; `--no-referential-integrity`).
 // - Not like Google's store: version ids are UUIDs; deleting a resource that others reference
-//   is allowed; value-set bindings are not validated.
+//   is allowed; value-set bindings are not validated; PUT Type/id of a new id (update-as-create,
+//   enabled in our store) answers 200 where Google answers 201.
 // - POST /fhir/R4/$reset is OUR test-only admin route: it clears all data. Google's store has no
 //   such route; nothing but tests and the local demo may call it.
 
