@@ -35,12 +35,25 @@ HANDLERS = ROOT / "handlers"
 COLD_START_GOAL = 3.0
 # Everything the processor imports on its first event; main.py must import none of it.
 EAGER_IMPORTS = (
-    "numpy", "pydicom", "PIL.Image", "pylibjpeg", "dicomweb_client.api",
-    "dicomweb_client.ext.gcp.session_utils", "google.auth", "google.auth.transport.requests",
-    "google.cloud.pubsub_v1", "fhir.resources.R4B.bundle", "fhir.resources.R4B.imagingstudy",
-    "fhir.resources.R4B.diagnosticreport", "fhir.resources.R4B.observation",
-    "fhir.resources.R4B.device", "pytesseract", "requests", "imaging_pipeline.render",
-    "imaging_pipeline.analysis.local", "imaging_pipeline.analysis.vision",
+    "numpy",
+    "pydicom",
+    "PIL.Image",
+    "pylibjpeg",
+    "dicomweb_client.api",
+    "dicomweb_client.ext.gcp.session_utils",
+    "google.auth",
+    "google.auth.transport.requests",
+    "google.cloud.pubsub_v1",
+    "fhir.resources.R4B.bundle",
+    "fhir.resources.R4B.imagingstudy",
+    "fhir.resources.R4B.diagnosticreport",
+    "fhir.resources.R4B.observation",
+    "fhir.resources.R4B.device",
+    "pytesseract",
+    "requests",
+    "imaging_pipeline.render",
+    "imaging_pipeline.analysis.local",
+    "imaging_pipeline.analysis.vision",
     "imaging_pipeline.dicomweb",
 )
 
@@ -52,10 +65,18 @@ def import_seconds(module: str, eager: bool) -> float:
     before it imports the function's source, so it is not part of what main.py adds.
     """
     modules = "".join(f"import {m}\n" for m in EAGER_IMPORTS) if eager else ""
-    code = ("import time, functions_framework\nt = time.perf_counter()\n"
-            f"import {module}\n" + modules + "print(time.perf_counter() - t)\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=HANDLERS, check=True,
-                         capture_output=True, text=True, env={"PYTHONPATH": str(HANDLERS)})
+    code = (
+        "import time, functions_framework\nt = time.perf_counter()\n"
+        f"import {module}\n" + modules + "print(time.perf_counter() - t)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=HANDLERS,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(HANDLERS)},
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -115,8 +136,9 @@ def run_events(events: int, workers: int) -> dict[str, Any]:
     )
 
     with OrthancServer() as orthanc, FhirServer() as fhir, PubSubServer() as pubsub:
-        env = function_env(dicomweb_url=orthanc.dicomweb_url, fhir_base_url=fhir.base_url,
-                           pubsub_host=pubsub.host)
+        env = function_env(
+            dicomweb_url=orthanc.dicomweb_url, fhir_base_url=fhir.base_url, pubsub_host=pubsub.host
+        )
         with ProcessFunction(env) as function:
             instances = make_instances(events)
             for ds in instances:
@@ -140,19 +162,25 @@ def run_events(events: int, workers: int) -> dict[str, Any]:
             peak_mb = sampler.stop()
 
             # A duplicate is a second resource with the same business identifier.
-            by_type = {t: fhir_search(fhir.base_url, t, _count="10000")
-                       for t in ("DiagnosticReport", "ImagingStudy", "Observation", "Device")}
-            keys = {t: Counter(r["identifier"][0]["value"] for r in resources)
-                    for t, resources in by_type.items()}
+            by_type = {
+                t: fhir_search(fhir.base_url, t, _count="10000")
+                for t in ("DiagnosticReport", "ImagingStudy", "Observation", "Device")
+            }
+            keys = {
+                t: Counter(r["identifier"][0]["value"] for r in resources)
+                for t, resources in by_type.items()
+            }
             reports = by_type["DiagnosticReport"]
             latencies = sorted(lat for _, lat in first)
             outcomes = Counter(o.get("outcome") for o in function.outcomes())
             return {
-                "events": events, "workers": workers, "elapsed_s": elapsed,
+                "events": events,
+                "workers": workers,
+                "elapsed_s": elapsed,
                 "events_per_s": events / elapsed,
                 "p50_ms": 1000 * statistics.median(latencies),
-                "p95_ms": 1000 * latencies[min(len(latencies) - 1,
-                                               round(0.95 * (len(latencies) - 1)))],
+                "p95_ms": 1000
+                * latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))],
                 "errors": sum(1 for status, _ in first + second if status != 200),
                 "reports": len(reports),
                 "duplicates": sum(c - 1 for k in keys.values() for c in k.values()),
@@ -167,8 +195,7 @@ def run_events(events: int, workers: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=40, help="events to process (default 40)")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="concurrent deliveries (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="concurrent deliveries (default 2)")
     parser.add_argument("--runs", type=int, default=5, help="cold-start runs per mode")
     parser.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
     args = parser.parse_args(argv)
@@ -179,16 +206,22 @@ def main(argv: list[str] | None = None) -> int:
     for module in ("main", "imaging_pipeline.process"):
         lazy, eager = cold_start(module, args.runs)
         speedups[module] = eager / lazy
-        print(f"cold start: import {module}: {lazy * 1000:.0f} ms (lazy) vs "
-              f"{eager * 1000:.0f} ms (dependencies imported eagerly): "
-              f"{speedups[module]:.1f}x faster (goal >= {COLD_START_GOAL:.0f}x)")
+        print(
+            f"cold start: import {module}: {lazy * 1000:.0f} ms (lazy) vs "
+            f"{eager * 1000:.0f} ms (dependencies imported eagerly): "
+            f"{speedups[module]:.1f}x faster (goal >= {COLD_START_GOAL:.0f}x)"
+        )
 
     r = run_events(args.events, args.workers)
-    print(f"events: {r['events']} in {r['elapsed_s']:.1f} s with {r['workers']} workers: "
-          f"{r['events_per_s']:.2f} events/s, p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms")
-    print(f"errors: {r['errors']} (goal 0); duplicates after redelivering all: "
-          f"{r['duplicates']} (goal 0); reports missing {r['missing_reports']}; "
-          f"alerts published {r['alerts']}")
+    print(
+        f"events: {r['events']} in {r['elapsed_s']:.1f} s with {r['workers']} workers: "
+        f"{r['events_per_s']:.2f} events/s, p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms"
+    )
+    print(
+        f"errors: {r['errors']} (goal 0); duplicates after redelivering all: "
+        f"{r['duplicates']} (goal 0); reports missing {r['missing_reports']}; "
+        f"alerts published {r['alerts']}"
+    )
     print(f"FHIR resources after both deliveries: {r['resources']}")
     print(f"outcomes logged: {r['outcomes']}")
     print(f"peak RSS of the function process tree: {r['peak_rss_mb']:.0f} MB")

@@ -91,8 +91,14 @@ def ct_slice(seed: int, size: int = 512) -> bytes:
     stored = np.rint(hu + 1024).astype(np.int16)
     stored[x**2 + y**2 > 0.25] = -2000
     window = {"WindowCenter": 40, "WindowWidth": 400} if seed % 2 == 0 else {}
-    return _dataset(stored, CTImageStorage, RescaleIntercept=-1024, RescaleSlope=1,
-                    PixelPaddingValue=-2000, **window)
+    return _dataset(
+        stored,
+        CTImageStorage,
+        RescaleIntercept=-1024,
+        RescaleSlope=1,
+        PixelPaddingValue=-2000,
+        **window,
+    )
 
 
 def radiograph(size: int = 3000) -> bytes:
@@ -103,8 +109,13 @@ def radiograph(size: int = 3000) -> bytes:
     signal -= 800.0 * (np.abs(np.sin(24 * y)) * (np.abs(x) < 0.25)).astype(np.float32)
     signal += rng.normal(0, 20, signal.shape).astype(np.float32)
     pixels = np.clip(signal, 0, 4095).astype(np.uint16)
-    data = _dataset(pixels, DigitalXRayImageStorageForPresentation, WindowCenter=2200,
-                    WindowWidth=2400, PresentationLUTShape="INVERSE")
+    data = _dataset(
+        pixels,
+        DigitalXRayImageStorageForPresentation,
+        WindowCenter=2200,
+        WindowWidth=2400,
+        PresentationLUTShape="INVERSE",
+    )
     ds = pydicom.dcmread(io.BytesIO(data))
     ds.PhotometricInterpretation, ds.BitsStored, ds.HighBit = "MONOCHROME1", 12, 11
     out = io.BytesIO()
@@ -174,14 +185,20 @@ def main(argv: list[str] | None = None) -> int:
         for name in METHODS:
             results[group, name] = (len(corpus) / median(times[name]), sizes[name] // len(corpus))
 
-    print(f"{'group':24} {'n':>3} {'seed img/s':>11} {'ours img/s':>11} {'speedup':>8} "
-          f"{'seed B/img':>11} {'ours B/img':>11} {'bytes':>6}")
+    print(
+        f"{'group':24} {'n':>3} {'seed img/s':>11} {'ours img/s':>11} {'speedup':>8} "
+        f"{'seed B/img':>11} {'ours B/img':>11} {'bytes':>6}"
+    )
     for group, corpus in groups.items():
-        (seed_rate, seed_bytes), (ours_rate, ours_bytes) = results[group, "seed"], results[
-            group, "ours"]
-        print(f"{group:24} {len(corpus):3d} {seed_rate:11.1f} {ours_rate:11.1f} "
-              f"{ours_rate / seed_rate:7.1f}x {seed_bytes:11d} {ours_bytes:11d} "
-              f"{ours_bytes / seed_bytes:6.2f}")
+        (seed_rate, seed_bytes), (ours_rate, ours_bytes) = (
+            results[group, "seed"],
+            results[group, "ours"],
+        )
+        print(
+            f"{group:24} {len(corpus):3d} {seed_rate:11.1f} {ours_rate:11.1f} "
+            f"{ours_rate / seed_rate:7.1f}x {seed_bytes:11d} {ours_bytes:11d} "
+            f"{ours_bytes / seed_bytes:6.2f}"
+        )
 
     rss: dict[tuple[str, str], float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
@@ -194,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     print("peak RSS of a fresh process rendering one instance (floor: imports + reading it):")
     for group in ("CT 512x512 int16", "radiograph 3000x3000"):
         seed_mb, ours_mb, floor_mb = (rss[group, m] for m in ("seed", "ours", "none"))
-        print(f"  {group:22} seed {seed_mb:5.0f} MiB   ours {ours_mb:5.0f} MiB"
-              f"   floor {floor_mb:5.0f} MiB")
+        print(
+            f"  {group:22} seed {seed_mb:5.0f} MiB   ours {ours_mb:5.0f} MiB"
+            f"   floor {floor_mb:5.0f} MiB"
+        )
 
     ct_seed, ct_ours = results["CT 512x512 int16", "seed"], results["CT 512x512 int16", "ours"]
     goals = {

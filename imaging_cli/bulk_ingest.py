@@ -74,8 +74,9 @@ class ExistingInstances:
 
 
 class BulkIngest:
-    def __init__(self, session: requests.Session, dicomweb_url: str, *,
-                 resume: bool = True) -> None:
+    def __init__(
+        self, session: requests.Session, dicomweb_url: str, *, resume: bool = True
+    ) -> None:
         self.session = session
         self.dicomweb_url = dicomweb_url
         self.existing = ExistingInstances(session, dicomweb_url) if resume else None
@@ -89,10 +90,12 @@ class BulkIngest:
             instance = check_dicom(payload)
             uids = (instance.study_uid, instance.series_uid, instance.sop_instance_uid)
             if self.existing is not None and self.existing.contains(*uids):
-                return FileResult(source.uri, "skipped-existing",
-                                  sop_instance_uid=instance.sop_instance_uid)
-            outcome = stow_instance(self.session, self.dicomweb_url, instance,
-                                    attempts=CLI_ATTEMPTS)
+                return FileResult(
+                    source.uri, "skipped-existing", sop_instance_uid=instance.sop_instance_uid
+                )
+            outcome = stow_instance(
+                self.session, self.dicomweb_url, instance, attempts=CLI_ATTEMPTS
+            )
         except ObjectRejectedError as rejected:
             kind: FileOutcome = "not-dicom" if rejected.reason == "not-dicom" else "failed"
             return FileResult(source.uri, kind, f"{rejected.reason}: {rejected.detail}")
@@ -100,8 +103,13 @@ class BulkIngest:
             return FileResult(source.uri, "failed", str(error))
         return FileResult(source.uri, outcome, sop_instance_uid=instance.sop_instance_uid)
 
-    def run(self, sources: Iterable[SourceObject], *, workers: int,
-            on_result: Callable[[FileResult], None] = lambda _: None) -> IngestSummary:
+    def run(
+        self,
+        sources: Iterable[SourceObject],
+        *,
+        workers: int,
+        on_result: Callable[[FileResult], None] = lambda _: None,
+    ) -> IngestSummary:
         """At most `workers` uploads in flight and `2 * workers` files read ahead."""
         summary = IngestSummary()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
@@ -111,8 +119,12 @@ class BulkIngest:
         return summary
 
 
-def _bounded_map(pool: ThreadPoolExecutor, fn: Callable[[SourceObject], FileResult],
-                 items: Iterable[SourceObject], limit: int) -> Iterator[FileResult]:
+def _bounded_map(
+    pool: ThreadPoolExecutor,
+    fn: Callable[[SourceObject], FileResult],
+    items: Iterable[SourceObject],
+    limit: int,
+) -> Iterator[FileResult]:
     pending: set[Future[FileResult]] = set()
     for item in items:
         if len(pending) >= limit:

@@ -29,16 +29,18 @@ def functions_framework_binary() -> str:
         return str(beside)
     found = shutil.which("functions-framework")
     if found is None:
-        raise FileNotFoundError("functions-framework is not installed (pip install "
-                                "-r handlers/requirements.txt)")
+        raise FileNotFoundError(
+            "functions-framework is not installed (pip install -r handlers/requirements.txt)"
+        )
     return found
 
 
 class FunctionServer(SubprocessServer):
     """`with FunctionServer("ingest_dicom_object", env) as fn: requests.post(fn.url, ...)`."""
 
-    def __init__(self, target: str, env: Mapping[str, str], *,
-                 source: Path = HANDLERS_DIR / "main.py") -> None:
+    def __init__(
+        self, target: str, env: Mapping[str, str], *, source: Path = HANDLERS_DIR / "main.py"
+    ) -> None:
         self.name = target.replace("_", "-")
         super().__init__()
         self.target = target
@@ -52,9 +54,21 @@ class FunctionServer(SubprocessServer):
 
     def _start(self) -> None:
         self.port = free_port()
-        self._spawn([functions_framework_binary(), "--target", self.target,
-                     "--source", str(self.source), "--host", LOOPBACK, "--port", str(self.port)],
-                    env={"PYTHONUNBUFFERED": "1", **self.env}, cwd=self.source.parent)
+        self._spawn(
+            [
+                functions_framework_binary(),
+                "--target",
+                self.target,
+                "--source",
+                str(self.source),
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(self.port),
+            ],
+            env={"PYTHONUNBUFFERED": "1", **self.env},
+            cwd=self.source.parent,
+        )
         self._wait_ready(lambda: tcp_accepts(self.port), STARTUP_TIMEOUT_S)
 
     def json_logs(self) -> list[dict[str, Any]]:
@@ -68,12 +82,24 @@ class FunctionServer(SubprocessServer):
                     continue
         return entries
 
-    def post_cloud_event(self, event_type: str, source: str, data: Mapping[str, Any], *,
-                         event_id: str, subject: str | None = None,
-                         timeout: float = 120) -> requests.Response:
+    def post_cloud_event(
+        self,
+        event_type: str,
+        source: str,
+        data: Mapping[str, Any],
+        *,
+        event_id: str,
+        subject: str | None = None,
+        timeout: float = 120,
+    ) -> requests.Response:
         """Delivers one binary-mode CloudEvent, as Eventarc does."""
-        headers = {"ce-id": event_id, "ce-specversion": "1.0", "ce-type": event_type,
-                   "ce-source": source, "Content-Type": "application/json"}
+        headers = {
+            "ce-id": event_id,
+            "ce-specversion": "1.0",
+            "ce-type": event_type,
+            "ce-source": source,
+            "Content-Type": "application/json",
+        }
         if subject:
             headers["ce-subject"] = subject
         return requests.post(self.url, json=dict(data), headers=headers, timeout=timeout)

@@ -59,15 +59,18 @@ def _list_gcs(spec: str) -> Iterator[SourceObject]:
     for blob in client.list_blobs(bucket_name, prefix=prefix or None):
         if blob.name.endswith("/"):
             continue  # folder placeholders
-        yield SourceObject(f"gs://{bucket_name}/{blob.name}", blob.size,
-                           _gcs_reader(client, bucket_name, blob.name, blob.generation))
+        yield SourceObject(
+            f"gs://{bucket_name}/{blob.name}",
+            blob.size,
+            _gcs_reader(client, bucket_name, blob.name, blob.generation),
+        )
 
 
-def _gcs_reader(client: Any, bucket: str, name: str, generation: int | None
-                ) -> Callable[[], bytes]:
+def _gcs_reader(client: Any, bucket: str, name: str, generation: int | None) -> Callable[[], bytes]:
     def read() -> bytes:
         data: bytes = client.bucket(bucket).blob(name, generation=generation).download_as_bytes()
         return data
+
     return read
 
 
@@ -87,12 +90,14 @@ def _list_s3(spec: str, endpoint_url: str | None) -> Iterator[SourceObject]:
             key = item["Key"]
             if key.endswith("/"):
                 continue
-            yield SourceObject(f"s3://{bucket}/{key}", int(item["Size"]),
-                               _s3_reader(client, bucket, key))
+            yield SourceObject(
+                f"s3://{bucket}/{key}", int(item["Size"]), _s3_reader(client, bucket, key)
+            )
 
 
 def _s3_reader(client: Any, bucket: str, key: str) -> Callable[[], bytes]:
     def read() -> bytes:
         data: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
         return data
+
     return read

@@ -74,9 +74,12 @@ class InstanceResult:
 class LocalPipeline:
     """`with LocalPipeline() as p: p.stage(files); p.notify(); p.wait_for_results()`."""
 
-    def __init__(self, settings: Mapping[str, Any] = DEFAULT_SETTINGS,
-                 environment: str = "demo",
-                 processor_env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Mapping[str, Any] = DEFAULT_SETTINGS,
+        environment: str = "demo",
+        processor_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.settings = dict(settings)
         self.environment = environment
         self.processor_env_overrides = dict(processor_env or {})  # e.g. to break a dependency
@@ -103,11 +106,15 @@ class LocalPipeline:
             self.pubsub.create_topic(ALERTS_TOPIC)
             self.pubsub.create_topic(DEAD_LETTER_TOPIC)  # must exist, or Pub/Sub keeps retrying
             self.pubsub.create_push_subscription(
-                PROCESSOR_SUBSCRIPTION, NOTIFICATION_TOPIC, self.processor.url,
-                dead_letter_topic=DEAD_LETTER_TOPIC, max_delivery_attempts=5,
+                PROCESSOR_SUBSCRIPTION,
+                NOTIFICATION_TOPIC,
+                self.processor.url,
+                dead_letter_topic=DEAD_LETTER_TOPIC,
+                max_delivery_attempts=5,
                 # The push timeout; production sets it to the processor's timeout. A slow
                 # machine must not turn slow answers into redeliveries.
-                ack_deadline_seconds=PUSH_ACK_DEADLINE_S)
+                ack_deadline_seconds=PUSH_ACK_DEADLINE_S,
+            )
         except BaseException:
             self.stop()
             raise
@@ -130,22 +137,38 @@ class LocalPipeline:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def _common_env(self) -> dict[str, str]:
-        return {"DICOMWEB_URL": self.orthanc.dicomweb_url, "DICOM_STORE": STORE,
-                "ENVIRONMENT": self.environment, "LOG_LEVEL": "INFO"}
+        return {
+            "DICOMWEB_URL": self.orthanc.dicomweb_url,
+            "DICOM_STORE": STORE,
+            "ENVIRONMENT": self.environment,
+            "LOG_LEVEL": "INFO",
+        }
 
     def _ingest_env(self) -> dict[str, str]:
-        return {**self._common_env(), "STAGING_BUCKET": STAGING_BUCKET,
-                "STORAGE_EMULATOR_HOST": self.gcs.url}
+        return {
+            **self._common_env(),
+            "STAGING_BUCKET": STAGING_BUCKET,
+            "STORAGE_EMULATOR_HOST": self.gcs.url,
+        }
 
     def _processor_env(self) -> dict[str, str]:
-        return {**self._common_env(), "FHIR_BASE_URL": self.fhir.base_url,
-                "ALERTS_TOPIC": ALERTS_TOPIC, "PIPELINE_SETTINGS": json.dumps(self.settings),
-                "PUBSUB_EMULATOR_HOST": self.pubsub.host, **self.processor_env_overrides}
+        return {
+            **self._common_env(),
+            "FHIR_BASE_URL": self.fhir.base_url,
+            "ALERTS_TOPIC": ALERTS_TOPIC,
+            "PIPELINE_SETTINGS": json.dumps(self.settings),
+            "PUBSUB_EMULATOR_HOST": self.pubsub.host,
+            **self.processor_env_overrides,
+        }
 
     # --- the flow ----------------------------------------------------------------------------
 
@@ -160,17 +183,33 @@ class LocalPipeline:
             blob = bucket.blob(f"incoming/{path.name}")
             blob.upload_from_filename(str(path), content_type="application/dicom")
             response = function.post_cloud_event(
-                FINALIZED, f"//storage.googleapis.com/projects/_/buckets/{STAGING_BUCKET}",
-                {"bucket": STAGING_BUCKET, "name": blob.name, "generation": str(blob.generation),
-                 "metageneration": "1", "contentType": blob.content_type, "size": str(blob.size)},
-                event_id=f"demo-ingest-{index}", subject=f"objects/{blob.name}")
+                FINALIZED,
+                f"//storage.googleapis.com/projects/_/buckets/{STAGING_BUCKET}",
+                {
+                    "bucket": STAGING_BUCKET,
+                    "name": blob.name,
+                    "generation": str(blob.generation),
+                    "metageneration": "1",
+                    "contentType": blob.content_type,
+                    "size": str(blob.size),
+                },
+                event_id=f"demo-ingest-{index}",
+                subject=f"objects/{blob.name}",
+            )
             # Eventarc redelivers on an error status; one redelivery is enough locally.
             if response.status_code >= 500:
                 function.post_cloud_event(
-                    FINALIZED, f"//storage.googleapis.com/projects/_/buckets/{STAGING_BUCKET}",
-                    {"bucket": STAGING_BUCKET, "name": blob.name,
-                     "generation": str(blob.generation), "metageneration": "1"},
-                    event_id=f"demo-ingest-{index}", subject=f"objects/{blob.name}")
+                    FINALIZED,
+                    f"//storage.googleapis.com/projects/_/buckets/{STAGING_BUCKET}",
+                    {
+                        "bucket": STAGING_BUCKET,
+                        "name": blob.name,
+                        "generation": str(blob.generation),
+                        "metageneration": "1",
+                    },
+                    event_id=f"demo-ingest-{index}",
+                    subject=f"objects/{blob.name}",
+                )
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(stage_one, enumerate(files)))
@@ -183,29 +222,45 @@ class LocalPipeline:
         for entry in self.ingest_function.json_logs():
             if entry.get("event") == "ingest" and entry.get("outcome") != "gone":
                 name = str(entry.get("object", ""))
-                results[name] = StagedResult(name, str(entry.get("outcome")),
-                                             entry.get("reason"), entry.get("sop_instance_uid"))
+                results[name] = StagedResult(
+                    name,
+                    str(entry.get("outcome")),
+                    entry.get("reason"),
+                    entry.get("sop_instance_uid"),
+                )
         return sorted(results.values(), key=lambda r: r.object_name)
 
     def notify(self) -> list[StoredInstance]:
         """Publishes the store's notification for every instance Orthanc holds."""
         instances = list(list_instances(requests.Session(), self.orthanc.dicomweb_url))
-        summary = publish_notifications(instances, STORE, NOTIFICATION_TOPIC,
-                                        publisher=publisher_client(emulator_host=self.pubsub.host))
+        summary = publish_notifications(
+            instances,
+            STORE,
+            NOTIFICATION_TOPIC,
+            publisher=publisher_client(emulator_host=self.pubsub.host),
+        )
         if summary.failed:
             raise RuntimeError(f"{summary.failed} notification(s) could not be published")
         return instances
 
-    def wait_for_results(self, instances: list[StoredInstance], timeout: float = 120.0,
-                         on_progress: Callable[[int], None] = lambda _: None
-                         ) -> list[InstanceResult]:
+    def wait_for_results(
+        self,
+        instances: list[StoredInstance],
+        timeout: float = 120.0,
+        on_progress: Callable[[int], None] = lambda _: None,
+    ) -> list[InstanceResult]:
         """Polls the processor's structured logs until every instance has a final outcome;
         `on_progress` gets the number of finished instances after each poll."""
         assert self.processor is not None
-        sources = {s.sop_instance_uid: s.object_name.removeprefix("incoming/")
-                   for s in self.staged if s.sop_instance_uid}
-        results = {i.sop_instance_uid: InstanceResult(i, sources.get(i.sop_instance_uid, ""))
-                   for i in instances}
+        sources = {
+            s.sop_instance_uid: s.object_name.removeprefix("incoming/")
+            for s in self.staged
+            if s.sop_instance_uid
+        }
+        results = {
+            i.sop_instance_uid: InstanceResult(i, sources.get(i.sop_instance_uid, ""))
+            for i in instances
+        }
         deadline = time.monotonic() + timeout
         stop = threading.Event()
         while True:
@@ -232,6 +287,6 @@ class LocalPipeline:
             if time.monotonic() > deadline:
                 break
             stop.wait(0.2)
-        return sorted(results.values(),
-                      key=lambda r: (r.source or "~", r.instance.sop_instance_uid))
-
+        return sorted(
+            results.values(), key=lambda r: (r.source or "~", r.instance.sop_instance_uid)
+        )

@@ -35,16 +35,19 @@ class StoredInstance:
     modality: str = ""
 
     def path(self, store: str) -> str:
-        return (f"{store}/dicomWeb/studies/{self.study_uid}/series/{self.series_uid}"
-                f"/instances/{self.sop_instance_uid}")
+        return (
+            f"{store}/dicomWeb/studies/{self.study_uid}/series/{self.series_uid}"
+            f"/instances/{self.sop_instance_uid}"
+        )
 
 
 def study_date_range(since: date | None, until: date | None) -> str | None:
     """A QIDO-RS range match on StudyDate (DICOM PS3.18 8.3.4.1): `A-`, `-B` or `A-B`."""
     if since is None and until is None:
         return None
-    return (f"{since.strftime('%Y%m%d') if since else ''}-"
-            f"{until.strftime('%Y%m%d') if until else ''}")
+    return (
+        f"{since.strftime('%Y%m%d') if since else ''}-{until.strftime('%Y%m%d') if until else ''}"
+    )
 
 
 def _first(item: dict[str, object], tag: str) -> str:
@@ -53,10 +56,14 @@ def _first(item: dict[str, object], tag: str) -> str:
     return str(values[0]) if isinstance(values, list) and values else ""
 
 
-def list_instances(session: requests.Session, dicomweb_url: str, *,
-                   since: date | None = None, until: date | None = None,
-                   on_study: Callable[[str], None] = lambda _: None
-                   ) -> Iterator[StoredInstance]:
+def list_instances(
+    session: requests.Session,
+    dicomweb_url: str,
+    *,
+    since: date | None = None,
+    until: date | None = None,
+    on_study: Callable[[str], None] = lambda _: None,
+) -> Iterator[StoredInstance]:
     """Every instance of every study whose StudyDate is in [since, until], study by study.
 
     Filtering happens on the study level because StudyDate is a study attribute every store
@@ -73,11 +80,16 @@ def list_instances(session: requests.Session, dicomweb_url: str, *,
             continue
         on_study(study_uid)
         fields = ",".join((SERIES_INSTANCE_UID, SOP_INSTANCE_UID, SOP_CLASS_UID, MODALITY))
-        for item in qido_all(session, f"{base}/studies/{study_uid}/instances",
-                             {"includefield": fields}):
-            yield StoredInstance(study_uid, _first(item, SERIES_INSTANCE_UID),
-                                 _first(item, SOP_INSTANCE_UID), _first(item, SOP_CLASS_UID),
-                                 _first(item, MODALITY))
+        for item in qido_all(
+            session, f"{base}/studies/{study_uid}/instances", {"includefield": fields}
+        ):
+            yield StoredInstance(
+                study_uid,
+                _first(item, SERIES_INSTANCE_UID),
+                _first(item, SOP_INSTANCE_UID),
+                _first(item, SOP_CLASS_UID),
+                _first(item, MODALITY),
+            )
 
 
 def notification(instance: StoredInstance, store: str) -> tuple[bytes, dict[str, str]]:
@@ -104,9 +116,11 @@ def publisher_client(*, emulator_host: str | None = None, max_outstanding: int =
     from google.cloud import pubsub_v1
     from google.cloud.pubsub_v1 import types
 
-    options = types.PublisherOptions(flow_control=types.PublishFlowControl(
-        message_limit=max_outstanding,
-        limit_exceeded_behavior=types.LimitExceededBehavior.BLOCK))
+    options = types.PublisherOptions(
+        flow_control=types.PublishFlowControl(
+            message_limit=max_outstanding, limit_exceeded_behavior=types.LimitExceededBehavior.BLOCK
+        )
+    )
     if emulator_host is None:
         return pubsub_v1.PublisherClient(publisher_options=options)
     import grpc
@@ -116,9 +130,15 @@ def publisher_client(*, emulator_host: str | None = None, max_outstanding: int =
     return pubsub_v1.PublisherClient(publisher_options=options, transport=transport)
 
 
-def publish_notifications(instances: Iterable[StoredInstance], store: str, topic: str, *,
-                          on_done: Callable[[bool], None] = lambda _: None,
-                          publisher: Any = None, timeout_s: float = 300.0) -> PublishSummary:
+def publish_notifications(
+    instances: Iterable[StoredInstance],
+    store: str,
+    topic: str,
+    *,
+    on_done: Callable[[bool], None] = lambda _: None,
+    publisher: Any = None,
+    timeout_s: float = 300.0,
+) -> PublishSummary:
     """Publishes one message per instance (batched by the client) and waits for all of them.
 
     The default publisher honours PUBSUB_EMULATOR_HOST. No future is kept per message.
@@ -144,8 +164,9 @@ def publish_notifications(instances: Iterable[StoredInstance], store: str, topic
             publisher.publish(topic, data, **attributes).add_done_callback(settle)
             submitted += 1
         with settled:
-            if not settled.wait_for(lambda: summary.published + summary.failed >= submitted,
-                                    timeout=timeout_s):
+            if not settled.wait_for(
+                lambda: summary.published + summary.failed >= submitted, timeout=timeout_s
+            ):
                 summary.failed = submitted - summary.published
     finally:
         publisher.stop()

@@ -27,8 +27,11 @@ def healthcare_dicomweb_url(store_path: str) -> str:
     from dicomweb_client.ext.gcp.uri import GoogleCloudHealthcareURL
 
     parts = store_path.split("/")
-    return str(GoogleCloudHealthcareURL(project_id=parts[1], location=parts[3],
-                                        dataset_id=parts[5], dicom_store_id=parts[7]))
+    return str(
+        GoogleCloudHealthcareURL(
+            project_id=parts[1], location=parts[3], dataset_id=parts[5], dicom_store_id=parts[7]
+        )
+    )
 
 
 def resolve_store(spec: str) -> StoreTarget:
@@ -37,5 +40,7 @@ def resolve_store(spec: str) -> StoreTarget:
         return StoreTarget(spec.rstrip("/"), None)
     if STORE_PATH.fullmatch(spec):
         return StoreTarget(healthcare_dicomweb_url(spec), spec)
-    raise ValueError(f"not a DICOMweb URL or a DICOM store path "
-                     f"(projects/P/locations/L/datasets/D/dicomStores/S): {spec!r}")
+    raise ValueError(
+        f"not a DICOMweb URL or a DICOM store path "
+        f"(projects/P/locations/L/datasets/D/dicomStores/S): {spec!r}"
+    )

@@ -33,8 +33,13 @@ from pydicom.uid import (
 
 # pydicom's bundled test files used by the demo: public, small, several transfer syntaxes.
 # rtplan.dcm is deliberately not an image: the processor must skip it.
-SAMPLE_FILES = ("CT_small.dcm", "MR_small.dcm", "SC_rgb_rle.dcm", "examples_palette.dcm",
-                "rtplan.dcm")
+SAMPLE_FILES = (
+    "CT_small.dcm",
+    "MR_small.dcm",
+    "SC_rgb_rle.dcm",
+    "examples_palette.dcm",
+    "rtplan.dcm",
+)
 BURNED_IN_TEXT = "SYNTHETIC PATIENT 1234"
 STUDY_DATE = "20260115"
 
@@ -53,8 +58,9 @@ def _uid(seed: str, *parts: str) -> UID:
     return generate_uid(entropy_srcs=[seed, *parts])
 
 
-def _base(seed: str, study: str, series: str, number: int, sop_class: UID,
-          modality: str, description: str) -> Dataset:
+def _base(
+    seed: str, study: str, series: str, number: int, sop_class: UID, modality: str, description: str
+) -> Dataset:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = sop_class
@@ -102,7 +108,7 @@ def _set_pixels(ds: Dataset, pixels: NDArray[Any], photometric: str) -> Dataset:
 def _disc(size: int, radius: float, centre: tuple[float, float] | None = None) -> NDArray[Any]:
     yy, xx = np.mgrid[0:size, 0:size]
     cy, cx = centre or ((size - 1) / 2, (size - 1) / 2)
-    return np.asarray((yy - cy) ** 2 + (xx - cx) ** 2 <= radius ** 2)
+    return np.asarray((yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2)
 
 
 def ct_series(seed: str = "demo", slices: int = 3, size: int = 64) -> list[SyntheticInstance]:
@@ -146,8 +152,10 @@ def cr_image(seed: str = "demo", size: int = 96) -> SyntheticInstance:
     body = (np.abs(xx - size / 2) < size * 0.38) & (yy > size * 0.1)
     pixels[body] = 1200
     for side in (-1, 1):  # two lung fields
-        lung = ((xx - size / 2 - side * size * 0.17) ** 2 / (size * 0.13) ** 2
-                + (yy - size * 0.5) ** 2 / (size * 0.3) ** 2) <= 1
+        lung = (
+            (xx - size / 2 - side * size * 0.17) ** 2 / (size * 0.13) ** 2
+            + (yy - size * 0.5) ** 2 / (size * 0.3) ** 2
+        ) <= 1
         pixels[lung] = 2500
     ds = _base(seed, "cr", "chest", 1, ComputedRadiographyImageStorage, "CR", "Synthetic chest")
     _set_pixels(ds, pixels, "MONOCHROME1")
@@ -164,8 +172,9 @@ def burned_in_text_image(seed: str = "demo", text: str = BURNED_IN_TEXT) -> Synt
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=36)
     draw.text((24, 56), text, fill=255, font=font)
-    ds = _base(seed, "sc", "capture", 1, SecondaryCaptureImageStorage, "OT",
-               "Synthetic screen capture")
+    ds = _base(
+        seed, "sc", "capture", 1, SecondaryCaptureImageStorage, "OT", "Synthetic screen capture"
+    )
     _set_pixels(ds, np.asarray(image, dtype=np.uint8), "MONOCHROME2")
     ds.ConversionType = "WSD"
     ds.BurnedInAnnotation = "YES"
@@ -189,8 +198,15 @@ def us_color_image(seed: str = "demo", size: int = 96) -> SyntheticInstance:
 
 def blank_image(seed: str = "demo", size: int = 64) -> SyntheticInstance:
     """A DX with no signal (a failed exposure): the blank-image rule flags it."""
-    ds = _base(seed, "dx", "blank", 1, DigitalXRayImageStorageForPresentation, "DX",
-               "Synthetic blank exposure")
+    ds = _base(
+        seed,
+        "dx",
+        "blank",
+        1,
+        DigitalXRayImageStorageForPresentation,
+        "DX",
+        "Synthetic blank exposure",
+    )
     _set_pixels(ds, np.full((size, size), 512, dtype=np.uint16), "MONOCHROME2")
     ds.BitsStored, ds.HighBit = 12, 11
     ds.PresentationIntentType = "FOR PRESENTATION"
@@ -199,8 +215,14 @@ def blank_image(seed: str = "demo", size: int = 64) -> SyntheticInstance:
 
 def study_set(seed: str = "demo") -> list[SyntheticInstance]:
     """The demo's synthetic studies: 3 CT slices, MR, CR, burned-in text, colour US, blank DX."""
-    return [*ct_series(seed), mr_image(seed), cr_image(seed), burned_in_text_image(seed),
-            us_color_image(seed), blank_image(seed)]
+    return [
+        *ct_series(seed),
+        mr_image(seed),
+        cr_image(seed),
+        burned_in_text_image(seed),
+        us_color_image(seed),
+        blank_image(seed),
+    ]
 
 
 def write_instances(instances: Iterable[SyntheticInstance], directory: Path) -> list[Path]:

@@ -16,19 +16,29 @@ class AuditLogging(Construct):
     """Turns on every Data Access log type for the audited services and sets how long the
     project's `_Default` log bucket keeps logs (HIPAA asks for an audit trail you can show)."""
 
-    def __init__(self, scope: Construct, id_: str, *, project_id: str,
-                 services: tuple[str, ...], log_retention_days: int) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        project_id: str,
+        services: tuple[str, ...],
+        log_retention_days: int,
+    ) -> None:
         super().__init__(scope, id_)
         for service in services:
             ProjectIamAuditConfig(
-                self, f"audit_{service.split('.')[0]}",
+                self,
+                f"audit_{service.split('.')[0]}",
                 project=project_id,
                 service=service,
-                audit_log_config=[ProjectIamAuditConfigAuditLogConfig(log_type=t)
-                                  for t in AUDITED_LOG_TYPES],
+                audit_log_config=[
+                    ProjectIamAuditConfigAuditLogConfig(log_type=t) for t in AUDITED_LOG_TYPES
+                ],
             )
         LoggingProjectBucketConfig(
-            self, "default_bucket",
+            self,
+            "default_bucket",
             project=project_id,
             location="global",
             bucket_id="_Default",

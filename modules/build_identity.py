@@ -15,13 +15,18 @@ class BuildIdentity(Construct):
     def __init__(self, scope: Construct, id_: str, *, project_id: str, account_id: str) -> None:
         super().__init__(scope, id_)
         self.service_account = ServiceAccount(
-            self, "identity", account_id=account_id,
+            self,
+            "identity",
+            account_id=account_id,
             display_name="Builds the imaging pipeline's functions",
         )
         for role in BUILD_ROLES:
             ProjectIamMember(
-                self, role.split("/")[1].replace(".", "_"),
-                project=project_id, role=role, member=self.service_account.member,
+                self,
+                role.split("/")[1].replace(".", "_"),
+                project=project_id,
+                role=role,
+                member=self.service_account.member,
             )
 
     @property

@@ -20,8 +20,17 @@ class EncryptionKeys(Construct):
     """A key ring in the pipeline's region with a separate key per consuming service, so a
     compromised or disabled key affects one service only."""
 
-    def __init__(self, scope: Construct, id_: str, *, name: str, location: str,
-                 purposes: tuple[str, ...], rotation_days: int, labels: dict[str, str]) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name: str,
+        location: str,
+        purposes: tuple[str, ...],
+        rotation_days: int,
+        labels: dict[str, str],
+    ) -> None:
         super().__init__(scope, id_)
         # Key rings and keys cannot be deleted in KMS; destroying them in Terraform only orphans
         # key material that still encrypts data, so they are always protected.
@@ -29,7 +38,8 @@ class EncryptionKeys(Construct):
         self.key_ring = KmsKeyRing(self, "ring", name=name, location=location, lifecycle=protect)
         self.keys: dict[str, KmsCryptoKey] = {
             purpose: KmsCryptoKey(
-                self, f"key_{purpose}",
+                self,
+                f"key_{purpose}",
                 name=f"{name}-{purpose}",
                 key_ring=self.key_ring.id,
                 purpose="ENCRYPT_DECRYPT",
@@ -46,7 +56,8 @@ class EncryptionKeys(Construct):
     def grant_encrypt_decrypt(self, purpose: str, member: str) -> KmsCryptoKeyIamMember:
         """Lets `member` (usually a service agent) use the key of `purpose`."""
         return KmsCryptoKeyIamMember(
-            self, f"encrypter_{purpose}",
+            self,
+            f"encrypter_{purpose}",
             crypto_key_id=self.keys[purpose].id,
             role=ENCRYPTER_DECRYPTER,
             member=member,

@@ -17,10 +17,19 @@ from cdktf_cdktf_provider_google.storage_bucket_object import StorageBucketObjec
 from constructs import Construct
 
 # Build and editor debris that must not change the hash nor reach the function.
-EXCLUDED_DIRS = frozenset({
-    "__pycache__", "tests", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".venv", "venv",
-    ".git", "node_modules",
-})
+EXCLUDED_DIRS = frozenset(
+    {
+        "__pycache__",
+        "tests",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".venv",
+        "venv",
+        ".git",
+        "node_modules",
+    }
+)
 EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".egg-info", ".DS_Store", "~", ".swp")
 FIXED_TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest a zip entry can carry
 FILE_MODE = 0o100644  # regular file, rw-r--r--
@@ -67,14 +76,16 @@ def write_source_zip(source_dir: Path, dest_dir: Path) -> Path:
 class FunctionSource(Construct):
     """Uploads the zip of `source_dir` to `bucket` as `functions/<zip name>`."""
 
-    def __init__(self, scope: Construct, id_: str, *, source_dir: Path, build_dir: Path,
-                 bucket: str) -> None:
+    def __init__(
+        self, scope: Construct, id_: str, *, source_dir: Path, build_dir: Path, bucket: str
+    ) -> None:
         super().__init__(scope, id_)
         archive = write_source_zip(source_dir, build_dir)
         asset = TerraformAsset(self, "zip", path=str(archive), type=AssetType.FILE)
         self.object_name = f"functions/{archive.name}"
         self.object = StorageBucketObject(
-            self, "object",
+            self,
+            "object",
             bucket=bucket,
             name=self.object_name,
             source=asset.path,

@@ -31,13 +31,25 @@ class HealthcareStores(Construct):
     `protect`, Terraform refuses to destroy any of the three (prevent_destroy).
     """
 
-    def __init__(self, scope: Construct, id_: str, *, name: str, location: str, time_zone: str,
-                 dicom_topic: str, fhir_topic: str, labels: dict[str, str],
-                 kms_key: str | None = None, protect: bool = False) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name: str,
+        location: str,
+        time_zone: str,
+        dicom_topic: str,
+        fhir_topic: str,
+        labels: dict[str, str],
+        kms_key: str | None = None,
+        protect: bool = False,
+    ) -> None:
         super().__init__(scope, id_)
         lifecycle = TerraformResourceLifecycle(prevent_destroy=protect)
         self.dataset = HealthcareDataset(
-            self, "dataset",
+            self,
+            "dataset",
             name=name,
             location=location,
             time_zone=time_zone,
@@ -45,7 +57,8 @@ class HealthcareStores(Construct):
             lifecycle=lifecycle,
         )
         self.dicom_store = HealthcareDicomStore(
-            self, "dicom",
+            self,
+            "dicom",
             name=f"{name}-dicom",
             dataset=self.dataset.id,
             notification_config={"pubsub_topic": dicom_topic, "send_for_bulk_import": True},
@@ -53,15 +66,19 @@ class HealthcareStores(Construct):
             lifecycle=lifecycle,
         )
         self.fhir_store = HealthcareFhirStore(
-            self, "fhir",
+            self,
+            "fhir",
             name=f"{name}-fhir",
             dataset=self.dataset.id,
             version="R4",
             # The processor PUTs results with client-assigned ids (idempotent on retries).
             enable_update_create=True,
             disable_referential_integrity=False,
-            notification_configs=[HealthcareFhirStoreNotificationConfigs(
-                pubsub_topic=fhir_topic, send_full_resource=False)],
+            notification_configs=[
+                HealthcareFhirStoreNotificationConfigs(
+                    pubsub_topic=fhir_topic, send_full_resource=False
+                )
+            ],
             labels=labels,
             lifecycle=lifecycle,
         )
@@ -93,13 +110,19 @@ class HealthcareStores(Construct):
     def grant_fhir_resource_edit(self, member: str) -> HealthcareFhirStoreIamMember:
         self._grants += 1
         return HealthcareFhirStoreIamMember(
-            self, f"grant_{self._grants}",
-            fhir_store_id=self.fhir_store.id, role=FHIR_RESOURCE_EDITOR, member=member,
+            self,
+            f"grant_{self._grants}",
+            fhir_store_id=self.fhir_store.id,
+            role=FHIR_RESOURCE_EDITOR,
+            member=member,
         )
 
     def _dicom(self, role: str, member: str) -> HealthcareDicomStoreIamMember:
         self._grants += 1
         return HealthcareDicomStoreIamMember(
-            self, f"grant_{self._grants}",
-            dicom_store_id=self.dicom_store.id, role=role, member=member,
+            self,
+            f"grant_{self._grants}",
+            dicom_store_id=self.dicom_store.id,
+            role=role,
+            member=member,
         )

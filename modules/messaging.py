@@ -19,11 +19,20 @@ def _seconds(days: int) -> str:
 class Topic(Construct):
     """A topic that keeps messages for `retention_days`, optionally encrypted with a CMEK key."""
 
-    def __init__(self, scope: Construct, id_: str, *, name: str, retention_days: int,
-                 labels: dict[str, str], kms_key: str | None = None) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name: str,
+        retention_days: int,
+        labels: dict[str, str],
+        kms_key: str | None = None,
+    ) -> None:
         super().__init__(scope, id_)
         self.topic = PubsubTopic(
-            self, "topic",
+            self,
+            "topic",
             name=name,
             message_retention_duration=_seconds(retention_days),
             kms_key_name=kms_key,
@@ -49,7 +58,11 @@ class Topic(Construct):
     def _grant(self, role: str, member: str) -> PubsubTopicIamMember:
         self._grants += 1
         return PubsubTopicIamMember(
-            self, f"grant_{self._grants}", topic=self.topic.name, role=role, member=member,
+            self,
+            f"grant_{self._grants}",
+            topic=self.topic.name,
+            role=role,
+            member=member,
         )
 
 
@@ -62,14 +75,29 @@ class PushSubscription(Construct):
     replay (a topic without subscriptions would drop it).
     """
 
-    def __init__(self, scope: Construct, id_: str, *, name: str, topic: Topic,
-                 dead_letter: Topic, endpoint: str, audience: str, push_service_account: str,
-                 ack_deadline_seconds: int, max_delivery_attempts: int,
-                 minimum_backoff_seconds: int, maximum_backoff_seconds: int,
-                 retention_days: int, pubsub_agent: str, labels: dict[str, str]) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name: str,
+        topic: Topic,
+        dead_letter: Topic,
+        endpoint: str,
+        audience: str,
+        push_service_account: str,
+        ack_deadline_seconds: int,
+        max_delivery_attempts: int,
+        minimum_backoff_seconds: int,
+        maximum_backoff_seconds: int,
+        retention_days: int,
+        pubsub_agent: str,
+        labels: dict[str, str],
+    ) -> None:
         super().__init__(scope, id_)
         self.subscription = PubsubSubscription(
-            self, "push",
+            self,
+            "push",
             name=name,
             topic=topic.id,
             ack_deadline_seconds=ack_deadline_seconds,
@@ -94,7 +122,8 @@ class PushSubscription(Construct):
             labels=labels,
         )
         self.dead_letter_hold = PubsubSubscription(
-            self, "dead_letter_hold",
+            self,
+            "dead_letter_hold",
             name=f"{name}-dead-letter",
             topic=dead_letter.id,
             ack_deadline_seconds=60,
@@ -106,7 +135,8 @@ class PushSubscription(Construct):
         # topic and acknowledge (subscribe on) the source subscription.
         dead_letter.grant_publish(pubsub_agent)
         PubsubSubscriptionIamMember(
-            self, "agent_subscriber",
+            self,
+            "agent_subscriber",
             subscription=self.subscription.name,
             role=SUBSCRIBER,
             member=pubsub_agent,

@@ -39,39 +39,71 @@ class EventMetric:
 
 
 EVENT_METRICS = (
-    EventMetric("processed", ("instance_processed",), "DICOM instances analyzed and recorded.",
-                ("modality",)),
-    EventMetric("skipped", ("instance_skipped",), "Instances not analyzed, by reason code.",
-                ("modality", "reason")),
-    EventMetric("failed", ("instance_failed",), "Instances that failed, by reason code.",
-                ("modality", "reason")),
-    EventMetric("critical_findings", ("critical_finding",), "Findings of critical priority.",
-                ("modality", "priority")),
-    EventMetric("handled", ("instance_processed", "instance_skipped", "instance_failed"),
-                "Every instance the processor finished with (the failure ratio's denominator).",
-                ()),
+    EventMetric(
+        "processed",
+        ("instance_processed",),
+        "DICOM instances analyzed and recorded.",
+        ("modality",),
+    ),
+    EventMetric(
+        "skipped",
+        ("instance_skipped",),
+        "Instances not analyzed, by reason code.",
+        ("modality", "reason"),
+    ),
+    EventMetric(
+        "failed",
+        ("instance_failed",),
+        "Instances that failed, by reason code.",
+        ("modality", "reason"),
+    ),
+    EventMetric(
+        "critical_findings",
+        ("critical_finding",),
+        "Findings of critical priority.",
+        ("modality", "priority"),
+    ),
+    EventMetric(
+        "handled",
+        ("instance_processed", "instance_skipped", "instance_failed"),
+        "Every instance the processor finished with (the failure ratio's denominator).",
+        (),
+    ),
 )
 
 
 def _event_filter(service: str, events: Sequence[str]) -> str:
     choice = " OR ".join(f'"{e}"' for e in events)
-    return (f'resource.type="cloud_run_revision" AND resource.labels.service_name="{service}" '
-            f"AND jsonPayload.event=({choice})")
+    return (
+        f'resource.type="cloud_run_revision" AND resource.labels.service_name="{service}" '
+        f"AND jsonPayload.event=({choice})"
+    )
 
 
 class Observability(Construct):
     """Metrics from the processor's logs; alerts on failure ratio, dead-letter backlog, any
     critical finding and function 5xx errors, sent to every e-mail address in `emails`."""
 
-    def __init__(self, scope: Construct, id_: str, *, prefix: str, processor_service: str,
-                 function_services: Sequence[str], dead_letter_subscription: str,
-                 emails: Sequence[str], failure_ratio: float, window_seconds: int,
-                 labels: dict[str, str]) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        prefix: str,
+        processor_service: str,
+        function_services: Sequence[str],
+        dead_letter_subscription: str,
+        emails: Sequence[str],
+        failure_ratio: float,
+        window_seconds: int,
+        labels: dict[str, str],
+    ) -> None:
         super().__init__(scope, id_)
         self.metrics: dict[str, LoggingMetric] = {}
         for metric in EVENT_METRICS:
             self.metrics[metric.key] = LoggingMetric(
-                self, f"metric_{metric.key}",
+                self,
+                f"metric_{metric.key}",
                 name=f"{prefix}_{metric.key}",
                 description=metric.description,
                 filter=_event_filter(processor_service, metric.events),
@@ -79,14 +111,17 @@ class Observability(Construct):
                     "metric_kind": "DELTA",
                     "value_type": "INT64",
                     "unit": "1",
-                    "labels": [LoggingMetricMetricDescriptorLabels(key=k, value_type="STRING")
-                               for k in metric.labels],
+                    "labels": [
+                        LoggingMetricMetricDescriptorLabels(key=k, value_type="STRING")
+                        for k in metric.labels
+                    ],
                 },
                 label_extractors={k: f"EXTRACT(jsonPayload.{k})" for k in metric.labels},
             )
         self.channels = [
             MonitoringNotificationChannel(
-                self, f"email_{i}",
+                self,
+                f"email_{i}",
                 display_name=f"{prefix} alerts: {email}",
                 type="email",
                 labels={"email_address": email},
@@ -97,115 +132,189 @@ class Observability(Construct):
         window = f"{window_seconds}s"
         self.policies = [
             self._policy(
-                "failure_ratio", f"{prefix}: failure ratio above {failure_ratio:.0%}", "ERROR",
-                {"filter": self._metric_filter("failed"),
-                 "denominator_filter": self._metric_filter("handled"),
-                 "aggregations": [self._aggregation(window)],
-                 "denominator_aggregations": [
-                     MonitoringAlertPolicyConditionsConditionThresholdDenominatorAggregations(
-                         **self._sum(window))],
-                 "comparison": "COMPARISON_GT", "threshold_value": failure_ratio,
-                 "duration": "0s"},
+                "failure_ratio",
+                f"{prefix}: failure ratio above {failure_ratio:.0%}",
+                "ERROR",
+                {
+                    "filter": self._metric_filter("failed"),
+                    "denominator_filter": self._metric_filter("handled"),
+                    "aggregations": [self._aggregation(window)],
+                    "denominator_aggregations": [
+                        MonitoringAlertPolicyConditionsConditionThresholdDenominatorAggregations(
+                            **self._sum(window)
+                        )
+                    ],
+                    "comparison": "COMPARISON_GT",
+                    "threshold_value": failure_ratio,
+                    "duration": "0s",
+                },
                 labels,
             ),
             self._policy(
-                "dead_letter_backlog", f"{prefix}: messages in the dead-letter queue", "ERROR",
-                {"filter": ('resource.type="pubsub_subscription" AND resource.labels.'
-                            f'subscription_id="{dead_letter_subscription}" AND metric.type='
-                            '"pubsub.googleapis.com/subscription/num_undelivered_messages"'),
-                 "aggregations": [MonitoringAlertPolicyConditionsConditionThresholdAggregations(
-                     alignment_period=window, per_series_aligner="ALIGN_MAX")],
-                 "comparison": "COMPARISON_GT", "threshold_value": 0, "duration": "0s"},
+                "dead_letter_backlog",
+                f"{prefix}: messages in the dead-letter queue",
+                "ERROR",
+                {
+                    "filter": (
+                        'resource.type="pubsub_subscription" AND resource.labels.'
+                        f'subscription_id="{dead_letter_subscription}" AND metric.type='
+                        '"pubsub.googleapis.com/subscription/num_undelivered_messages"'
+                    ),
+                    "aggregations": [
+                        MonitoringAlertPolicyConditionsConditionThresholdAggregations(
+                            alignment_period=window, per_series_aligner="ALIGN_MAX"
+                        )
+                    ],
+                    "comparison": "COMPARISON_GT",
+                    "threshold_value": 0,
+                    "duration": "0s",
+                },
                 labels,
             ),
             self._policy(
-                "critical_finding", f"{prefix}: critical finding", "CRITICAL",
-                {"filter": self._metric_filter("critical_findings"),
-                 "aggregations": [self._aggregation("60s")],
-                 "comparison": "COMPARISON_GT", "threshold_value": 0, "duration": "0s"},
+                "critical_finding",
+                f"{prefix}: critical finding",
+                "CRITICAL",
+                {
+                    "filter": self._metric_filter("critical_findings"),
+                    "aggregations": [self._aggregation("60s")],
+                    "comparison": "COMPARISON_GT",
+                    "threshold_value": 0,
+                    "duration": "0s",
+                },
                 labels,
             ),
             self._policy(
-                "function_errors", f"{prefix}: function errors (HTTP 5xx)", "ERROR",
-                {"filter": ('resource.type="cloud_run_revision" AND metric.type='
-                            '"run.googleapis.com/request_count" AND metric.labels.'
-                            'response_code_class="5xx" AND resource.labels.service_name=one_of('
-                            + ", ".join(f'"{s}"' for s in function_services) + ")"),
-                 "aggregations": [self._aggregation(window)],
-                 "comparison": "COMPARISON_GT", "threshold_value": 0, "duration": "0s"},
+                "function_errors",
+                f"{prefix}: function errors (HTTP 5xx)",
+                "ERROR",
+                {
+                    "filter": (
+                        'resource.type="cloud_run_revision" AND metric.type='
+                        '"run.googleapis.com/request_count" AND metric.labels.'
+                        'response_code_class="5xx" AND resource.labels.service_name=one_of('
+                        + ", ".join(f'"{s}"' for s in function_services)
+                        + ")"
+                    ),
+                    "aggregations": [self._aggregation(window)],
+                    "comparison": "COMPARISON_GT",
+                    "threshold_value": 0,
+                    "duration": "0s",
+                },
                 labels,
             ),
         ]
         MonitoringDashboard(
-            self, "dashboard",
-            dashboard_json=json.dumps(self._dashboard(prefix, dead_letter_subscription),
-                                      sort_keys=True),
+            self,
+            "dashboard",
+            dashboard_json=json.dumps(
+                self._dashboard(prefix, dead_letter_subscription), sort_keys=True
+            ),
         )
 
     def _metric_filter(self, key: str) -> str:
-        return (f'metric.type="{USER_METRIC}/{self.metrics[key].name}" '
-                'AND resource.type="cloud_run_revision"')
+        return (
+            f'metric.type="{USER_METRIC}/{self.metrics[key].name}" '
+            'AND resource.type="cloud_run_revision"'
+        )
 
     def _aggregation(self, window: str) -> Aggregation:
         return Aggregation(**self._sum(window))
 
     @staticmethod
     def _sum(window: str) -> dict[str, Any]:
-        return {"alignment_period": window, "per_series_aligner": "ALIGN_DELTA",
-                "cross_series_reducer": "REDUCE_SUM"}
+        return {
+            "alignment_period": window,
+            "per_series_aligner": "ALIGN_DELTA",
+            "cross_series_reducer": "REDUCE_SUM",
+        }
 
-    def _policy(self, key: str, name: str, severity: str, threshold: dict[str, Any],
-                labels: dict[str, str]) -> MonitoringAlertPolicy:
+    def _policy(
+        self, key: str, name: str, severity: str, threshold: dict[str, Any], labels: dict[str, str]
+    ) -> MonitoringAlertPolicy:
         return MonitoringAlertPolicy(
-            self, f"alert_{key}",
+            self,
+            f"alert_{key}",
             display_name=name,
             combiner="OR",
             severity=severity,
-            conditions=[MonitoringAlertPolicyConditions(display_name=name,
-                                                         condition_threshold=threshold)],
+            conditions=[
+                MonitoringAlertPolicyConditions(display_name=name, condition_threshold=threshold)
+            ],
             notification_channels=[c.id for c in self.channels],
-            documentation={"content": f"Runbook: see README, section on alert `{key}`.",
-                           "mime_type": "text/markdown"},
+            documentation={
+                "content": f"Runbook: see README, section on alert `{key}`.",
+                "mime_type": "text/markdown",
+            },
             user_labels=labels,
         )
 
     @staticmethod
     def _dashboard(prefix: str, dead_letter_subscription: str) -> dict[str, Any]:
-        def chart(title: str, metric_filter: str, group_by: Sequence[str] = (),
-                  aligner: str = "ALIGN_DELTA") -> dict[str, Any]:
-            aggregation: dict[str, Any] = {"alignmentPeriod": "300s",
-                                           "perSeriesAligner": aligner,
-                                           "crossSeriesReducer": "REDUCE_SUM"}
+        def chart(
+            title: str,
+            metric_filter: str,
+            group_by: Sequence[str] = (),
+            aligner: str = "ALIGN_DELTA",
+        ) -> dict[str, Any]:
+            aggregation: dict[str, Any] = {
+                "alignmentPeriod": "300s",
+                "perSeriesAligner": aligner,
+                "crossSeriesReducer": "REDUCE_SUM",
+            }
             if group_by:
                 aggregation["groupByFields"] = list(group_by)
-            return {"title": title, "xyChart": {"dataSets": [{
-                "plotType": "STACKED_BAR",
-                "timeSeriesQuery": {"timeSeriesFilter": {"filter": metric_filter,
-                                                         "aggregation": aggregation}},
-            }]}}
+            return {
+                "title": title,
+                "xyChart": {
+                    "dataSets": [
+                        {
+                            "plotType": "STACKED_BAR",
+                            "timeSeriesQuery": {
+                                "timeSeriesFilter": {
+                                    "filter": metric_filter,
+                                    "aggregation": aggregation,
+                                }
+                            },
+                        }
+                    ]
+                },
+            }
 
         def user(key: str) -> str:
             return f'metric.type="{USER_METRIC}/{prefix}_{key}"'
 
         return {
             "displayName": f"{prefix} imaging pipeline",
-            "mosaicLayout": {"columns": 12, "tiles": [
-                {"xPos": x, "yPos": y, "width": 6, "height": 4, "widget": widget}
-                for (x, y), widget in zip(
-                    [(0, 0), (6, 0), (0, 4), (6, 4), (0, 8)],
-                    [
-                        chart("Processed by modality", user("processed"),
-                              ["metric.label.modality"]),
-                        chart("Skipped by reason", user("skipped"), ["metric.label.reason"]),
-                        chart("Failed by reason", user("failed"), ["metric.label.reason"]),
-                        chart("Critical findings", user("critical_findings"),
-                              ["metric.label.modality"]),
-                        chart("Dead-letter backlog",
-                              'metric.type="pubsub.googleapis.com/subscription/'
-                              'num_undelivered_messages" AND resource.labels.subscription_id='
-                              f'"{dead_letter_subscription}"', aligner="ALIGN_MAX"),
-                    ],
-                    strict=True,
-                )
-            ]},
+            "mosaicLayout": {
+                "columns": 12,
+                "tiles": [
+                    {"xPos": x, "yPos": y, "width": 6, "height": 4, "widget": widget}
+                    for (x, y), widget in zip(
+                        [(0, 0), (6, 0), (0, 4), (6, 4), (0, 8)],
+                        [
+                            chart(
+                                "Processed by modality",
+                                user("processed"),
+                                ["metric.label.modality"],
+                            ),
+                            chart("Skipped by reason", user("skipped"), ["metric.label.reason"]),
+                            chart("Failed by reason", user("failed"), ["metric.label.reason"]),
+                            chart(
+                                "Critical findings",
+                                user("critical_findings"),
+                                ["metric.label.modality"],
+                            ),
+                            chart(
+                                "Dead-letter backlog",
+                                'metric.type="pubsub.googleapis.com/subscription/'
+                                'num_undelivered_messages" AND resource.labels.subscription_id='
+                                f'"{dead_letter_subscription}"',
+                                aligner="ALIGN_MAX",
+                            ),
+                        ],
+                        strict=True,
+                    )
+                ],
+            },
         }

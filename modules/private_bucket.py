@@ -14,9 +14,9 @@ OBJECT_VIEWER = "roles/storage.objectViewer"
 # Checkov checks these buckets fail on purpose (tests/infra/test_checkov.py applies them).
 CHECKOV_SKIPS = {
     "CKV_GCP_62": "Access logging: Data Access audit logs for storage.googleapis.com (see "
-                  "stacks/pipeline_stack.py AUDITED_SERVICES) record every object read and write "
-                  "with the caller's identity, which Google recommends over legacy usage logs; a "
-                  "usage-log bucket would itself need a log bucket.",
+    "stacks/pipeline_stack.py AUDITED_SERVICES) record every object read and write "
+    "with the caller's identity, which Google recommends over legacy usage logs; a "
+    "usage-log bucket would itself need a log bucket.",
 }
 
 
@@ -32,22 +32,35 @@ class PrivateBucket(Construct):
     """Uniform bucket-level access, public access prevention enforced, object versioning,
     noncurrent versions deleted after `noncurrent_days`, optional CMEK default key."""
 
-    def __init__(self, scope: Construct, id_: str, *, name: str, location: str,
-                 labels: dict[str, str], noncurrent_days: int,
-                 expire: Sequence[ExpireRule] = (), kms_key: str | None = None) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name: str,
+        location: str,
+        labels: dict[str, str],
+        noncurrent_days: int,
+        expire: Sequence[ExpireRule] = (),
+        kms_key: str | None = None,
+    ) -> None:
         super().__init__(scope, id_)
         rules = [
             StorageBucketLifecycleRule(
                 action={"type": "Delete"},
-                condition={"age": rule.days, "matches_prefix": [rule.prefix],
-                           "with_state": "LIVE"})
+                condition={"age": rule.days, "matches_prefix": [rule.prefix], "with_state": "LIVE"},
+            )
             for rule in expire
         ]
-        rules.append(StorageBucketLifecycleRule(
-            action={"type": "Delete"},
-            condition={"days_since_noncurrent_time": noncurrent_days, "with_state": "ARCHIVED"}))
+        rules.append(
+            StorageBucketLifecycleRule(
+                action={"type": "Delete"},
+                condition={"days_since_noncurrent_time": noncurrent_days, "with_state": "ARCHIVED"},
+            )
+        )
         self.bucket = StorageBucket(
-            self, "bucket",
+            self,
+            "bucket",
             name=name,
             location=location,
             uniform_bucket_level_access=True,
@@ -72,5 +85,9 @@ class PrivateBucket(Construct):
     def _grant(self, role: str, member: str) -> StorageBucketIamMember:
         self._grants += 1
         return StorageBucketIamMember(
-            self, f"grant_{self._grants}", bucket=self.bucket.name, role=role, member=member,
+            self,
+            f"grant_{self._grants}",
+            bucket=self.bucket.name,
+            role=role,
+            member=member,
         )

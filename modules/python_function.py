@@ -48,13 +48,26 @@ class PythonFunction(Construct):
     internet can call it, and only identities we name can call it from inside Google.
     """
 
-    def __init__(self, scope: Construct, id_: str, *, name: str, location: str,
-                 description: str, entry_point: str, source: FunctionSource, sizing: Sizing,
-                 environment: Mapping[str, str], labels: dict[str, str],
-                 build_service_account: str, trigger: StorageTrigger | None = None) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name: str,
+        location: str,
+        description: str,
+        entry_point: str,
+        source: FunctionSource,
+        sizing: Sizing,
+        environment: Mapping[str, str],
+        labels: dict[str, str],
+        build_service_account: str,
+        trigger: StorageTrigger | None = None,
+    ) -> None:
         super().__init__(scope, id_)
         self.service_account = ServiceAccount(
-            self, "identity",
+            self,
+            "identity",
             account_id=f"{name}-fn"[:30],
             display_name=f"Runtime identity of the {name} function",
         )
@@ -65,14 +78,18 @@ class PythonFunction(Construct):
             event_trigger = {
                 "trigger_region": trigger.region,
                 "event_type": OBJECT_FINALIZED,
-                "event_filters": [Cloudfunctions2FunctionEventTriggerEventFilters(
-                    attribute="bucket", value=trigger.bucket)],
+                "event_filters": [
+                    Cloudfunctions2FunctionEventTriggerEventFilters(
+                        attribute="bucket", value=trigger.bucket
+                    )
+                ],
                 "retry_policy": "RETRY_POLICY_RETRY",
                 # Eventarc calls the function as this identity, which needs run.invoker on it.
                 "service_account_email": self.service_account.email,
             }
         self.function = Cloudfunctions2Function(
-            self, "function",
+            self,
+            "function",
             name=name,
             location=location,
             description=description,
@@ -82,8 +99,9 @@ class PythonFunction(Construct):
                 # A dedicated build identity: new projects no longer give the default compute
                 # account the Editor role Cloud Build used to rely on.
                 "service_account": build_service_account,
-                "source": {"storage_source": {"bucket": source.bucket,
-                                              "object": source.object.name}},
+                "source": {
+                    "storage_source": {"bucket": source.bucket, "object": source.object.name}
+                },
             },
             service_config={
                 "available_memory": f"{sizing.memory_mib}Mi",
@@ -115,7 +133,8 @@ class PythonFunction(Construct):
     def grant_invoke(self, member: str) -> CloudRunV2ServiceIamMember:
         self._invokers += 1
         return CloudRunV2ServiceIamMember(
-            self, f"invoker_{self._invokers}",
+            self,
+            f"invoker_{self._invokers}",
             location=self.function.location,
             name=self.function.name,
             role=INVOKER,

@@ -41,7 +41,7 @@ FALLBACK_DESCRIPTIONS = {
     "functions.*.max_instances": "Upper bound on instances (and on cost).",
     "retention": "How long data and logs are kept.",
     "retention.noncurrent_versions_days": "Days before overwritten or deleted object versions "
-                                          "are removed from the buckets.",
+    "are removed from the buckets.",
     "retention.log_days": "Retention of the project's `_Default` log bucket.",
     "security": "Encryption and deletion protection.",
     "security.key_rotation_days": "Rotation period of the CMEK keys (when `cmek` is on).",
@@ -101,8 +101,11 @@ def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
 def _type(schema: dict[str, Any], node: dict[str, Any]) -> str:
     node = _resolve(schema, node)
     if "enum" in node or "const" in node:
-        return "string" if all(isinstance(v, str) for v in node.get("enum", [node.get("const")])) \
+        return (
+            "string"
+            if all(isinstance(v, str) for v in node.get("enum", [node.get("const")]))
             else "enum"
+        )
     if "anyOf" in node:
         kinds = [_type(schema, n) for n in node["anyOf"] if n.get("type") != "null"]
         return " or ".join(kinds) + " (optional)"
@@ -122,14 +125,22 @@ def _allowed(schema: dict[str, Any], node: dict[str, Any]) -> str:
         parts.append(", ".join(f"`{v}`" for v in node["enum"]))
     if "const" in node:
         parts.append(f"`{node['const']}`")
-    for word, key in (("≥", "minimum"), ("≤", "maximum"), (">", "exclusiveMinimum"),
-                      ("<", "exclusiveMaximum")):
+    for word, key in (
+        ("≥", "minimum"),
+        ("≤", "maximum"),
+        (">", "exclusiveMinimum"),
+        ("<", "exclusiveMaximum"),
+    ):
         if key in node:
             parts.append(f"{word} {node[key]}")
     if "pattern" in node:
         parts.append(f"pattern `{node['pattern']}`")
-    for word, key in (("at least", "minItems"), ("at most", "maxItems"),
-                      ("length ≥", "minLength"), ("length ≤", "maxLength")):
+    for word, key in (
+        ("at least", "minItems"),
+        ("at most", "maxItems"),
+        ("length ≥", "minLength"),
+        ("length ≤", "maxLength"),
+    ):
         if key in node:
             parts.append(f"{word} {node[key]}")
     if node.get("type") == "array" and "items" in node:
@@ -154,8 +165,9 @@ def config_keys() -> Iterator[Key]:
     yield from _walk(schema, schema, "", _REQUIRED)
 
 
-def _walk(schema: dict[str, Any], node: dict[str, Any], prefix: str,
-          inherited: Any) -> Iterator[Key]:
+def _walk(
+    schema: dict[str, Any], node: dict[str, Any], prefix: str, inherited: Any
+) -> Iterator[Key]:
     node = _resolve(schema, node)
     required = set(node.get("required", []))
     for name, prop in node.get("properties", {}).items():
@@ -167,16 +179,25 @@ def _walk(schema: dict[str, Any], node: dict[str, Any], prefix: str,
         else:
             default = _REQUIRED if name in required or inherited is _REQUIRED else None
         resolved = _resolve(schema, prop)
-        description = prop.get("description") or resolved.get("description") \
+        description = (
+            prop.get("description")
+            or resolved.get("description")
             or _lookup(FALLBACK_DESCRIPTIONS, path)
+        )
         allowed = "; ".join(a for a in (_allowed(schema, prop), _lookup(EXTRA_ALLOWED, path)) if a)
         is_model = "properties" in resolved
-        yield Key(path, _type(schema, prop), "" if is_model else _default(default),
-                  description.strip(), allowed)
+        yield Key(
+            path,
+            _type(schema, prop),
+            "" if is_model else _default(default),
+            description.strip(),
+            allowed,
+        )
         if is_model:
             yield from _walk(schema, resolved, f"{path}.", default)
-        items = _resolve(schema, resolved.get("items", {})) if resolved.get("type") == "array" \
-            else {}
+        items = (
+            _resolve(schema, resolved.get("items", {})) if resolved.get("type") == "array" else {}
+        )
         if "properties" in items:
             yield from _walk(schema, items, f"{path}[].", None)
 
@@ -186,11 +207,19 @@ def _cell(text: str) -> str:
 
 
 def render_table(keys: Sequence[Key] | None = None) -> str:
-    rows = ["| Key | Type | Default | Allowed values | Description |",
-            "| --- | --- | --- | --- | --- |"]
+    rows = [
+        "| Key | Type | Default | Allowed values | Description |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for key in keys if keys is not None else list(config_keys()):
-        rows.append("| " + " | ".join(_cell(c) for c in (
-            f"`{key.path}`", key.type, key.default, key.allowed, key.description)) + " |")
+        rows.append(
+            "| "
+            + " | ".join(
+                _cell(c)
+                for c in (f"`{key.path}`", key.type, key.default, key.allowed, key.description)
+            )
+            + " |"
+        )
     return "\n".join(rows) + "\n"
 
 

@@ -48,8 +48,18 @@ from stacks.config import Environment, FunctionSizing
 
 # APIs the pipeline calls; cloudkms is added when CMEK is on.
 SERVICES = (
-    "healthcare", "vision", "cloudfunctions", "run", "cloudbuild", "artifactregistry",
-    "eventarc", "pubsub", "storage", "logging", "monitoring", "iam",
+    "healthcare",
+    "vision",
+    "cloudfunctions",
+    "run",
+    "cloudbuild",
+    "artifactregistry",
+    "eventarc",
+    "pubsub",
+    "storage",
+    "logging",
+    "monitoring",
+    "iam",
     # Project IAM bindings and the audit config go through the Resource Manager API.
     "cloudresourcemanager",
 )
@@ -71,7 +81,8 @@ class PipelineStack(TerraformStack):
         labels = cfg.labels.model_dump()
         self._backend(env)
         GoogleProvider(
-            self, "google",
+            self,
+            "google",
             project=cfg.project_id,
             region=cfg.region,
             default_labels=labels,
@@ -80,7 +91,8 @@ class PipelineStack(TerraformStack):
         # One resource with for_each: one address for everything else to wait on.
         enabled = TerraformIterator.from_list([f"{name}.googleapis.com" for name in services])
         apis = ProjectService(
-            self, "services",
+            self,
+            "services",
             for_each=enabled,
             service=Token.as_string(enabled.value),
             disable_on_destroy=False,
@@ -89,15 +101,24 @@ class PipelineStack(TerraformStack):
 
         # Security baseline: audit trail, and (prod) customer-managed keys, granted to the
         # service agents before anything encrypted with them is created.
-        AuditLogging(self, "audit", project_id=cfg.project_id, services=AUDITED_SERVICES,
-                     log_retention_days=cfg.retention.log_days)
+        AuditLogging(
+            self,
+            "audit",
+            project_id=cfg.project_id,
+            services=AUDITED_SERVICES,
+            log_retention_days=cfg.retention.log_days,
+        )
         keys = None
         key_grants: dict[str, TerraformResource] = {}
         if cfg.security.cmek:
             keys = EncryptionKeys(
-                self, "cmek", name=f"{prefix}-{env.name}", location=cfg.region,
+                self,
+                "cmek",
+                name=f"{prefix}-{env.name}",
+                location=cfg.region,
                 purposes=("healthcare", "pubsub", "storage"),
-                rotation_days=cfg.security.key_rotation_days, labels=labels,
+                rotation_days=cfg.security.key_rotation_days,
+                labels=labels,
             )
             key_grants = {
                 "healthcare": keys.grant_encrypt_decrypt("healthcare", agents.healthcare),
@@ -112,8 +133,14 @@ class PipelineStack(TerraformStack):
         days = cfg.retention.pubsub_message_days
 
         def topic(id_: str, name: str) -> Topic:
-            return Topic(self, id_, name=f"{prefix}-{name}", retention_days=days, labels=labels,
-                         kms_key=key("pubsub"))
+            return Topic(
+                self,
+                id_,
+                name=f"{prefix}-{name}",
+                retention_days=days,
+                labels=labels,
+                kms_key=key("pubsub"),
+            )
 
         dicom_events = topic("dicom_events", "dicom-events")
         dead_letters = topic("dicom_events_dead_letter", "dicom-events-dead-letter")
@@ -125,81 +152,133 @@ class PipelineStack(TerraformStack):
 
         # PACS / modality --STOW-RS--> DICOM store; results go to the FHIR R4 store.
         stores = HealthcareStores(
-            self, "healthcare", name=f"{prefix}-{env.name}", location=cfg.region,
-            time_zone=cfg.time_zone, dicom_topic=dicom_events.id, fhir_topic=fhir_changes.id,
-            labels=labels, kms_key=key("healthcare"),
+            self,
+            "healthcare",
+            name=f"{prefix}-{env.name}",
+            location=cfg.region,
+            time_zone=cfg.time_zone,
+            dicom_topic=dicom_events.id,
+            fhir_topic=fhir_changes.id,
+            labels=labels,
+            kms_key=key("healthcare"),
             protect=cfg.security.deletion_protection,
         )
 
         # Buckets: staging (gs://.../incoming/ -> ingest) and the functions' source.
         staging = PrivateBucket(
-            self, "staging", name=f"{cfg.project_id}-{prefix}-staging", location=cfg.region,
-            labels=labels, noncurrent_days=cfg.retention.noncurrent_versions_days,
-            expire=(ExpireRule("processed/", cfg.retention.staging_processed_days),
-                    ExpireRule("failed/", cfg.retention.staging_failed_days)),
+            self,
+            "staging",
+            name=f"{cfg.project_id}-{prefix}-staging",
+            location=cfg.region,
+            labels=labels,
+            noncurrent_days=cfg.retention.noncurrent_versions_days,
+            expire=(
+                ExpireRule("processed/", cfg.retention.staging_processed_days),
+                ExpireRule("failed/", cfg.retention.staging_failed_days),
+            ),
             kms_key=key("storage"),
         )
         source_bucket = PrivateBucket(
-            self, "function_source", name=f"{cfg.project_id}-{prefix}-source",
-            location=cfg.region, labels=labels,
-            noncurrent_days=cfg.retention.noncurrent_versions_days, kms_key=key("storage"),
+            self,
+            "function_source",
+            name=f"{cfg.project_id}-{prefix}-source",
+            location=cfg.region,
+            labels=labels,
+            noncurrent_days=cfg.retention.noncurrent_versions_days,
+            kms_key=key("storage"),
         )
         source = FunctionSource(
-            self, "source", source_dir=HANDLERS_DIR,
+            self,
+            "source",
+            source_dir=HANDLERS_DIR,
             build_dir=Path(App.of(self).outdir) / ".function-source",
             bucket=source_bucket.name,
         )
-        builder = BuildIdentity(self, "build", project_id=cfg.project_id,
-                                account_id=f"{prefix}-build")
+        builder = BuildIdentity(
+            self, "build", project_id=cfg.project_id, account_id=f"{prefix}-build"
+        )
         source_bucket.grant_object_read(builder.member)
 
-        common_env = {"ENVIRONMENT": env.name, "LOG_LEVEL": LOG_LEVEL.get(env.name, "INFO"),
-                      "DICOMWEB_URL": stores.dicomweb_url,
-                      "DICOM_STORE": stores.dicom_store_path}
+        common_env = {
+            "ENVIRONMENT": env.name,
+            "LOG_LEVEL": LOG_LEVEL.get(env.name, "INFO"),
+            "DICOMWEB_URL": stores.dicomweb_url,
+            "DICOM_STORE": stores.dicom_store_path,
+        }
 
         # gs://staging/incoming/ --object finalize--> ingest function --STOW-RS--> DICOM store.
         # Eventarc filters storage events by bucket only; the function itself ignores objects
         # outside incoming/ (including its own moves to processed/ and failed/).
         ingest = PythonFunction(
-            self, "ingest", name=f"{prefix}-ingest", location=cfg.region,
+            self,
+            "ingest",
+            name=f"{prefix}-ingest",
+            location=cfg.region,
             description="Stores DICOM files uploaded to the staging bucket in the DICOM store.",
-            entry_point="ingest_dicom_object", source=source,
+            entry_point="ingest_dicom_object",
+            source=source,
             sizing=_sizing(cfg.functions.ingest),
             environment={**common_env, "STAGING_BUCKET": staging.name},
-            labels=labels, build_service_account=builder.resource_name,
+            labels=labels,
+            build_service_account=builder.resource_name,
             trigger=StorageTrigger(bucket=staging.name, region=cfg.region),
         )
         stores.grant_dicom_write(ingest.member)
         staging.grant_object_admin(ingest.member)
         # Project-level by design: Eventarc has no per-trigger resource to bind these to.
-        ProjectIamMember(self, "ingest_event_receiver", project=cfg.project_id,
-                         role="roles/eventarc.eventReceiver", member=ingest.member)
-        ProjectIamMember(self, "storage_agent_publisher", project=cfg.project_id,
-                         role="roles/pubsub.publisher", member=agents.storage)
+        ProjectIamMember(
+            self,
+            "ingest_event_receiver",
+            project=cfg.project_id,
+            role="roles/eventarc.eventReceiver",
+            member=ingest.member,
+        )
+        ProjectIamMember(
+            self,
+            "storage_agent_publisher",
+            project=cfg.project_id,
+            role="roles/pubsub.publisher",
+            member=agents.storage,
+        )
 
         # DICOM store notification -> push subscription -> process function.
         processor = PythonFunction(
-            self, "processor", name=f"{prefix}-process", location=cfg.region,
+            self,
+            "processor",
+            name=f"{prefix}-process",
+            location=cfg.region,
             description="Analyzes each new DICOM instance, records FHIR results, raises alerts.",
-            entry_point="process_dicom_instance", source=source,
+            entry_point="process_dicom_instance",
+            source=source,
             sizing=_sizing(cfg.functions.processor),
-            environment={**common_env,
-                         "FHIR_BASE_URL": stores.fhir_base_url,
-                         "ALERTS_TOPIC": critical_alerts.id,
-                         "PIPELINE_SETTINGS": cfg.pipeline.model_dump_json()},
-            labels=labels, build_service_account=builder.resource_name,
+            environment={
+                **common_env,
+                "FHIR_BASE_URL": stores.fhir_base_url,
+                "ALERTS_TOPIC": critical_alerts.id,
+                "PIPELINE_SETTINGS": cfg.pipeline.model_dump_json(),
+            },
+            labels=labels,
+            build_service_account=builder.resource_name,
         )
         stores.grant_dicom_read(processor.member)
         stores.grant_fhir_resource_edit(processor.member)
         critical_alerts.grant_publish(processor.member)
 
-        pusher = ServiceAccount(self, "push_identity", account_id=f"{prefix}-push",
-                                display_name="Signs Pub/Sub pushes to the processor")
+        pusher = ServiceAccount(
+            self,
+            "push_identity",
+            account_id=f"{prefix}-push",
+            display_name="Signs Pub/Sub pushes to the processor",
+        )
         processor.grant_invoke(pusher.member)
         subscription = PushSubscription(
-            self, "processor_subscription", name=f"{prefix}-process-dicom-events",
-            topic=dicom_events, dead_letter=dead_letters,
-            endpoint=processor.uri, audience=processor.uri,
+            self,
+            "processor_subscription",
+            name=f"{prefix}-process-dicom-events",
+            topic=dicom_events,
+            dead_letter=dead_letters,
+            endpoint=processor.uri,
+            audience=processor.uri,
             push_service_account=pusher.email,
             # A push is acknowledged by the HTTP response; it must not be redelivered while the
             # processor is still working on it.
@@ -207,37 +286,45 @@ class PipelineStack(TerraformStack):
             max_delivery_attempts=cfg.delivery.max_attempts,
             minimum_backoff_seconds=cfg.delivery.min_backoff_seconds,
             maximum_backoff_seconds=cfg.delivery.max_backoff_seconds,
-            retention_days=days, pubsub_agent=agents.pubsub, labels=labels,
+            retention_days=days,
+            pubsub_agent=agents.pubsub,
+            labels=labels,
         )
 
         # Structured logs -> log-based metrics -> alert policies -> e-mail, dashboard.
         Observability(
-            self, "observability", prefix=prefix.replace("-", "_"),
+            self,
+            "observability",
+            prefix=prefix.replace("-", "_"),
             processor_service=f"{prefix}-process",
             function_services=(f"{prefix}-process", f"{prefix}-ingest"),
             dead_letter_subscription=f"{prefix}-process-dicom-events-dead-letter",
-            emails=cfg.alert_emails, failure_ratio=cfg.alerting.failure_ratio,
-            window_seconds=cfg.alerting.window_minutes * 60, labels=labels,
+            emails=cfg.alert_emails,
+            failure_ratio=cfg.alerting.failure_ratio,
+            window_seconds=cfg.alerting.window_minutes * 60,
+            labels=labels,
         )
 
-        self._outputs({
-            "dataset": stores.dataset.name,
-            "dicom_store": stores.dicom_store_path,
-            "fhir_store": stores.fhir_store_path,
-            "dicomweb_url": stores.dicomweb_url,
-            "fhir_base_url": stores.fhir_base_url,
-            "dicom_events_topic": dicom_events.id,
-            "dead_letter_topic": dead_letters.id,
-            "critical_findings_topic": critical_alerts.id,
-            "fhir_changes_topic": fhir_changes.id,
-            "processor_subscription": subscription.name,
-            "staging_bucket": staging.name,
-            "processor_uri": processor.uri,
-            "ingest_uri": ingest.uri,
-            "processor_service_account": processor.service_account.email,
-            "ingest_service_account": ingest.service_account.email,
-            "push_service_account": pusher.email,
-        })
+        self._outputs(
+            {
+                "dataset": stores.dataset.name,
+                "dicom_store": stores.dicom_store_path,
+                "fhir_store": stores.fhir_store_path,
+                "dicomweb_url": stores.dicomweb_url,
+                "fhir_base_url": stores.fhir_base_url,
+                "dicom_events_topic": dicom_events.id,
+                "dead_letter_topic": dead_letters.id,
+                "critical_findings_topic": critical_alerts.id,
+                "fhir_changes_topic": fhir_changes.id,
+                "processor_subscription": subscription.name,
+                "staging_bucket": staging.name,
+                "processor_uri": processor.uri,
+                "ingest_uri": ingest.uri,
+                "processor_service_account": processor.service_account.email,
+                "ingest_service_account": ingest.service_account.email,
+                "push_service_account": pusher.email,
+            }
+        )
         self._after_dependencies(apis, key_grants)
 
     def _outputs(self, values: dict[str, str]) -> None:
@@ -246,8 +333,9 @@ class PipelineStack(TerraformStack):
             # static_id: the output is named exactly `name`, not after its construct path.
             TerraformOutput(scope, name, value=value, static_id=True)
 
-    def _after_dependencies(self, apis: ProjectService,
-                            key_grants: dict[str, TerraformResource]) -> None:
+    def _after_dependencies(
+        self, apis: ProjectService, key_grants: dict[str, TerraformResource]
+    ) -> None:
         """Every resource waits for the APIs, and every CMEK-encrypted one for its key grant,
         so one `cdktf deploy` works on a fresh project.
 
@@ -283,10 +371,21 @@ def _address(resource: TerraformResource) -> str:
 
 # Resources that reference no other resource of the stack (see _after_dependencies).
 ROOT_TYPES = (
-    ServiceAccount, PubsubTopic, StorageBucket, HealthcareDataset, KmsKeyRing, LoggingMetric,
-    MonitoringNotificationChannel, MonitoringDashboard, ProjectIamAuditConfig,
-    LoggingProjectBucketConfig, ProjectIamMember,
+    ServiceAccount,
+    PubsubTopic,
+    StorageBucket,
+    HealthcareDataset,
+    KmsKeyRing,
+    LoggingMetric,
+    MonitoringNotificationChannel,
+    MonitoringDashboard,
+    ProjectIamAuditConfig,
+    LoggingProjectBucketConfig,
+    ProjectIamMember,
 )
 # Resource types that take a CMEK key: created only after the service agents may use it.
-CMEK_TYPES: dict[type, str] = {HealthcareDataset: "healthcare", PubsubTopic: "pubsub",
-                               StorageBucket: "storage"}
+CMEK_TYPES: dict[type, str] = {
+    HealthcareDataset: "healthcare",
+    PubsubTopic: "pubsub",
+    StorageBucket: "storage",
+}

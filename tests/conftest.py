@@ -60,8 +60,9 @@ def _pubsub_session() -> Iterator[PubSubServer]:
 
 
 @pytest.fixture
-def pubsub_server(_pubsub_session: PubSubServer,
-                  monkeypatch: pytest.MonkeyPatch) -> Iterator[PubSubServer]:
+def pubsub_server(
+    _pubsub_session: PubSubServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[PubSubServer]:
     """The Pub/Sub server, emptied, with PUBSUB_EMULATOR_HOST pointing the clients at it."""
     _pubsub_session.clear()
     _pubsub_session.auto_create_topics = True
@@ -96,8 +97,9 @@ def _gcs_session() -> Iterator[GcsEmulator]:
 
 
 @pytest.fixture
-def gcs_emulator(_gcs_session: GcsEmulator,
-                 monkeypatch: pytest.MonkeyPatch) -> Iterator[GcsEmulator]:
+def gcs_emulator(
+    _gcs_session: GcsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[GcsEmulator]:
     """An empty Cloud Storage emulator; STORAGE_EMULATOR_HOST points `storage.Client()` at it."""
     _gcs_session.reset()
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", _gcs_session.url)
@@ -157,5 +159,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         names = ", ".join(f"{server.name} (workdir {server.workdir})" for server in leaked)
         if reporter is not None:
             reporter.ensure_newline()
-            reporter.write_line(f"WARNING: local servers left running, now stopped: {names}",
-                                yellow=True)
+            reporter.write_line(
+                f"WARNING: local servers left running, now stopped: {names}", yellow=True
+            )

@@ -20,6 +20,10 @@ BIN = Path(sys.executable).parent
 def test_clean(command: list[str]) -> None:
     result = subprocess.run(
         [str(BIN / command[0]), *command[1:]],
-        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -70,12 +70,20 @@ def publish_alert(topic: str, alert: Alert) -> str:
     payload = alert.payload()
     try:
         future = _publisher(os.environ.get("PUBSUB_EMULATOR_HOST")).publish(
-            topic, json.dumps(payload, sort_keys=True).encode("utf-8"),
-            priority="critical", dedupe_key=alert.report_identifier)
+            topic,
+            json.dumps(payload, sort_keys=True).encode("utf-8"),
+            priority="critical",
+            dedupe_key=alert.report_identifier,
+        )
         message_id = str(future.result(timeout=PUBLISH_TIMEOUT_S))
     except (api_exceptions.GoogleAPIError, TimeoutError) as exc:
         raise TransientError("pubsub", type(exc).__name__) from exc
-    log_event(logger, logging.WARNING, "critical finding", event=CRITICAL_FINDING_EVENT,
-              **{k: v for k, v in payload.items() if k != "findings"},
-              alert_message_id=message_id)
+    log_event(
+        logger,
+        logging.WARNING,
+        "critical finding",
+        event=CRITICAL_FINDING_EVENT,
+        **{k: v for k, v in payload.items() if k != "findings"},
+        alert_message_id=message_id,
+    )
     return message_id

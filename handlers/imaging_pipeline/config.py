@@ -29,8 +29,15 @@ from pydantic import ValidationError
 from imaging_pipeline.events import STORE_PATH
 from imaging_pipeline.settings import PipelineSettings
 
-REQUIRED = ("DICOMWEB_URL", "DICOM_STORE", "FHIR_BASE_URL", "ALERTS_TOPIC", "PIPELINE_SETTINGS",
-            "ENVIRONMENT", "LOG_LEVEL")
+REQUIRED = (
+    "DICOMWEB_URL",
+    "DICOM_STORE",
+    "FHIR_BASE_URL",
+    "ALERTS_TOPIC",
+    "PIPELINE_SETTINGS",
+    "ENVIRONMENT",
+    "LOG_LEVEL",
+)
 _TOPIC = re.compile(r"projects/[a-z][a-z0-9-]{4,29}/topics/[A-Za-z][A-Za-z0-9._~%+-]{2,254}")
 _LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 DEFAULT_VISION_ENDPOINT = "https://vision.googleapis.com"
@@ -73,7 +80,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> ProcessorConfig:
     if not STORE_PATH.fullmatch(store):
         raise ConfigurationError(
             "DICOM_STORE must look like projects/P/locations/L/datasets/D/dicomStores/S, "
-            f"got {store!r}")
+            f"got {store!r}"
+        )
     topic = env["ALERTS_TOPIC"].strip()
     if not _TOPIC.fullmatch(topic):
         raise ConfigurationError(f"ALERTS_TOPIC must look like projects/P/topics/T, got {topic!r}")
@@ -92,6 +100,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> ProcessorConfig:
         pipeline=pipeline,
         environment=env["ENVIRONMENT"].strip(),
         log_level=level,
-        vision_endpoint=_url("VISION_ENDPOINT",
-                             env.get("VISION_ENDPOINT", "").strip() or DEFAULT_VISION_ENDPOINT),
+        vision_endpoint=_url(
+            "VISION_ENDPOINT", env.get("VISION_ENDPOINT", "").strip() or DEFAULT_VISION_ENDPOINT
+        ),
     )

@@ -36,8 +36,11 @@ def make_client(base_url: str) -> Any:
     client = DICOMwebClient(url=base_url, session=session, timeout=TIMEOUT_S)
     # A few quick retries here; Pub/Sub's backoff handles longer outages.
     client.set_http_retry_params(
-        retry=True, max_attempts=3, wait_exponential_multiplier=200,
-        retriable_error_codes=tuple(HTTPStatus(s) for s in (408, 429, 500, 502, 503, 504)))
+        retry=True,
+        max_attempts=3,
+        wait_exponential_multiplier=200,
+        retriable_error_codes=tuple(HTTPStatus(s) for s in (408, 429, 500, 502, 503, 504)),
+    )
     return client
 
 
@@ -48,8 +51,9 @@ def retrieve_instance(client: Any, event: InstanceEvent) -> Any:
     from retrying import RetryError  # type: ignore[import-untyped]
 
     try:
-        return client.retrieve_instance(event.study_uid, event.series_uid, event.instance_uid,
-                                        media_types=MEDIA_TYPES)
+        return client.retrieve_instance(
+            event.study_uid, event.series_uid, event.instance_uid, media_types=MEDIA_TYPES
+        )
     except requests.HTTPError as exc:
         status = exc.response.status_code if exc.response is not None else 502
         raise classify_http_status("dicomweb", status) from None

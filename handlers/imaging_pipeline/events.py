@@ -59,8 +59,10 @@ class InstanceEvent:
 
     @property
     def path(self) -> str:
-        return (f"{self.store}/dicomWeb/studies/{self.study_uid}/series/{self.series_uid}"
-                f"/instances/{self.instance_uid}")
+        return (
+            f"{self.store}/dicomWeb/studies/{self.study_uid}/series/{self.series_uid}"
+            f"/instances/{self.instance_uid}"
+        )
 
 
 def parse_instance_path(path: str) -> tuple[str, str, str, str]:
@@ -106,9 +108,13 @@ def parse_event(event_data: Any) -> InstanceEvent:
     attrs = {str(k): str(v) for k, v in attributes.items()}
     store, study, series, instance = parse_instance_path(path)
     return InstanceEvent(
-        store=store, study_uid=study, series_uid=series, instance_uid=instance,
+        store=store,
+        study_uid=study,
+        series_uid=series,
+        instance_uid=instance,
         message_id=str(message.get("messageId") or message.get("message_id") or ""),
-        action=attrs.get("action"), attributes=attrs,
+        action=attrs.get("action"),
+        attributes=attrs,
     )
 
 

@@ -42,11 +42,19 @@ def backoff_seconds(attempt: int, retry_after: str | None = None, base: float = 
     """Exponential backoff with full jitter; a numeric Retry-After (capped) takes precedence."""
     if retry_after and retry_after.strip().isdigit():
         return min(float(retry_after), MAX_BACKOFF_S)
-    return random.uniform(0, min(base * 2 ** attempt, MAX_BACKOFF_S))  # noqa: S311
+    return random.uniform(0, min(base * 2**attempt, MAX_BACKOFF_S))  # noqa: S311
 
 
-def request_with_retries(session: requests.Session, method: str, url: str, *, dependency: str,
-                         max_attempts: int, timeout_s: float, **kwargs: Any) -> requests.Response:
+def request_with_retries(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    dependency: str,
+    max_attempts: int,
+    timeout_s: float,
+    **kwargs: Any,
+) -> requests.Response:
     """Send a request, retrying timeouts, connection errors, 408, 429 and 5xx.
 
     Returns the first non-retryable response (2xx or a 4xx the caller interprets); raises

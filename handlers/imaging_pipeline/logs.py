@@ -26,25 +26,41 @@ SPAN_KEY = "logging.googleapis.com/spanId"
 # DICOM keywords whose values identify a patient (a subset of PS3.15 Annex E that this pipeline
 # could ever see in a message, exception or library log).
 PHI_KEYWORDS = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs",
-    "OtherPatientNames", "PatientAddress", "PatientTelephoneNumbers", "PatientMotherBirthName",
-    "IssuerOfPatientID", "AccessionNumber", "ReferringPhysicianName", "PerformingPhysicianName",
-    "OperatorsName", "InstitutionName", "InstitutionAddress", "StudyID",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientBirthTime",
+    "OtherPatientIDs",
+    "OtherPatientNames",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "PatientMotherBirthName",
+    "IssuerOfPatientID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "PerformingPhysicianName",
+    "OperatorsName",
+    "InstitutionName",
+    "InstitutionAddress",
+    "StudyID",
 )
 _MIN_PHI_LENGTH = 3  # shorter fragments (initials, "M") would redact ordinary words
 
 _trace: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
-    "trace", default=None)
+    "trace", default=None
+)
 _phi: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("phi", default=())
 _phi_pattern: contextvars.ContextVar[re.Pattern[str] | None] = contextvars.ContextVar(
-    "phi_pattern", default=None)
+    "phi_pattern", default=None
+)
 
 
 def parse_trace_header(traceparent: str | None, cloud_trace: str | None) -> tuple[str, str] | None:
     """(trace id, span id) from a W3C `traceparent` or a `X-Cloud-Trace-Context` header."""
     if traceparent:
-        match = re.fullmatch(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}",
-                             traceparent.strip())
+        match = re.fullmatch(
+            r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}", traceparent.strip()
+        )
         if match:
             return match.group(1), match.group(2)
     if cloud_trace:

@@ -55,8 +55,12 @@ PROCESSED_EVENT = "instance_processed"
 SKIPPED_EVENT = "instance_skipped"
 FAILED_EVENT = "instance_failed"
 RETRY_EVENT = "instance_retry"  # transient: not counted as handled, Pub/Sub redelivers
-_EVENT_OF_STATUS = {"processed": PROCESSED_EVENT, "skipped": SKIPPED_EVENT,
-                    "ignored": SKIPPED_EVENT, "failed": FAILED_EVENT}
+_EVENT_OF_STATUS = {
+    "processed": PROCESSED_EVENT,
+    "skipped": SKIPPED_EVENT,
+    "ignored": SKIPPED_EVENT,
+    "failed": FAILED_EVENT,
+}
 # Skips are expected outcomes (we never analyze our own SR outputs); other permanent reasons
 # mean bad input and are counted as failures.
 SKIP_REASONS = frozenset({"unsupported_sop_class", "unsupported_modality"})
@@ -76,14 +80,16 @@ class Outcome:
     alert_message_id: str | None = None
 
 
-def analyze_dataset(dataset: Any, settings: PipelineSettings, analyzer: Analyzer) -> tuple[
-        RenderedImage, list[Finding], Assessment]:
+def analyze_dataset(
+    dataset: Any, settings: PipelineSettings, analyzer: Analyzer
+) -> tuple[RenderedImage, list[Finding], Assessment]:
     """Render -> analyze -> rules for one pydicom Dataset (shared with `imaging analyze`)."""
     from imaging_pipeline.render import RenderOptions, RenderRejected, render_dataset
 
     try:
-        image = render_dataset(dataset, RenderOptions(max_size=settings.render.max_size,
-                                                      format=settings.render.format))
+        image = render_dataset(
+            dataset, RenderOptions(max_size=settings.render.max_size, format=settings.render.format)
+        )
     except RenderRejected as exc:
         raise PermanentError("unrenderable", f"{exc.reason.value}: {exc.detail}") from None
     findings = analyzer.analyze(image)
@@ -93,8 +99,14 @@ def analyze_dataset(dataset: Any, settings: PipelineSettings, analyzer: Analyzer
 class Processor:
     """Holds the clients for the life of a function instance (connection reuse across events)."""
 
-    def __init__(self, config: ProcessorConfig, *, dicomweb: Any = None,
-                 analyzer: Analyzer | None = None, fhir: FhirClient | None = None) -> None:
+    def __init__(
+        self,
+        config: ProcessorConfig,
+        *,
+        dicomweb: Any = None,
+        analyzer: Analyzer | None = None,
+        fhir: FhirClient | None = None,
+    ) -> None:
         self.config = config
         self._dicomweb = dicomweb
         self.analyzer = analyzer or make_analyzer(config.pipeline, config.vision_endpoint)
@@ -140,13 +152,18 @@ class Processor:
         info = instance_info(dataset)
 
         existing = self.fhir.search_by_identifier(
-            "ImagingStudy", DICOM_UID_SYSTEM, study_identifier_value(info.study_uid))
+            "ImagingStudy", DICOM_UID_SYSTEM, study_identifier_value(info.study_uid)
+        )
         identity = AnalyzerIdentity(self.analyzer.name, self.analyzer.version)
         bundle = build_transaction(
-            info, findings, assessment, identity,
+            info,
+            findings,
+            assessment,
+            identity,
             patient_system=settings.fhir.patient_identifier_system,
             existing_study=existing[0] if existing else None,
-            issued=datetime.now(UTC).isoformat(timespec="seconds"))
+            issued=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
         validate_bundle(bundle)
         outcomes = self.fhir.transaction(bundle)
         if not existing and not outcomes[1].created:
@@ -154,16 +171,29 @@ class Processor:
             # study entry did not include this instance. Retry to merge (the rest is idempotent).
             raise TransientError("fhir", "study created concurrently; merge on redelivery")
         report = outcomes[-1].reference
-        outcome = Outcome("processed", priority=assessment.priority, report=report,
-                          findings=findings, created=sum(o.created for o in outcomes))
+        outcome = Outcome(
+            "processed",
+            priority=assessment.priority,
+            report=report,
+            findings=findings,
+            created=sum(o.created for o in outcomes),
+        )
         if assessment.critical:
-            outcome.alert_message_id = publish_alert(self.config.alerts_topic, Alert(
-                report=report,
-                report_identifier=report_identifier_value(info.instance_uid, identity.name,
-                                                          identity.version),
-                study_uid=info.study_uid, series_uid=info.series_uid,
-                instance_uid=info.instance_uid, modality=info.modality,
-                environment=self.config.environment, matches=assessment.critical))
+            outcome.alert_message_id = publish_alert(
+                self.config.alerts_topic,
+                Alert(
+                    report=report,
+                    report_identifier=report_identifier_value(
+                        info.instance_uid, identity.name, identity.version
+                    ),
+                    study_uid=info.study_uid,
+                    series_uid=info.series_uid,
+                    instance_uid=info.instance_uid,
+                    modality=info.modality,
+                    environment=self.config.environment,
+                    matches=assessment.critical,
+                ),
+            )
         return outcome
 
 
@@ -185,27 +215,47 @@ def _trace(cloud_event: Any) -> tuple[str, str] | None:
     return logs.parse_trace_header(traceparent, headers.get("X-Cloud-Trace-Context"))
 
 
-def _log_outcome(event: InstanceEvent | None, result: Outcome | None, started: float,
-                 level: int = logging.INFO, **extra: Any) -> None:
+def _log_outcome(
+    event: InstanceEvent | None,
+    result: Outcome | None,
+    started: float,
+    level: int = logging.INFO,
+    **extra: Any,
+) -> None:
     fields: dict[str, Any] = {
         "event": _EVENT_OF_STATUS[result.status] if result else RETRY_EVENT,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
+        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
     if event is not None:
-        fields.update(study_uid=event.study_uid, series_uid=event.series_uid,
-                      instance_uid=event.instance_uid, modality=event.modality_hint)
+        fields.update(
+            study_uid=event.study_uid,
+            series_uid=event.series_uid,
+            instance_uid=event.instance_uid,
+            modality=event.modality_hint,
+        )
     if result is not None:
         if result.modality:
             fields["modality"] = result.modality
-        fields.update(outcome=result.status, reason=result.reason, priority=result.priority,
-                      report=result.report, findings=[f.as_dict() for f in result.findings],
-                      fhir_created=result.created)
+        fields.update(
+            outcome=result.status,
+            reason=result.reason,
+            priority=result.priority,
+            report=result.report,
+            findings=[f.as_dict() for f in result.findings],
+            fhir_created=result.created,
+        )
     fields.update(extra)
-    logs.log_event(logger, level, f"instance {fields.get('outcome', 'unknown')}",
-                   **{k: v for k, v in fields.items() if v is not None})
+    logs.log_event(
+        logger,
+        level,
+        f"instance {fields.get('outcome', 'unknown')}",
+        **{k: v for k, v in fields.items() if v is not None},
+    )
 
 
-def handle_event_data(processor: Processor, data: Any, trace: tuple[str, str] | None = None
-                      ) -> Outcome:
+def handle_event_data(
+    processor: Processor, data: Any, trace: tuple[str, str] | None = None
+) -> Outcome:
     """Classify and log the result of one event; raise only transient failures."""
     started = time.perf_counter()
     event: InstanceEvent | None = None
@@ -217,26 +267,50 @@ def handle_event_data(processor: Processor, data: Any, trace: tuple[str, str] | 
         except PermanentError as exc:
             status: OutcomeStatus = "skipped" if exc.reason in SKIP_REASONS else "failed"
             outcome = Outcome(status, reason=exc.reason, modality=exc.modality)
-            log(event, outcome, started, logging.INFO if status == "skipped" else logging.WARNING,
-                detail=exc.detail)
+            log(
+                event,
+                outcome,
+                started,
+                logging.INFO if status == "skipped" else logging.WARNING,
+                detail=exc.detail,
+            )
             return outcome
         except TransientError as exc:
-            log(event, None, started, logging.ERROR, outcome="retry",
-                reason=f"{exc.dependency}_unavailable", detail=exc.detail,
-                **({"modality": exc.modality} if exc.modality else {}))
+            log(
+                event,
+                None,
+                started,
+                logging.ERROR,
+                outcome="retry",
+                reason=f"{exc.dependency}_unavailable",
+                detail=exc.detail,
+                **({"modality": exc.modality} if exc.modality else {}),
+            )
             raise
         except Exception as exc:
             # Unknown errors are retried (and dead-lettered) rather than acknowledged: losing
             # an instance silently is worse than a message in the dead-letter topic. The
             # traceback is logged here, scrubbed; what propagates to functions-framework (which
             # logs it again, outside our PHI scrubbing) carries the exception type only.
-            logger.exception("unexpected error", extra={"fields": {
-                "event": RETRY_EVENT, "outcome": "retry", "reason": "unexpected_error",
-                "message_id": message_id(data),
-                **({"instance_uid": event.instance_uid} if event else {})}})
+            logger.exception(
+                "unexpected error",
+                extra={
+                    "fields": {
+                        "event": RETRY_EVENT,
+                        "outcome": "retry",
+                        "reason": "unexpected_error",
+                        "message_id": message_id(data),
+                        **({"instance_uid": event.instance_uid} if event else {}),
+                    }
+                },
+            )
             raise TransientError("processor", f"unexpected {type(exc).__name__}") from None
-        log(event, outcome, started,
-            logging.WARNING if outcome.priority == "critical" else logging.INFO)
+        log(
+            event,
+            outcome,
+            started,
+            logging.WARNING if outcome.priority == "critical" else logging.INFO,
+        )
         return outcome
 
 
@@ -248,8 +322,14 @@ def process_dicom_instance(cloud_event: CloudEvent) -> None:
     except ConfigurationError as exc:
         # A deployment mistake: retry (and dead-letter) rather than drop events, and say why.
         logs.configure_logging("INFO")
-        logs.log_event(logger, logging.CRITICAL, f"invalid configuration: {exc}",
-                       event=RETRY_EVENT, outcome="retry", reason="configuration_error")
+        logs.log_event(
+            logger,
+            logging.CRITICAL,
+            f"invalid configuration: {exc}",
+            event=RETRY_EVENT,
+            outcome="retry",
+            reason="configuration_error",
+        )
         raise
     try:
         trace = _trace(cloud_event)

@@ -25,9 +25,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("file", type=Path, metavar="FILE", help="DICOM Part 10 file")
     parser.add_argument(
-        "--settings", type=Path, metavar="JSON",
+        "--settings",
+        type=Path,
+        metavar="JSON",
         help="PipelineSettings as JSON (rules, modalities, render); the analyzer is always "
-        "the local one. Default: the built-in settings.")
+        "the local one. Default: the built-in settings.",
+    )
     parser.set_defaults(func=run)
 
 
@@ -66,8 +69,13 @@ def run(args: argparse.Namespace) -> int:
         analyzer = make_analyzer(settings)
         _, findings, assessment = analyze_dataset(dataset, settings, analyzer)
         identity = AnalyzerIdentity(analyzer.name, analyzer.version)
-        bundle = build_transaction(instance_info(dataset), findings, assessment, identity,
-                                   patient_system=settings.fhir.patient_identifier_system)
+        bundle = build_transaction(
+            instance_info(dataset),
+            findings,
+            assessment,
+            identity,
+            patient_system=settings.fhir.patient_identifier_system,
+        )
         validate_bundle(bundle)
     except PermanentError as error:
         print(f"imaging analyze: {error.reason}: {error.detail}", file=sys.stderr)
@@ -75,12 +83,19 @@ def run(args: argparse.Namespace) -> int:
     except (InvalidDicomError, OSError, AttributeError) as error:
         print(f"imaging analyze: {args.file}: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
-    print(json.dumps({
-        "file": str(args.file),
-        "analyzer": {"name": identity.name, "version": identity.version},
-        "priority": assessment.priority,
-        "findings": [{**f.as_dict(), "priority": assessment.priority_of(f)} for f in findings],
-        "rules": sorted({m.rule.name for m in assessment.matches}),
-        "bundle": bundle,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "file": str(args.file),
+                "analyzer": {"name": identity.name, "version": identity.version},
+                "priority": assessment.priority,
+                "findings": [
+                    {**f.as_dict(), "priority": assessment.priority_of(f)} for f in findings
+                ],
+                "rules": sorted({m.rule.name for m in assessment.matches}),
+                "bundle": bundle,
+            },
+            indent=2,
+        )
+    )
     return 0

@@ -27,22 +27,43 @@ def register(subparsers: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--store", required=True, metavar="STORE_PATH",
-                        help="projects/P/locations/L/datasets/D/dicomStores/S: names the "
-                        "instances in the messages; queried through the Healthcare API unless "
-                        "--dicomweb-url is given")
-    parser.add_argument("--topic", required=True, metavar="projects/P/topics/T",
-                        help="the topic the store notifies (the processor's subscription's)")
-    parser.add_argument("--dicomweb-url", metavar="URL",
-                        help="query this DICOMweb server instead (a local store standing in "
-                        "for STORE_PATH, e.g. Orthanc's http://127.0.0.1:8042/dicom-web)")
-    parser.add_argument("--since", type=_date, metavar="YYYY-MM-DD",
-                        help="only studies with StudyDate on or after this date")
-    parser.add_argument("--until", type=_date, metavar="YYYY-MM-DD",
-                        help="only studies with StudyDate on or before this date")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="list what would be published (one instance path per line); "
-                        "publish nothing")
+    parser.add_argument(
+        "--store",
+        required=True,
+        metavar="STORE_PATH",
+        help="projects/P/locations/L/datasets/D/dicomStores/S: names the "
+        "instances in the messages; queried through the Healthcare API unless "
+        "--dicomweb-url is given",
+    )
+    parser.add_argument(
+        "--topic",
+        required=True,
+        metavar="projects/P/topics/T",
+        help="the topic the store notifies (the processor's subscription's)",
+    )
+    parser.add_argument(
+        "--dicomweb-url",
+        metavar="URL",
+        help="query this DICOMweb server instead (a local store standing in "
+        "for STORE_PATH, e.g. Orthanc's http://127.0.0.1:8042/dicom-web)",
+    )
+    parser.add_argument(
+        "--since",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="only studies with StudyDate on or after this date",
+    )
+    parser.add_argument(
+        "--until",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="only studies with StudyDate on or before this date",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would be published (one instance path per line); publish nothing",
+    )
     parser.set_defaults(func=run)
 
 
@@ -62,17 +83,23 @@ def run(args: argparse.Namespace) -> int:
     from imaging_cli.store_target import StoreTarget, healthcare_dicomweb_url
 
     if not STORE_PATH.fullmatch(args.store):
-        print(f"imaging backfill: --store must be projects/P/locations/L/datasets/D/"
-              f"dicomStores/S, got {args.store!r}", file=sys.stderr)
+        print(
+            f"imaging backfill: --store must be projects/P/locations/L/datasets/D/"
+            f"dicomStores/S, got {args.store!r}",
+            file=sys.stderr,
+        )
         return 2
     if not args.topic.startswith("projects/") or "/topics/" not in args.topic:
-        print(f"imaging backfill: --topic must be projects/P/topics/T, got {args.topic!r}",
-              file=sys.stderr)
+        print(
+            f"imaging backfill: --topic must be projects/P/topics/T, got {args.topic!r}",
+            file=sys.stderr,
+        )
         return 2
     url = (args.dicomweb_url or healthcare_dicomweb_url(args.store)).rstrip("/")
     target = StoreTarget(url, args.store)
-    progress = tqdm(unit="instance", file=sys.stderr, disable=not sys.stderr.isatty(),
-                    desc="backfill")
+    progress = tqdm(
+        unit="instance", file=sys.stderr, disable=not sys.stderr.isatty(), desc="backfill"
+    )
     instances = list_instances(target.session(), url, since=args.since, until=args.until)
     try:
         with progress:
@@ -82,11 +109,14 @@ def run(args: argparse.Namespace) -> int:
                     print(instance.path(args.store))
                     count += 1
                     progress.update(1)
-                print(f"dry run: {count} notification(s) would be published to {args.topic}",
-                      file=sys.stderr)
+                print(
+                    f"dry run: {count} notification(s) would be published to {args.topic}",
+                    file=sys.stderr,
+                )
                 return 0
-            summary = publish_notifications(instances, args.store, args.topic,
-                                            on_done=lambda _ok: progress.update(1))
+            summary = publish_notifications(
+                instances, args.store, args.topic, on_done=lambda _ok: progress.update(1)
+            )
     except PipelineError as error:
         print(f"imaging backfill: listing failed: {error}", file=sys.stderr)
         return 1

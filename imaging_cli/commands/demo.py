@@ -26,15 +26,29 @@ COLUMNS = ("instance (file)", "modality", "outcome", "priority", "findings", "FH
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "demo", help="run the whole pipeline locally on synthetic and sample data",
-        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the servers running afterwards (prints Orthanc's explorer "
-                        "URL and the FHIR base) until Ctrl-C")
-    parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
-                        help="how long to wait for the processor (default 120)")
-    parser.add_argument("--no-samples", action="store_true",
-                        help="only the synthetic studies, not pydicom's sample files")
+        "demo",
+        help="run the whole pipeline locally on synthetic and sample data",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the servers running afterwards (prints Orthanc's explorer "
+        "URL and the FHIR base) until Ctrl-C",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long to wait for the processor (default 120)",
+    )
+    parser.add_argument(
+        "--no-samples",
+        action="store_true",
+        help="only the synthetic studies, not pydicom's sample files",
+    )
     parser.set_defaults(func=run)
 
 
@@ -68,20 +82,31 @@ def run(args: argparse.Namespace) -> int:
             for result in not_stored:
                 _say(f"ingest: {result.object_name}: {result.outcome} ({result.reason})")
             instances = pipeline.notify()
-            _say(f"{len(instances)} instances in the DICOM store; notifications published, "
-                 "waiting for the processor")
-            with tqdm(total=len(instances), unit="instance", file=sys.stderr, desc="processed",
-                      disable=not sys.stderr.isatty()) as progress:
+            _say(
+                f"{len(instances)} instances in the DICOM store; notifications published, "
+                "waiting for the processor"
+            )
+            with tqdm(
+                total=len(instances),
+                unit="instance",
+                file=sys.stderr,
+                desc="processed",
+                disable=not sys.stderr.isatty(),
+            ) as progress:
                 results = pipeline.wait_for_results(
-                    instances, timeout=args.timeout,
-                    on_progress=lambda done: progress.update(done - progress.n))
+                    instances,
+                    timeout=args.timeout,
+                    on_progress=lambda done: progress.update(done - progress.n),
+                )
             print(_table([_row(r) for r in results]))
             unfinished = [r for r in results if r.outcome in ("pending", "retry")]
             failed = [r for r in results if r.outcome == "failed"]
-            print(f"\ninstances: {len(results)}  processed: "
-                  f"{sum(r.outcome == 'processed' for r in results)}  skipped: "
-                  f"{sum(r.outcome == 'skipped' for r in results)}  failed: {len(failed)}  "
-                  f"unfinished: {len(unfinished)}  staged objects not stored: {len(not_stored)}")
+            print(
+                f"\ninstances: {len(results)}  processed: "
+                f"{sum(r.outcome == 'processed' for r in results)}  skipped: "
+                f"{sum(r.outcome == 'skipped' for r in results)}  failed: {len(failed)}  "
+                f"unfinished: {len(unfinished)}  staged objects not stored: {len(not_stored)}"
+            )
             status = 0 if not (unfinished or failed or not_stored) else 1
             if args.keep:
                 _keep(pipeline)
@@ -100,18 +125,26 @@ def _keep(pipeline: Any) -> None:
 
 
 def _row(result: Any) -> tuple[str, ...]:
-    findings = ", ".join(f"{f.get('kind')} {float(f.get('score', 0)):.2f}"
-                         for f in result.findings) or "-"
+    findings = (
+        ", ".join(f"{f.get('kind')} {float(f.get('score', 0)):.2f}" for f in result.findings) or "-"
+    )
     outcome = result.outcome + (f" ({result.reason})" if result.reason else "")
-    return (result.source or result.instance.sop_instance_uid, result.instance.modality or "?",
-            outcome, result.priority or "-", findings, result.report or "-")
+    return (
+        result.source or result.instance.sop_instance_uid,
+        result.instance.modality or "?",
+        outcome,
+        result.priority or "-",
+        findings,
+        result.report or "-",
+    )
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(str(c)) for c in column) for column in zip(COLUMNS, *rows, strict=False)]
     lines = [COLUMNS, tuple("-" * w for w in widths), *rows]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-                     for line in lines)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
 
 
 def _say(message: str) -> None:

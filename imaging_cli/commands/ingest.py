@@ -25,20 +25,36 @@ def register(subparsers: Any) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("sources", nargs="+", metavar="SOURCE",
-                        help="file or directory (recursive), gs://bucket/prefix, s3://bucket/prefix")
-    parser.add_argument("--store", required=True, metavar="STORE",
-                        help="DICOMweb base URL (http(s)://...) or Google DICOM store path "
-                        "projects/P/locations/L/datasets/D/dicomStores/S (uses Application "
-                        "Default Credentials)")
-    parser.add_argument("--workers", type=_positive, default=4, metavar="N",
-                        help="concurrent uploads (default 4)")
-    parser.add_argument("--s3-endpoint-url", metavar="URL",
-                        help="S3 endpoint for S3-compatible stores or moto (default: AWS)")
-    parser.add_argument("--no-resume", action="store_true",
-                        help="do not ask the store what it has; upload every file")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="print one line per file, not only problems")
+    parser.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="file or directory (recursive), gs://bucket/prefix, s3://bucket/prefix",
+    )
+    parser.add_argument(
+        "--store",
+        required=True,
+        metavar="STORE",
+        help="DICOMweb base URL (http(s)://...) or Google DICOM store path "
+        "projects/P/locations/L/datasets/D/dicomStores/S (uses Application "
+        "Default Credentials)",
+    )
+    parser.add_argument(
+        "--workers", type=_positive, default=4, metavar="N", help="concurrent uploads (default 4)"
+    )
+    parser.add_argument(
+        "--s3-endpoint-url",
+        metavar="URL",
+        help="S3 endpoint for S3-compatible stores or moto (default: AWS)",
+    )
+    parser.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="do not ask the store what it has; upload every file",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="print one line per file, not only problems"
+    )
     parser.set_defaults(func=run)
 
 
@@ -69,25 +85,34 @@ def run(args: argparse.Namespace) -> int:
         print(f"imaging ingest: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # cloud listing errors: no such bucket, no credentials...
-        print(f"imaging ingest: cannot list sources: {type(error).__name__}: {error}",
-              file=sys.stderr)
+        print(
+            f"imaging ingest: cannot list sources: {type(error).__name__}: {error}", file=sys.stderr
+        )
         return 2
 
     bulk = BulkIngest(target.session(), target.dicomweb_url, resume=not args.no_resume)
-    progress = tqdm(total=len(objects), unit="file", file=sys.stderr,
-                    disable=not sys.stderr.isatty(), desc="ingest")
+    progress = tqdm(
+        total=len(objects),
+        unit="file",
+        file=sys.stderr,
+        disable=not sys.stderr.isatty(),
+        desc="ingest",
+    )
 
     def report(result: FileResult) -> None:
         progress.update(1)
         if args.verbose or result.outcome in ("failed", "not-dicom"):
             line = f"{result.outcome:16} {result.uri}" + (
-                f"  ({result.detail})" if result.detail else "")
+                f"  ({result.detail})" if result.detail else ""
+            )
             progress.write(line, file=sys.stdout)
 
     with progress:
         summary = bulk.run(objects, workers=args.workers, on_result=report)
     counts = summary.counts
-    print(f"files: {len(summary.results)}  stored: {counts['stored']}  "
-          f"already in store: {counts['skipped-existing'] + counts['already-present']}  "
-          f"not DICOM: {counts['not-dicom']}  failed: {counts['failed']}")
+    print(
+        f"files: {len(summary.results)}  stored: {counts['stored']}  "
+        f"already in store: {counts['skipped-existing'] + counts['already-present']}  "
+        f"not DICOM: {counts['not-dicom']}  failed: {counts['failed']}"
+    )
     return 0 if summary.ok else 1

@@ -21,14 +21,27 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("file", type=Path, metavar="FILE", help="DICOM Part 10 file")
     parser.add_argument(
-        "-o", "--output", type=Path, metavar="OUT",
+        "-o",
+        "--output",
+        type=Path,
+        metavar="OUT",
         help="output image (default: FILE's name with .jpg/.png, in the current directory)",
     )
-    parser.add_argument("--max-size", type=int, default=1024, metavar="N",
-                        help="longest output side in pixels (default 1024)")
+    parser.add_argument(
+        "--max-size",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="longest output side in pixels (default 1024)",
+    )
     parser.add_argument("--format", choices=sorted(_SUFFIXES), default="jpeg")
-    parser.add_argument("--frame", type=int, default=None, metavar="K",
-                        help="0-based frame to render (default: the middle one)")
+    parser.add_argument(
+        "--frame",
+        type=int,
+        default=None,
+        metavar="K",
+        help="0-based frame to render (default: the middle one)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -55,9 +68,9 @@ def run(args: argparse.Namespace) -> int:
         "frames": image.frames,
         "frame": image.frame,
         "photometric_interpretation": image.photometric,
-        "window": None if image.window is None else {
-            "center": image.window[0], "width": image.window[1]
-        },
+        "window": None
+        if image.window is None
+        else {"center": image.window[0], "width": image.window[1]},
         "width": image.width,
         "height": image.height,
         "media_type": image.media_type,

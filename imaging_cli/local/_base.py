@@ -144,8 +144,9 @@ class SubprocessServer(LocalServer):
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def _spawn(self, argv: Sequence[str], *, env: dict[str, str] | None = None,
-               cwd: Path | None = None) -> None:
+    def _spawn(
+        self, argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._log_file = self.log_path.open("ab")
         self._proc = subprocess.Popen(
@@ -163,7 +164,9 @@ class SubprocessServer(LocalServer):
         if self.orphan_watch:
             self._watch = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _ORPHAN_WATCH, str(self._proc.pid)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log_file,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._log_file,
                 process_group=self._proc.pid,
             )
 

@@ -80,8 +80,7 @@ class PreconditionRequestHandler(RequestHandler):
             self._check_generation(bucket, name, query.get("sourceGeneration"))
             self._check_object(bucket, name, query, prefix="ifSource")
             if destination[1] is not None:
-                self._check_object(destination[0], destination[1], query, prefix="if",
-                                   creates=True)
+                self._check_object(destination[0], destination[1], query, prefix="if", creates=True)
             return
         if name is None:  # an upload: POST .../b/BUCKET/o
             if method == "POST" and query.get("uploadType") and query.get("upload_id") is None:
@@ -104,11 +103,25 @@ class PreconditionRequestHandler(RequestHandler):
         if wanted is not None and current is not None and str(current.get("generation")) != wanted:
             raise _FailedError(404, "notFound", f"No such object: {bucket}/{name}#{wanted}")
 
-    def _check_object(self, bucket: str, name: str, query: dict[str, str], *, prefix: str,
-                      read: bool = False, creates: bool = False) -> None:
-        conditions = {key: query.get(prefix + key) for key in (
-            "GenerationMatch", "GenerationNotMatch", "MetagenerationMatch",
-            "MetagenerationNotMatch")}
+    def _check_object(
+        self,
+        bucket: str,
+        name: str,
+        query: dict[str, str],
+        *,
+        prefix: str,
+        read: bool = False,
+        creates: bool = False,
+    ) -> None:
+        conditions = {
+            key: query.get(prefix + key)
+            for key in (
+                "GenerationMatch",
+                "GenerationNotMatch",
+                "MetagenerationMatch",
+                "MetagenerationNotMatch",
+            )
+        }
         if all(value is None for value in conditions.values()):
             return
         current = self._current(bucket, name)
@@ -118,8 +131,10 @@ class PreconditionRequestHandler(RequestHandler):
             if creates:
                 raise _failed_precondition()
             return  # the emulator answers 404 for a missing object, as Cloud Storage does
-        actual = {"Generation": int(current.get("generation") or 0),
-                  "Metageneration": int(current.get("metageneration") or 1)}
+        actual = {
+            "Generation": int(current.get("generation") or 0),
+            "Metageneration": int(current.get("metageneration") or 1),
+        }
         for kind, value in actual.items():
             match, not_match = conditions[f"{kind}Match"], conditions[f"{kind}NotMatch"]
             if match is not None and int(match) != value:
@@ -140,7 +155,8 @@ class PreconditionRequestHandler(RequestHandler):
                 metadata = json.loads(body or b"{}")
             elif content_type.startswith("multipart/"):
                 message = BytesParser().parsebytes(
-                    f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+                    f"Content-Type: {content_type}\r\n\r\n".encode() + body
+                )
                 parts: Any = message.get_payload()
                 first = parts[0].get_payload(decode=True)
                 metadata = json.loads(first)
@@ -154,11 +170,17 @@ class PreconditionRequestHandler(RequestHandler):
     def _send_error(self, failed: _FailedError) -> None:
         payload = b""
         if failed.status != 304:
-            payload = json.dumps({"error": {
-                "code": failed.status, "message": failed.message,
-                "errors": [{"domain": "global", "reason": failed.reason,
-                            "message": failed.message}],
-            }}).encode()
+            payload = json.dumps(
+                {
+                    "error": {
+                        "code": failed.status,
+                        "message": failed.message,
+                        "errors": [
+                            {"domain": "global", "reason": failed.reason, "message": failed.message}
+                        ],
+                    }
+                }
+            ).encode()
         self.send_response(failed.status)
         if payload:
             self.send_header("Content-Type", "application/json; charset=UTF-8")
@@ -178,5 +200,6 @@ def _object_after(segments: list[str], start: int) -> tuple[str, str | None, int
 
 
 def _failed_precondition() -> _FailedError:
-    return _FailedError(412, "conditionNotMet",
-                   "At least one of the pre-conditions you specified did not hold.")
+    return _FailedError(
+        412, "conditionNotMet", "At least one of the pre-conditions you specified did not hold."
+    )

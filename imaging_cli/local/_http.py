@@ -41,8 +41,12 @@ class ThreadedHttpServer(LocalServer):
         httpd.owner = self  # type: ignore[attr-defined]
         self.port = httpd.server_address[1]
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        daemon=True, name=f"{self.name}-http")
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            daemon=True,
+            name=f"{self.name}-http",
+        )
         self._thread.start()
 
     def _stop(self) -> None:

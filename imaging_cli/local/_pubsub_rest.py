@@ -23,10 +23,14 @@ from imaging_cli.local._http import ThreadedHttpServer
 _PUBLISH_PATH = re.compile(r"^/v1/(projects/[^/]+/topics/[^/:]+):publish$")
 # google.rpc code -> HTTP status, as Google's REST front end maps them.
 _HTTP_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409, grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
     grpc.StatusCode.INTERNAL: 500,
 }
 
@@ -63,8 +67,7 @@ class _RestHandler(BaseHTTPRequestHandler):
             code = getattr(err, "code", None)
             if not isinstance(code, grpc.StatusCode):
                 raise
-            self._send(_HTTP_STATUS.get(code, 500), _error(code, str(getattr(err, "details",
-                                                                                 err))))
+            self._send(_HTTP_STATUS.get(code, 500), _error(code, str(getattr(err, "details", err))))
             return
         self._send(200, {"messageIds": list(response.message_ids)})
 
@@ -97,5 +100,4 @@ def _publish_request(topic: str, body: bytes) -> pubsub.PublishRequest:
 
 
 def _error(code: grpc.StatusCode, message: str) -> dict[str, Any]:
-    return {"error": {"code": _HTTP_STATUS.get(code, 500), "message": message,
-                      "status": code.name}}
+    return {"error": {"code": _HTTP_STATUS.get(code, 500), "message": message, "status": code.name}}

@@ -26,11 +26,27 @@ from imaging_cli.local._base import LOOPBACK
 from imaging_cli.local._http import ThreadedHttpServer
 
 # RFC 9110 7.6.1: meaningful for one connection only, never forwarded.
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                         "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection"})
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+    }
+)
 _CHUNK = 64 * 1024
-_REASONS = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 502: "BAD_GATEWAY", 503: "UNAVAILABLE",
-            504: "DEADLINE_EXCEEDED"}
+_REASONS = {
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    502: "BAD_GATEWAY",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 
 
 @dataclass(frozen=True)
@@ -80,8 +96,9 @@ class FaultProxy(ThreadedHttpServer):
         """The proxy's equivalent of `target_url` (same path prefix, proxy's host and port)."""
         return f"http://{LOOPBACK}:{self.port}{self._prefix}"
 
-    def fail_next(self, n: int = 1, status: int | None = 503,
-                  retry_after: int | None = None) -> None:
+    def fail_next(
+        self, n: int = 1, status: int | None = 503, retry_after: int | None = None
+    ) -> None:
         """The next `n` requests get `status` without reaching the target.
 
         `status=None` closes the connection without any response, like a crashed backend.
@@ -143,8 +160,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         # Each request is logged before the client gets its answer, so a client that reads
         # `.requests` after a response (or an error) always finds that request there.
         def record(status: int | None, injected: bool) -> None:
-            owner._record(ProxiedRequest(self.command, self.path, status, injected, len(body),
-                                         time.monotonic() - started))
+            owner._record(
+                ProxiedRequest(
+                    self.command, self.path, status, injected, len(body), time.monotonic() - started
+                )
+            )
 
         if failure is None:
             self._forward(owner, body, record)
@@ -173,21 +193,31 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _forward(self, owner: FaultProxy, body: bytes,
-                 record: Callable[[int | None, bool], None]) -> None:
+    def _forward(
+        self, owner: FaultProxy, body: bytes, record: Callable[[int | None, bool], None]
+    ) -> None:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         if body or self.command in ("POST", "PUT", "PATCH"):
             headers["Content-Length"] = str(len(body))
-        upstream = http.client.HTTPConnection(owner._target_host, owner._target_port,
-                                              timeout=owner.timeout)
+        upstream = http.client.HTTPConnection(
+            owner._target_host, owner._target_port, timeout=owner.timeout
+        )
         try:
             upstream.request(self.command, self.path, body=body or None, headers=headers)
             response = upstream.getresponse()
         except OSError as err:
             upstream.close()
             record(502, False)
-            self._send_json(502, {"error": {"code": 502, "status": "BAD_GATEWAY",
-                                            "message": f"fault proxy: upstream error: {err}"}})
+            self._send_json(
+                502,
+                {
+                    "error": {
+                        "code": 502,
+                        "status": "BAD_GATEWAY",
+                        "message": f"fault proxy: upstream error: {err}",
+                    }
+                },
+            )
             return
         record(response.status, False)
         try:
@@ -220,12 +250,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _send_failure(self, status: int, retry_after: int | None) -> None:
         reason = _REASONS.get(status, "INJECTED")
-        payload = {"error": {"code": status, "status": reason,
-                             "message": "fault proxy: injected failure"}}
+        payload = {
+            "error": {"code": status, "status": reason, "message": "fault proxy: injected failure"}
+        }
         self._send_json(status, payload, {"Retry-After": str(retry_after)} if retry_after else {})
 
-    def _send_json(self, status: int, payload: dict[str, Any],
-                   headers: dict[str, str] | None = None) -> None:
+    def _send_json(
+        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -26,9 +26,15 @@ class FhirServer(SubprocessServer):
 
     name = "fhir"
 
-    def __init__(self, workdir: Path | None = None, *, node: str = "node",
-                 startup_timeout: float = 30.0, validate: bool = True,
-                 referential_integrity: bool = True) -> None:
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        node: str = "node",
+        startup_timeout: float = 30.0,
+        validate: bool = True,
+        referential_integrity: bool = True,
+    ) -> None:
         super().__init__(workdir)
         self.node = node
         # Both as Google's store is configured here: structure validation, no dangling references.
@@ -47,7 +53,8 @@ class FhirServer(SubprocessServer):
             raise FileNotFoundError(f"Node.js not found: {self.node} (Node >= 20 is required)")
         # Port 0: Node binds a free port itself and prints it, so there is no probe-then-bind race.
         flags = ([] if self.validate else ["--no-validate"]) + (
-            [] if self.referential_integrity else ["--no-referential-integrity"])
+            [] if self.referential_integrity else ["--no-referential-integrity"]
+        )
         self._spawn([self.node, str(SCRIPT), "0", *flags], cwd=SCRIPT.parent)
         self._wait_ready(self._ready, self.startup_timeout)
 

@@ -53,8 +53,12 @@ class GcsEmulator(LocalServer):
         httpd = HTTPServer((LOOPBACK, 0), partial(PreconditionRequestHandler, server._storage))
         self._server, self._httpd = server, httpd
         self.port = httpd.server_address[1]
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        daemon=True, name="gcs-emulator")
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            daemon=True,
+            name="gcs-emulator",
+        )
         self._thread.start()
         if not tcp_accepts(self.port):
             raise RuntimeError(f"GCS emulator is not accepting connections on {self.url}")

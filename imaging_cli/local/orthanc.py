@@ -40,7 +40,8 @@ DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 _PORT_IN_USE = "already in use"
 DEFAULT_STORE = "projects/local/locations/local/datasets/local/dicomStores/orthanc"
 _STORE_NAME = re.compile(
-    r"^projects/[\w.-]+/locations/[\w.-]+/datasets/[\w.-]+/dicomStores/[\w.-]+$")
+    r"^projects/[\w.-]+/locations/[\w.-]+/datasets/[\w.-]+/dicomStores/[\w.-]+$"
+)
 
 # Lua 5.x without bit operators, so that it runs with whichever Lua Orthanc was built against.
 _NOTIFY_LUA = """
@@ -80,13 +81,22 @@ class OrthancServer(SubprocessServer):
     name = "orthanc"
     orphan_watch = True  # Orthanc has no way of its own to notice that we died
 
-    def __init__(self, workdir: Path | None = None, *, binary: str = ORTHANC_BINARY,
-                 plugin: Path = DICOMWEB_PLUGIN, startup_timeout: float = 30.0,
-                 notification_url: str | None = None, store_name: str = DEFAULT_STORE) -> None:
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        binary: str = ORTHANC_BINARY,
+        plugin: Path = DICOMWEB_PLUGIN,
+        startup_timeout: float = 30.0,
+        notification_url: str | None = None,
+        store_name: str = DEFAULT_STORE,
+    ) -> None:
         super().__init__(workdir)
         if not _STORE_NAME.match(store_name):
-            raise ValueError(f"not a DICOM store name: {store_name!r} (projects/P/locations/L/"
-                             "datasets/D/dicomStores/S)")
+            raise ValueError(
+                f"not a DICOM store name: {store_name!r} (projects/P/locations/L/"
+                "datasets/D/dicomStores/S)"
+            )
         self.binary = binary
         self.plugin = plugin
         self.notification_url = notification_url  # see the module docstring
@@ -135,8 +145,10 @@ class OrthancServer(SubprocessServer):
         config_path = self.workdir / "orthanc.json"
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.notification_url:
-            (self.workdir / "notify.lua").write_text(_NOTIFY_LUA % {
-                "url": json.dumps(self.notification_url), "store": json.dumps(self.store_name)})
+            (self.workdir / "notify.lua").write_text(
+                _NOTIFY_LUA
+                % {"url": json.dumps(self.notification_url), "store": json.dumps(self.store_name)}
+            )
         # Orthanc cannot bind port 0, so we probe for a free port; another process may take it
         # before Orthanc binds it. That shows in the log, and a new port fixes it.
         for attempt in range(1, _PORT_ATTEMPTS + 1):

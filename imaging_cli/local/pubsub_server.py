@@ -126,9 +126,15 @@ class PubSubServer(LocalServer):
 
     name = "pubsub"
 
-    def __init__(self, *, auto_create_topics: bool = True, pull_wait: float = 0.5,
-                 max_workers: int = 16, push_backoff: tuple[float, float] = (0.1, 2.0),
-                 push_concurrency: int = 4) -> None:
+    def __init__(
+        self,
+        *,
+        auto_create_topics: bool = True,
+        pull_wait: float = 0.5,
+        max_workers: int = 16,
+        push_backoff: tuple[float, float] = (0.1, 2.0),
+        push_concurrency: int = 4,
+    ) -> None:
         super().__init__()
         self.auto_create_topics = auto_create_topics
         self.pull_wait = pull_wait  # how long an empty Pull waits for a message, in seconds
@@ -170,8 +176,11 @@ class PubSubServer(LocalServer):
         return f"{self.rest_url}/v1/{topic}:publish"
 
     def _start(self) -> None:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._max_workers,
-                                                        thread_name_prefix="pubsub-server"))
+        server = grpc.server(
+            futures.ThreadPoolExecutor(
+                max_workers=self._max_workers, thread_name_prefix="pubsub-server"
+            )
+        )
         server.add_generic_rpc_handlers(self._handlers())
         port = server.add_insecure_port(f"{LOOPBACK}:0")
         if port == 0:
@@ -181,10 +190,12 @@ class PubSubServer(LocalServer):
         self._stopping.clear()
         self._push_session = requests.Session()
         self._push_inflight = 0
-        self._push_pool = futures.ThreadPoolExecutor(max_workers=self.push_concurrency,
-                                                     thread_name_prefix="pubsub-push")
-        self._push_thread = threading.Thread(target=self._push_loop, daemon=True,
-                                             name="pubsub-push-dispatch")
+        self._push_pool = futures.ThreadPoolExecutor(
+            max_workers=self.push_concurrency, thread_name_prefix="pubsub-push"
+        )
+        self._push_thread = threading.Thread(
+            target=self._push_loop, daemon=True, name="pubsub-push-dispatch"
+        )
         self._push_thread.start()
         self._rest.start()
 
@@ -233,8 +244,9 @@ class PubSubServer(LocalServer):
             while len(self.push_attempts) < count:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(f"{len(self.push_attempts)} of {count} push attempts "
-                                       f"in {timeout}s")
+                    raise TimeoutError(
+                        f"{len(self.push_attempts)} of {count} push attempts in {timeout}s"
+                    )
                 self._lock.wait(remaining)
             return list(self.push_attempts)
 
@@ -252,8 +264,12 @@ class PubSubServer(LocalServer):
         """Same as clear(): the name every local server uses for "back to empty"."""
         self.clear()
 
-    def fail_next(self, n: int = 1, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE,
-                  method: str = "Publish") -> None:
+    def fail_next(
+        self,
+        n: int = 1,
+        code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE,
+        method: str = "Publish",
+    ) -> None:
         """Makes the next `n` calls of `method` (e.g. "Publish", "Pull") end with `code`."""
         with self._lock:
             self._failures.setdefault(method, []).extend([code] * n)
@@ -262,10 +278,16 @@ class PubSubServer(LocalServer):
         """Creates a topic directly (tests' shortcut for a PublisherClient.create_topic)."""
         self._create_topic(pubsub.Topic(name=topic))
 
-    def create_push_subscription(self, subscription: str, topic: str, endpoint: str, *,
-                                 dead_letter_topic: str | None = None,
-                                 max_delivery_attempts: int = 5,
-                                 ack_deadline_seconds: int = 10) -> None:
+    def create_push_subscription(
+        self,
+        subscription: str,
+        topic: str,
+        endpoint: str,
+        *,
+        dead_letter_topic: str | None = None,
+        max_delivery_attempts: int = 5,
+        ack_deadline_seconds: int = 10,
+    ) -> None:
         """Creates a push subscription directly (the topic is created if missing).
 
         As in Pub/Sub, `ack_deadline_seconds` is also the push request timeout: a handler that
@@ -274,12 +296,16 @@ class PubSubServer(LocalServer):
         with self._lock:
             if topic not in self._topics:
                 self._create_topic(pubsub.Topic(name=topic))
-        request = pubsub.Subscription(name=subscription, topic=topic,
-                                      push_config=pubsub.PushConfig(push_endpoint=endpoint),
-                                      ack_deadline_seconds=ack_deadline_seconds)
+        request = pubsub.Subscription(
+            name=subscription,
+            topic=topic,
+            push_config=pubsub.PushConfig(push_endpoint=endpoint),
+            ack_deadline_seconds=ack_deadline_seconds,
+        )
         if dead_letter_topic:
             request.dead_letter_policy = pubsub.DeadLetterPolicy(
-                dead_letter_topic=dead_letter_topic, max_delivery_attempts=max_delivery_attempts)
+                dead_letter_topic=dead_letter_topic, max_delivery_attempts=max_delivery_attempts
+            )
         self._create_subscription(request)
 
     # --- Publisher ---------------------------------------------------------------------------
@@ -315,14 +341,18 @@ class PubSubServer(LocalServer):
     def _publish(self, request: pubsub.PublishRequest) -> pubsub.PublishResponse:
         if not request.messages:
             raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "No messages in the request")
-        size = sum(len(m.data) + sum(len(k) + len(v) for k, v in m.attributes.items())
-                   for m in request.messages)
+        size = sum(
+            len(m.data) + sum(len(k) + len(v) for k, v in m.attributes.items())
+            for m in request.messages
+        )
         if size > _MAX_PUBLISH_BYTES:
             raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "Request payload is too large")
         for m in request.messages:
             if not m.data and not m.attributes:
-                raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                                "Some messages contain neither data nor attributes")
+                raise _RpcError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "Some messages contain neither data nor attributes",
+                )
             _check_attributes(dict(m.attributes))
         with self._lock:
             if request.topic not in self._topics:
@@ -330,16 +360,26 @@ class PubSubServer(LocalServer):
                     raise _RpcError(grpc.StatusCode.NOT_FOUND, "Topic not found")
                 _check_name(request.topic, _TOPIC_NAME, "topic")
                 self._topics[request.topic] = pubsub.Topic(name=request.topic)
-            ids = [self._store(request.topic, bytes(m.data), dict(m.attributes),
-                               m.ordering_key).message_id for m in request.messages]
+            ids = [
+                self._store(
+                    request.topic, bytes(m.data), dict(m.attributes), m.ordering_key
+                ).message_id
+                for m in request.messages
+            ]
             return pubsub.PublishResponse(message_ids=ids)
 
-    def _store(self, topic: str, data: bytes, attributes: dict[str, str],
-               ordering_key: str = "") -> Message:
+    def _store(
+        self, topic: str, data: bytes, attributes: dict[str, str], ordering_key: str = ""
+    ) -> Message:
         """Records a message and fans it out to the topic's subscriptions (lock held)."""
-        message = Message(topic=topic, data=data, attributes=attributes,
-                          message_id=str(next(self._ids)), publish_time=datetime.now(UTC),
-                          ordering_key=ordering_key)
+        message = Message(
+            topic=topic,
+            data=data,
+            attributes=attributes,
+            message_id=str(next(self._ids)),
+            publish_time=datetime.now(UTC),
+            ordering_key=ordering_key,
+        )
         self._published.append(message)
         for sub in self._subscriptions.values():
             if sub.proto.topic == topic:
@@ -364,12 +404,16 @@ class PubSubServer(LocalServer):
             if not request.ack_deadline_seconds:
                 request.ack_deadline_seconds = 10
             if not 10 <= request.ack_deadline_seconds <= 600:
-                raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                                "ack_deadline_seconds must be between 10 and 600")
+                raise _RpcError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "ack_deadline_seconds must be between 10 and 600",
+                )
             policy = request.dead_letter_policy
             if policy.dead_letter_topic and not 5 <= (policy.max_delivery_attempts or 5) <= 100:
-                raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                                "max_delivery_attempts must be between 5 and 100")
+                raise _RpcError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "max_delivery_attempts must be between 5 and 100",
+                )
             self._subscriptions[request.name] = _Subscription(proto=request)
             return request
 
@@ -407,8 +451,9 @@ class PubSubServer(LocalServer):
             self._modify(sub, request.ack_ids, request.ack_deadline_seconds)
         return empty_pb2.Empty()
 
-    def _streaming_pull(self, requests: Iterator[pubsub.StreamingPullRequest],
-                        context: grpc.ServicerContext) -> Iterator[pubsub.StreamingPullResponse]:
+    def _streaming_pull(
+        self, requests: Iterator[pubsub.StreamingPullRequest], context: grpc.ServicerContext
+    ) -> Iterator[pubsub.StreamingPullResponse]:
         first = next(requests)
         with self._lock:
             self._subscription(first.subscription)
@@ -426,8 +471,7 @@ class PubSubServer(LocalServer):
                             return
                         for ack_id in req.ack_ids:
                             sub.outstanding.pop(ack_id, None)
-                        self._modify(sub, req.modify_deadline_ack_ids,
-                                     *req.modify_deadline_seconds)
+                        self._modify(sub, req.modify_deadline_ack_ids, *req.modify_deadline_seconds)
                         self._lock.notify_all()
 
         threading.Thread(target=consume, daemon=True, name="pubsub-streaming-acks").start()
@@ -456,8 +500,9 @@ class PubSubServer(LocalServer):
             raise _RpcError(grpc.StatusCode.NOT_FOUND, "Subscription does not exist")
         return sub
 
-    def _take(self, sub: _Subscription, max_messages: int,
-              deadline: float | None = None) -> list[pubsub.ReceivedMessage]:
+    def _take(
+        self, sub: _Subscription, max_messages: int, deadline: float | None = None
+    ) -> list[pubsub.ReceivedMessage]:
         now = time.monotonic()
         for ack_id, out in list(sub.outstanding.items()):  # expired leases are redelivered
             if out.deadline <= now:
@@ -475,8 +520,9 @@ class PubSubServer(LocalServer):
         sub.backlog = keep
         return received
 
-    def _lease(self, sub: _Subscription, pending: _Pending,
-               deadline: float) -> pubsub.ReceivedMessage:
+    def _lease(
+        self, sub: _Subscription, pending: _Pending, deadline: float
+    ) -> pubsub.ReceivedMessage:
         ack_id = f"{sub.proto.name}:{next(self._ack_ids)}"
         attempt = pending.attempts + 1
         message = pending.message
@@ -484,8 +530,10 @@ class PubSubServer(LocalServer):
         return pubsub.ReceivedMessage(
             ack_id=ack_id,
             message=pubsub.PubsubMessage(
-                data=message.data, attributes=message.attributes,
-                message_id=message.message_id, publish_time=message.publish_time,
+                data=message.data,
+                attributes=message.attributes,
+                message_id=message.message_id,
+                publish_time=message.publish_time,
                 ordering_key=message.ordering_key,
             ),
             # Like the service: only subscriptions with a dead-letter policy count attempts.
@@ -497,13 +545,13 @@ class PubSubServer(LocalServer):
         limit = sub.max_delivery_attempts
         if limit is None or pending.attempts < limit:
             return False
-        attributes = {**pending.message.attributes,
-                      "CloudPubSubDeadLetterSourceDeliveryCount": str(pending.attempts),
-                      "CloudPubSubDeadLetterSourceSubscription": sub.proto.name.rsplit("/", 1)[-1],
-                      "CloudPubSubDeadLetterSourceSubscriptionProject":
-                          sub.proto.name.split("/")[1],
-                      "CloudPubSubDeadLetterSourceTopicPublishTime":
-                          pending.message.publish_time.isoformat()}
+        attributes = {
+            **pending.message.attributes,
+            "CloudPubSubDeadLetterSourceDeliveryCount": str(pending.attempts),
+            "CloudPubSubDeadLetterSourceSubscription": sub.proto.name.rsplit("/", 1)[-1],
+            "CloudPubSubDeadLetterSourceSubscriptionProject": sub.proto.name.split("/")[1],
+            "CloudPubSubDeadLetterSourceTopicPublishTime": pending.message.publish_time.isoformat(),
+        }
         topic = sub.proto.dead_letter_policy.dead_letter_topic
         if topic not in self._topics:
             if not self.auto_create_topics:
@@ -540,10 +588,17 @@ class PubSubServer(LocalServer):
                     if sub.push_endpoint and free > 0:
                         # The lease outlives the request timeout (the ack deadline) a little,
                         # so a timed-out push is retried with backoff, not re-leased at once.
-                        jobs.extend((sub.proto.name, sub.push_endpoint, r.ack_id,
-                                     sub.outstanding[r.ack_id], r.delivery_attempt,
-                                     sub.ack_deadline)
-                                    for r in self._take(sub, free, deadline=sub.ack_deadline + 5))
+                        jobs.extend(
+                            (
+                                sub.proto.name,
+                                sub.push_endpoint,
+                                r.ack_id,
+                                sub.outstanding[r.ack_id],
+                                r.delivery_attempt,
+                                sub.ack_deadline,
+                            )
+                            for r in self._take(sub, free, deadline=sub.ack_deadline + 5)
+                        )
                 if not jobs:
                     self._lock.wait(0.05)  # publish, nack and stop notify; backoff needs polling
                     continue
@@ -553,8 +608,15 @@ class PubSubServer(LocalServer):
                 if pool is not None and not self._stopping.is_set():
                     pool.submit(self._push_one, *job)
 
-    def _push_one(self, subscription: str, endpoint: str, ack_id: str, lease: _Outstanding,
-                  delivery_attempt: int, timeout: float) -> None:
+    def _push_one(
+        self,
+        subscription: str,
+        endpoint: str,
+        ack_id: str,
+        lease: _Outstanding,
+        delivery_attempt: int,
+        timeout: float,
+    ) -> None:
         try:
             self._deliver(subscription, endpoint, ack_id, lease, delivery_attempt, timeout)
         finally:
@@ -562,16 +624,25 @@ class PubSubServer(LocalServer):
                 self._push_inflight -= 1
                 self._lock.notify_all()
 
-    def _deliver(self, subscription: str, endpoint: str, ack_id: str, lease: _Outstanding,
-                 delivery_attempt: int, timeout: float) -> None:
+    def _deliver(
+        self,
+        subscription: str,
+        endpoint: str,
+        ack_id: str,
+        lease: _Outstanding,
+        delivery_attempt: int,
+        timeout: float,
+    ) -> None:
         message = lease.message
         publish_time = message.publish_time.isoformat().replace("+00:00", "Z")
         envelope: dict[str, Any] = {
             "message": {
                 "data": base64.b64encode(message.data).decode(),
                 "attributes": dict(message.attributes),
-                "messageId": message.message_id, "message_id": message.message_id,
-                "publishTime": publish_time, "publish_time": publish_time,
+                "messageId": message.message_id,
+                "message_id": message.message_id,
+                "publishTime": publish_time,
+                "publish_time": publish_time,
             },
             "subscription": subscription,
         }
@@ -587,8 +658,9 @@ class PubSubServer(LocalServer):
         except requests.RequestException:
             status = None
         with self._lock:
-            self.push_attempts.append(PushAttempt(subscription, message.message_id,
-                                                  lease.delivery_attempt, status))
+            self.push_attempts.append(
+                PushAttempt(subscription, message.message_id, lease.delivery_attempt, status)
+            )
             self._lock.notify_all()
             sub = self._subscriptions.get(subscription)
             out = sub.outstanding.pop(ack_id, None) if sub else None
@@ -596,15 +668,20 @@ class PubSubServer(LocalServer):
                 return
             first, largest = self.push_backoff
             delay = min(largest, first * 2 ** (out.delivery_attempt - 1))
-            sub.backlog.append(_Pending(out.message, out.delivery_attempt,
-                                        time.monotonic() + delay))
+            sub.backlog.append(
+                _Pending(out.message, out.delivery_attempt, time.monotonic() + delay)
+            )
             self._lock.notify_all()
 
     # --- gRPC plumbing -----------------------------------------------------------------------
 
     def _handlers(self) -> tuple[grpc.GenericRpcHandler, ...]:
-        def unary(method: str, fn: Callable[[Any], Any], request_type: Any,
-                  response_serializer: Callable[[Any], bytes]) -> grpc.RpcMethodHandler:
+        def unary(
+            method: str,
+            fn: Callable[[Any], Any],
+            request_type: Any,
+            response_serializer: Callable[[Any], bytes],
+        ) -> grpc.RpcMethodHandler:
             def handler(request: Any, context: grpc.ServicerContext) -> Any:
                 self._before(method, context)
                 try:
@@ -613,7 +690,8 @@ class PubSubServer(LocalServer):
                     context.abort(err.code, err.details)
 
             return grpc.unary_unary_rpc_method_handler(
-                handler, request_deserializer=request_type.deserialize,
+                handler,
+                request_deserializer=request_type.deserialize,
                 response_serializer=response_serializer,
             )
 
@@ -632,33 +710,57 @@ class PubSubServer(LocalServer):
                 context.abort(err.code, err.details)
 
         publisher = {
-            "CreateTopic": unary("CreateTopic", self._create_topic, pubsub.Topic,
-                                 proto_plus(pubsub.Topic)),
-            "GetTopic": unary("GetTopic", self._get_topic, pubsub.GetTopicRequest,
-                              proto_plus(pubsub.Topic)),
-            "DeleteTopic": unary("DeleteTopic", self._delete_topic, pubsub.DeleteTopicRequest,
-                                 empty),
-            "ListTopics": unary("ListTopics", self._list_topics, pubsub.ListTopicsRequest,
-                                proto_plus(pubsub.ListTopicsResponse)),
-            "Publish": unary("Publish", self._publish, pubsub.PublishRequest,
-                             proto_plus(pubsub.PublishResponse)),
+            "CreateTopic": unary(
+                "CreateTopic", self._create_topic, pubsub.Topic, proto_plus(pubsub.Topic)
+            ),
+            "GetTopic": unary(
+                "GetTopic", self._get_topic, pubsub.GetTopicRequest, proto_plus(pubsub.Topic)
+            ),
+            "DeleteTopic": unary(
+                "DeleteTopic", self._delete_topic, pubsub.DeleteTopicRequest, empty
+            ),
+            "ListTopics": unary(
+                "ListTopics",
+                self._list_topics,
+                pubsub.ListTopicsRequest,
+                proto_plus(pubsub.ListTopicsResponse),
+            ),
+            "Publish": unary(
+                "Publish", self._publish, pubsub.PublishRequest, proto_plus(pubsub.PublishResponse)
+            ),
         }
         subscriber = {
-            "CreateSubscription": unary("CreateSubscription", self._create_subscription,
-                                        pubsub.Subscription, proto_plus(pubsub.Subscription)),
-            "GetSubscription": unary("GetSubscription", self._get_subscription,
-                                     pubsub.GetSubscriptionRequest,
-                                     proto_plus(pubsub.Subscription)),
-            "DeleteSubscription": unary("DeleteSubscription", self._delete_subscription,
-                                        pubsub.DeleteSubscriptionRequest, empty),
-            "Pull": unary("Pull", self._pull, pubsub.PullRequest,
-                          proto_plus(pubsub.PullResponse)),
-            "Acknowledge": unary("Acknowledge", self._acknowledge, pubsub.AcknowledgeRequest,
-                                 empty),
-            "ModifyAckDeadline": unary("ModifyAckDeadline", self._modify_ack_deadline,
-                                       pubsub.ModifyAckDeadlineRequest, empty),
+            "CreateSubscription": unary(
+                "CreateSubscription",
+                self._create_subscription,
+                pubsub.Subscription,
+                proto_plus(pubsub.Subscription),
+            ),
+            "GetSubscription": unary(
+                "GetSubscription",
+                self._get_subscription,
+                pubsub.GetSubscriptionRequest,
+                proto_plus(pubsub.Subscription),
+            ),
+            "DeleteSubscription": unary(
+                "DeleteSubscription",
+                self._delete_subscription,
+                pubsub.DeleteSubscriptionRequest,
+                empty,
+            ),
+            "Pull": unary("Pull", self._pull, pubsub.PullRequest, proto_plus(pubsub.PullResponse)),
+            "Acknowledge": unary(
+                "Acknowledge", self._acknowledge, pubsub.AcknowledgeRequest, empty
+            ),
+            "ModifyAckDeadline": unary(
+                "ModifyAckDeadline",
+                self._modify_ack_deadline,
+                pubsub.ModifyAckDeadlineRequest,
+                empty,
+            ),
             "StreamingPull": grpc.stream_stream_rpc_method_handler(
-                streaming_pull, request_deserializer=pubsub.StreamingPullRequest.deserialize,
+                streaming_pull,
+                request_deserializer=pubsub.StreamingPullRequest.deserialize,
                 response_serializer=proto_plus(pubsub.StreamingPullResponse),
             ),
         }
@@ -683,16 +785,21 @@ class PubSubServer(LocalServer):
 def _check_attributes(attributes: dict[str, str]) -> None:
     """Pub/Sub's documented attribute limits; breaking one fails the whole Publish."""
     if len(attributes) > 100:
-        raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "A message can have at most 100 "
-                        "attributes")
+        raise _RpcError(
+            grpc.StatusCode.INVALID_ARGUMENT, "A message can have at most 100 attributes"
+        )
     for key, value in attributes.items():
         if not key or len(key.encode()) > 256 or len(value.encode()) > 1024:
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                            f"Invalid attribute {key[:40]!r}: keys must be 1-256 bytes and "
-                            "values at most 1024 bytes")
+            raise _RpcError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Invalid attribute {key[:40]!r}: keys must be 1-256 bytes and "
+                "values at most 1024 bytes",
+            )
         if key.startswith("goog"):
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT,
-                            f"Attribute keys starting with 'goog' are reserved: {key[:40]!r}")
+            raise _RpcError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Attribute keys starting with 'goog' are reserved: {key[:40]!r}",
+            )
 
 
 def _check_name(name: str, pattern: re.Pattern[str], kind: str) -> None:

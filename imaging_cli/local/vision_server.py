@@ -32,12 +32,19 @@ from imaging_cli.local._http import ThreadedHttpServer
 # names. Both are valid proto3 JSON, so accept both, using the client's own enum as the table.
 _FEATURE_ENUM = Feature.Type.__members__.values()
 FEATURE_TYPES: dict[str | int, str] = {
-    **{t.name: t.name for t in _FEATURE_ENUM}, **{int(t.value): t.name for t in _FEATURE_ENUM}
+    **{t.name: t.name for t in _FEATURE_ENUM},
+    **{int(t.value): t.name for t in _FEATURE_ENUM},
 }
 MAX_IMAGES_PER_REQUEST = 16
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # the documented limit of a JSON request body
-_STATUS_NAMES = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 _CODE_INVALID_ARGUMENT = 3  # google.rpc.Code, used in per-image errors
 
 
@@ -100,9 +107,13 @@ class VisionServer(ThreadedHttpServer):
         with self._state.lock:
             return self._state.calls
 
-    def respond_with(self, *, labels: list[tuple[str, float]] | None = None,
-                     objects: list[tuple[str, float]] | None = None,
-                     text: str | None = None) -> None:
+    def respond_with(
+        self,
+        *,
+        labels: list[tuple[str, float]] | None = None,
+        objects: list[tuple[str, float]] | None = None,
+        text: str | None = None,
+    ) -> None:
         """Fixes the answer for every following image; None keeps the image-derived default."""
         with self._state.lock:
             self._state.programmed = _Programmed(labels=labels, objects=objects, text=text)
@@ -129,8 +140,11 @@ class VisionServer(ThreadedHttpServer):
             programmed = self._state.programmed
         if failure is not None:
             headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after else {}
-            return failure.status, _error(failure.status, "Injected failure by the local "
-                                          "Vision server."), headers
+            return (
+                failure.status,
+                _error(failure.status, "Injected failure by the local Vision server."),
+                headers,
+            )
         try:
             items = _parse(body)
         except _BadRequestError as err:
@@ -140,8 +154,9 @@ class VisionServer(ThreadedHttpServer):
             responses.append(self._annotate_one(index, item, programmed))
         return 200, {"responses": responses}, {}
 
-    def _annotate_one(self, index: int, item: dict[str, Any],
-                      programmed: _Programmed) -> dict[str, Any]:
+    def _annotate_one(
+        self, index: int, item: dict[str, Any], programmed: _Programmed
+    ) -> dict[str, Any]:
         features = [(f["type"], f.get("maxResults")) for f in item["features"]]
         raw = item["_image_bytes"]
         image: Image.Image | None = None
@@ -151,11 +166,15 @@ class VisionServer(ThreadedHttpServer):
         except (UnidentifiedImageError, OSError, ValueError):
             image = None
         with self._state.lock:
-            self._state.requests.append(RecordedRequest(
-                features=features, image_size=image.size if image else None,
-                image_mode=image.mode if image else None, image_bytes=len(raw),
-                image_context=item.get("imageContext"),
-            ))
+            self._state.requests.append(
+                RecordedRequest(
+                    features=features,
+                    image_size=image.size if image else None,
+                    image_mode=image.mode if image else None,
+                    image_bytes=len(raw),
+                    image_context=item.get("imageContext"),
+                )
+            )
         if image is None:
             return {"error": {"code": _CODE_INVALID_ARGUMENT, "message": "Bad image data."}}
         response: dict[str, Any] = {}
@@ -170,10 +189,19 @@ class VisionServer(ThreadedHttpServer):
             elif feature == "OBJECT_LOCALIZATION":
                 objects = programmed.objects or []
                 response["localizedObjectAnnotations"] = [
-                    {"mid": f"/m/localobj{i}", "name": n, "score": s,
-                     "boundingPoly": {"normalizedVertices": [
-                         {"x": 0.1, "y": 0.1}, {"x": 0.9, "y": 0.1},
-                         {"x": 0.9, "y": 0.9}, {"x": 0.1, "y": 0.9}]}}
+                    {
+                        "mid": f"/m/localobj{i}",
+                        "name": n,
+                        "score": s,
+                        "boundingPoly": {
+                            "normalizedVertices": [
+                                {"x": 0.1, "y": 0.1},
+                                {"x": 0.9, "y": 0.1},
+                                {"x": 0.9, "y": 0.9},
+                                {"x": 0.1, "y": 0.9},
+                            ]
+                        },
+                    }
                     for i, (n, s) in enumerate(objects[:limit])
                 ]
             elif feature in ("TEXT_DETECTION", "DOCUMENT_TEXT_DETECTION") and programmed.text:
@@ -219,20 +247,29 @@ def _is_annotate_path(path: str) -> bool:
     if not parts or parts[0] != "v1" or parts[-1] != "images:annotate":
         return False
     middle = parts[1:-1]
-    return middle == [] or (len(middle) in (2, 4) and middle[0] == "projects"
-                            and (len(middle) == 2 or middle[2] == "locations"))
+    return middle == [] or (
+        len(middle) in (2, 4)
+        and middle[0] == "projects"
+        and (len(middle) == 2 or middle[2] == "locations")
+    )
 
 
 def _error(status: int, message: str) -> dict[str, Any]:
-    return {"error": {"code": status, "message": message,
-                      "status": _STATUS_NAMES.get(status, "UNKNOWN")}}
+    return {
+        "error": {
+            "code": status,
+            "message": message,
+            "status": _STATUS_NAMES.get(status, "UNKNOWN"),
+        }
+    }
 
 
 def _parse(body: bytes) -> list[dict[str, Any]]:
     """Validates the batch request; raises _BadRequestError with a Google-like message."""
     if len(body) > MAX_REQUEST_BYTES:
-        raise _BadRequestError(f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} "
-                               "bytes.")
+        raise _BadRequestError(
+            f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} bytes."
+        )
     try:
         payload = json.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -242,7 +279,7 @@ def _parse(body: bytes) -> list[dict[str, Any]]:
     unknown = set(payload) - {"requests", "parent"}
     if unknown:
         name = sorted(unknown)[0]
-        raise _BadRequestError(f"Invalid JSON payload received. Unknown name \"{name}\"")
+        raise _BadRequestError(f'Invalid JSON payload received. Unknown name "{name}"')
     items = payload.get("requests")
     if not isinstance(items, list) or not items:
         raise _BadRequestError("No requests specified.")
@@ -254,26 +291,32 @@ def _parse(body: bytes) -> list[dict[str, Any]]:
             raise _BadRequestError(f"Invalid value at '{where}'.")
         image = item.get("image")
         if not isinstance(image, dict) or "content" not in image:
-            raise _BadRequestError(f"{where}.image.content is required (this local server does not "
-                              "fetch image.source URIs).")
+            raise _BadRequestError(
+                f"{where}.image.content is required (this local server does not "
+                "fetch image.source URIs)."
+            )
         try:
             item["_image_bytes"] = base64.b64decode(image["content"], validate=True)
         except (binascii.Error, TypeError, ValueError) as err:
-            raise _BadRequestError(f"Invalid value at '{where}.image.content' (TYPE_BYTES), "
-                              "Base64 decoding failed.") from err
+            raise _BadRequestError(
+                f"Invalid value at '{where}.image.content' (TYPE_BYTES), Base64 decoding failed."
+            ) from err
         features = item.get("features")
         if not isinstance(features, list) or not features:
             raise _BadRequestError(f"{where}: at least one feature is required.")
         for j, feature in enumerate(features):
             ftype = feature.get("type") if isinstance(feature, dict) else None
             if isinstance(ftype, bool) or ftype not in FEATURE_TYPES:
-                raise _BadRequestError(f"Invalid value at '{where}.features[{j}].type' "
-                                  f"(type.googleapis.com/google.cloud.vision.v1.Feature.Type), "
-                                  f"\"{ftype}\"")
+                raise _BadRequestError(
+                    f"Invalid value at '{where}.features[{j}].type' "
+                    f"(type.googleapis.com/google.cloud.vision.v1.Feature.Type), "
+                    f'"{ftype}"'
+                )
             max_results = feature.get("maxResults")
             if max_results is not None and not isinstance(max_results, int):
-                raise _BadRequestError(f"Invalid value at '{where}.features[{j}].max_results' "
-                                  "(TYPE_INT32)")
+                raise _BadRequestError(
+                    f"Invalid value at '{where}.features[{j}].max_results' (TYPE_INT32)"
+                )
             feature["type"] = FEATURE_TYPES[ftype]
         context = item.get("imageContext")
         if context is not None and not isinstance(context, dict):
@@ -299,7 +342,13 @@ def _labels(image: Image.Image) -> list[tuple[str, float]]:
 def _text_annotations(text: str, size: tuple[int, int]) -> list[dict[str, Any]]:
     """The whole text first (with the locale), then one entry per word, as Vision does."""
     width, height = size
-    box = {"vertices": [{"x": 0, "y": 0}, {"x": width, "y": 0},
-                        {"x": width, "y": height}, {"x": 0, "y": height}]}
+    box = {
+        "vertices": [
+            {"x": 0, "y": 0},
+            {"x": width, "y": 0},
+            {"x": width, "y": height},
+            {"x": 0, "y": height},
+        ]
+    }
     whole = {"locale": "en", "description": text, "boundingPoly": box}
     return [whole, *({"description": word, "boundingPoly": box} for word in text.split())]

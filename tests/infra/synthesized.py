@@ -55,8 +55,16 @@ class Binding:
     member: str
 
 
-TARGET_FIELDS = ("dicom_store_id", "fhir_store_id", "topic", "subscription", "bucket",
-                 "crypto_key_id", "name", "project")
+TARGET_FIELDS = (
+    "dicom_store_id",
+    "fhir_store_id",
+    "topic",
+    "subscription",
+    "bucket",
+    "crypto_key_id",
+    "name",
+    "project",
+)
 
 
 def iam_bindings(stack: dict[str, Any]) -> list[Binding]:

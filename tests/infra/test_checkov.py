@@ -26,8 +26,8 @@ CMEK = {env.name: env.config.security.cmek for env in load_environments(list(ENV
 # Checks that must be among the passed ones in every environment: proof checkov really
 # evaluated our resources (not an empty scan that "passes").
 MUST_PASS = {
-    "CKV_GCP_29",   # uniform bucket-level access
-    "CKV_GCP_78",   # bucket versioning
+    "CKV_GCP_29",  # uniform bucket-level access
+    "CKV_GCP_78",  # bucket versioning
     "CKV_GCP_114",  # public access prevention enforced
 }
 
@@ -37,8 +37,15 @@ def checkov_results(synth_dir: Path) -> dict[str, dict[str, Any]]:
     """{env: {"passed": {check ids}, "failed": [(check id, resource)], "version": str}}."""
     assert CHECKOV.exists(), "checkov is installed by scripts/bootstrap.sh into .venv-checkov"
     files = [str(synth_dir / "stacks" / env / "cdk.tf.json") for env in ENVIRONMENTS]
-    args = [str(CHECKOV), "--skip-download", "--framework", "terraform_json",
-            "--compact", "-o", "json"]
+    args = [
+        str(CHECKOV),
+        "--skip-download",
+        "--framework",
+        "terraform_json",
+        "--compact",
+        "-o",
+        "json",
+    ]
     for f in files:
         args += ["-f", f]
     run = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
@@ -46,7 +53,8 @@ def checkov_results(synth_dir: Path) -> dict[str, dict[str, Any]]:
     reports = json.loads(run.stdout)
     reports = reports if isinstance(reports, list) else [reports]
     results: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"passed": set(), "failed": [], "version": ""})
+        lambda: {"passed": set(), "failed": [], "version": ""}
+    )
     for report in reports:
         for kind in ("passed_checks", "failed_checks"):
             for check in report["results"].get(kind, []):
@@ -71,7 +79,8 @@ def test_checkov_evaluated_the_stack(checkov_results: dict[str, dict[str, Any]],
 
 
 def test_prod_passes_every_check_but_the_documented_skips(
-        checkov_results: dict[str, dict[str, Any]]) -> None:
+    checkov_results: dict[str, dict[str, Any]],
+) -> None:
     failed = {check for check, _ in checkov_results["prod"]["failed"]}
     assert failed - set(CHECKOV_SKIPS) == set(), checkov_results["prod"]["failed"]
     # A skip that no longer fires is stale: delete it.
@@ -81,7 +90,8 @@ def test_prod_passes_every_check_but_the_documented_skips(
 
 @pytest.mark.parametrize("env", [e for e in ENVIRONMENTS if not CMEK[e]])
 def test_environments_without_cmek_fail_only_the_cmek_checks(
-        checkov_results: dict[str, dict[str, Any]], env: str) -> None:
+    checkov_results: dict[str, dict[str, Any]], env: str
+) -> None:
     failed = {check for check, _ in checkov_results[env]["failed"]}
     assert failed - set(CHECKOV_SKIPS) - set(CHECKOV_CMEK_CHECKS) == set()
     assert set(CHECKOV_CMEK_CHECKS) <= failed

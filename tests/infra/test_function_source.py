@@ -63,8 +63,9 @@ def test_build_debris_is_excluded_and_does_not_change_the_hash(tmp_path: Path) -
     names = [name for name, _ in source_files(src)]
     assert names == sorted(names)
     assert "main.py" in names and "requirements.txt" in names
-    assert not any("__pycache__" in n or n.endswith(".pyc") or n.startswith("tests/")
-                   for n in names)
+    assert not any(
+        "__pycache__" in n or n.endswith(".pyc") or n.startswith("tests/") for n in names
+    )
 
 
 def test_zip_entries_have_fixed_timestamps_and_modes() -> None:

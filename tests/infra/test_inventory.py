@@ -49,8 +49,11 @@ def mismatches(expected: Any, actual: Any, where: str = "") -> list[str]:
     if isinstance(expected, list):
         if not isinstance(actual, list) or len(actual) != len(expected):
             return [f"{where}: expected {expected!r}, got {actual!r}"]
-        return [m for i, (e, a) in enumerate(zip(expected, actual, strict=True))
-                for m in mismatches(e, a, f"{where}[{i}]")]
+        return [
+            m
+            for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+            for m in mismatches(e, a, f"{where}[{i}]")
+        ]
     return [] if expected == actual else [f"{where}: expected {expected!r}, got {actual!r}"]
 
 
@@ -59,8 +62,7 @@ def test_resource_counts(stacks: dict[str, dict[str, Any]], env: str) -> None:
     inventory = load_inventory(env)
     stack = stacks[env]
     assert {t: len(items) for t, items in stack["resource"].items()} == inventory["counts"]
-    assert {t: len(items) for t, items in stack.get("data", {}).items()} == \
-        inventory["data_counts"]
+    assert {t: len(items) for t, items in stack.get("data", {}).items()} == inventory["data_counts"]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -24,9 +24,9 @@ BASE = "base"
 
 @dataclass(frozen=True)
 class Knob:
-    key: str                                  # dotted config key (as in the README table)
-    value: Any                                # new value (a mapping merges into the section)
-    check: Callable[[Stack, Stack], None]     # (base, changed) -> assertions
+    key: str  # dotted config key (as in the README table)
+    value: Any  # new value (a mapping merges into the section)
+    check: Callable[[Stack, Stack], None]  # (base, changed) -> assertions
 
 
 def _service(stack: Stack, fn: str) -> dict[str, Any]:
@@ -41,19 +41,22 @@ def _lifecycle(stack: Stack, path: str) -> list[dict[str, Any]]:
 
 def _pipeline(stack: Stack) -> dict[str, Any]:
     settings: dict[str, Any] = json.loads(
-        _service(stack, "processor")["environment_variables"]["PIPELINE_SETTINGS"])
+        _service(stack, "processor")["environment_variables"]["PIPELINE_SETTINGS"]
+    )
     return settings
 
 
 def _policy(stack: Stack, key: str) -> dict[str, Any]:
     threshold: dict[str, Any] = at(stack, f"observability/alert_{key}").body["conditions"][0][
-        "condition_threshold"]
+        "condition_threshold"
+    ]
     return threshold
 
 
 def _sizing(fn: str, field: str, tf_field: str, value: Any, expected: Any) -> Knob:
     def check(base: Stack, changed: Stack) -> None:
         assert _service(changed, fn)[tf_field] == expected != _service(base, fn)[tf_field]
+
     return Knob(f"functions.{fn}.{field}", value, check)
 
 
@@ -63,6 +66,7 @@ def _pipeline_knob(key: str, value: Any, expected: Any = None) -> Knob:
         for part in key.split(".")[1:]:
             node_base, node_changed = node_base[part], node_changed[part]
         assert node_changed == (value if expected is None else expected) != node_base
+
     return Knob(key, value, check)
 
 
@@ -93,6 +97,7 @@ def _labels(key: str, value: str) -> Knob:
         assert at(changed, "dicom_events/topic").body["labels"][key] == value
         assert at(changed, "processor/function").body["labels"][key] == value
         assert at(base, "dicom_events/topic").body["labels"][key] != value
+
     return Knob(f"labels.{key}", value, check)
 
 
@@ -109,7 +114,8 @@ def _check_label_environment(base: Stack, changed: Stack) -> None:
 def _check_backend_type(base: Stack, changed: Stack) -> None:
     assert "local" in base["terraform"]["backend"]
     assert changed["terraform"]["backend"] == {
-        "gcs": {"bucket": "knob-state-bucket", "prefix": "cdktf/knob"}}
+        "gcs": {"bucket": "knob-state-bucket", "prefix": "cdktf/knob"}
+    }
 
 
 def _check_backend_bucket(base: Stack, changed: Stack) -> None:
@@ -123,10 +129,14 @@ def _check_backend_prefix(base: Stack, changed: Stack) -> None:
 def _check_emails(base: Stack, changed: Stack) -> None:
     channels = of_type(changed, "google_monitoring_notification_channel")
     assert sorted(c.body["labels"]["email_address"] for c in channels) == [
-        "a@example.org", "b@example.org", "c@example.org"]
+        "a@example.org",
+        "b@example.org",
+        "c@example.org",
+    ]
     assert len(of_type(base, "google_monitoring_notification_channel")) == 1
-    assert len(at(changed, "observability/alert_critical_finding").body[
-        "notification_channels"]) == 3
+    assert (
+        len(at(changed, "observability/alert_critical_finding").body["notification_channels"]) == 3
+    )
 
 
 def _check_time_zone(base: Stack, changed: Stack) -> None:
@@ -144,18 +154,25 @@ def _check_processor_timeout(base: Stack, changed: Stack) -> None:
 def _staging_rule(prefix: str, days: int) -> Callable[[Stack, Stack], None]:
     def check(base: Stack, changed: Stack) -> None:
         def age(stack: Stack) -> int:
-            (rule,) = [r for r in _lifecycle(stack, "staging/bucket")
-                       if r["condition"].get("matches_prefix") == [prefix]]
+            (rule,) = [
+                r
+                for r in _lifecycle(stack, "staging/bucket")
+                if r["condition"].get("matches_prefix") == [prefix]
+            ]
             return int(rule["condition"]["age"])
+
         assert age(changed) == days != age(base)
+
     return check
 
 
 def _check_noncurrent(base: Stack, changed: Stack) -> None:
     for path in ("staging/bucket", "function_source/bucket"):
-        noncurrent = [r["condition"]["days_since_noncurrent_time"]
-                      for r in _lifecycle(changed, path)
-                      if "days_since_noncurrent_time" in r["condition"]]
+        noncurrent = [
+            r["condition"]["days_since_noncurrent_time"]
+            for r in _lifecycle(changed, path)
+            if "days_since_noncurrent_time" in r["condition"]
+        ]
         assert noncurrent == [12]
 
 
@@ -177,8 +194,11 @@ def _check_cmek(base: Stack, changed: Stack) -> None:
     assert len(of_type(changed, "google_kms_crypto_key")) == 3
     assert '"cloudkms.googleapis.com"' in at(changed, "services").body["for_each"]
     assert "cloudkms" not in at(base, "services").body["for_each"]
-    assert at(changed, "dicom_events/topic").body["kms_key_name"].startswith(
-        "${google_kms_crypto_key.")
+    assert (
+        at(changed, "dicom_events/topic")
+        .body["kms_key_name"]
+        .startswith("${google_kms_crypto_key.")
+    )
     assert "encryption_spec" in at(changed, "healthcare/dataset").body
     assert "encryption" in at(changed, "staging/bucket").body
 
@@ -198,6 +218,7 @@ def _delivery(field: str, value: int, where: Callable[[Stack], Any]) -> Knob:
     def check(base: Stack, changed: Stack) -> None:
         assert where(changed) != where(base)
         assert where(changed) in (value, f"{value}s")
+
     return Knob(f"delivery.{field}", value, check)
 
 
@@ -224,12 +245,21 @@ KNOBS = [
     Knob("labels.environment", None, _check_label_environment),
     _labels("cost_centre", "oncology"),
     _labels("data_classification", "confidential"),
-    Knob("state_backend.type", {"type": "gcs", "bucket": "knob-state-bucket",
-                                "prefix": "cdktf/knob"}, _check_backend_type),
-    Knob("state_backend.bucket", {"type": "gcs", "bucket": "other-state-bucket"},
-         _check_backend_bucket),
-    Knob("state_backend.prefix", {"type": "gcs", "bucket": "b-state", "prefix": "elsewhere/state"},
-         _check_backend_prefix),
+    Knob(
+        "state_backend.type",
+        {"type": "gcs", "bucket": "knob-state-bucket", "prefix": "cdktf/knob"},
+        _check_backend_type,
+    ),
+    Knob(
+        "state_backend.bucket",
+        {"type": "gcs", "bucket": "other-state-bucket"},
+        _check_backend_bucket,
+    ),
+    Knob(
+        "state_backend.prefix",
+        {"type": "gcs", "bucket": "b-state", "prefix": "elsewhere/state"},
+        _check_backend_prefix,
+    ),
     Knob("alert_emails", ["a@example.org", "b@example.org", "c@example.org"], _check_emails),
     Knob("time_zone", "Europe/Amsterdam", _check_time_zone),
     _sizing("processor", "memory_mib", "available_memory", 4096, "4096Mi"),
@@ -252,8 +282,9 @@ KNOBS = [
     Knob("security.cmek", True, _check_cmek),
     Knob("security.key_rotation_days", {"cmek": True, "key_rotation_days": 30}, _check_rotation),
     Knob("security.deletion_protection", True, _check_deletion_protection),
-    _delivery("max_attempts", 12,
-              lambda s: _push(s)["dead_letter_policy"]["max_delivery_attempts"]),
+    _delivery(
+        "max_attempts", 12, lambda s: _push(s)["dead_letter_policy"]["max_delivery_attempts"]
+    ),
     _delivery("min_backoff_seconds", 30, lambda s: _push(s)["retry_policy"]["minimum_backoff"]),
     _delivery("max_backoff_seconds", 300, lambda s: _push(s)["retry_policy"]["maximum_backoff"]),
     Knob("alerting.failure_ratio", 0.2, _check_failure_ratio),
@@ -270,10 +301,24 @@ KNOBS = [
     _pipeline_knob("pipeline.fhir.patient_identifier_system", "urn:knob:patient"),
     _pipeline_knob(
         "pipeline.rules",
-        [{"name": "only-text", "finding": "text", "terms": ["left"], "min_score": 0.7,
-          "priority": "routine"}],
-        [{"name": "only-text", "finding": "text", "terms": ["left"], "min_score": 0.7,
-          "priority": "routine"}],
+        [
+            {
+                "name": "only-text",
+                "finding": "text",
+                "terms": ["left"],
+                "min_score": 0.7,
+                "priority": "routine",
+            }
+        ],
+        [
+            {
+                "name": "only-text",
+                "finding": "text",
+                "terms": ["left"],
+                "min_score": 0.7,
+                "priority": "routine",
+            }
+        ],
     ),
 ]
 

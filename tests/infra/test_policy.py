@@ -15,10 +15,10 @@ from tests.infra.synthesized import Binding, at, iam_bindings, of_type, ref, res
 
 # The only project-level grants, each because no narrower resource exists to bind to.
 PROJECT_ROLES = {
-    ("roles/eventarc.eventReceiver", "ingest"),   # Eventarc delivers storage events to it
+    ("roles/eventarc.eventReceiver", "ingest"),  # Eventarc delivers storage events to it
     ("roles/pubsub.publisher", "storage_agent"),  # GCS publishes to Eventarc's own topic
-    ("roles/logging.logWriter", "build"),         # Cloud Build logs of the function builds
-    ("roles/artifactregistry.writer", "build"),   # gcf-artifacts repo is created by GCF
+    ("roles/logging.logWriter", "build"),  # Cloud Build logs of the function builds
+    ("roles/artifactregistry.writer", "build"),  # gcf-artifacts repo is created by GCF
 }
 CONFIG = {env.name: env.config for env in load_environments(list(ENVIRONMENTS))}
 
@@ -42,7 +42,8 @@ def _grants(stack: dict[str, Any], member: str) -> set[tuple[str, str]]:
 
 
 def test_no_basic_roles_no_admin_roles_no_authoritative_iam(
-        stacks: dict[str, dict[str, Any]], env: str) -> None:
+    stacks: dict[str, dict[str, Any]], env: str
+) -> None:
     stack = stacks[env]
     assert iam_bindings(stack), "no IAM bindings found"
     assert rules.broad_roles(stack) == []
@@ -56,20 +57,25 @@ def test_nothing_is_public(stacks: dict[str, dict[str, Any]], env: str) -> None:
 
 
 def test_project_level_grants_are_only_the_documented_ones(
-        stacks: dict[str, dict[str, Any]], env: str) -> None:
+    stacks: dict[str, dict[str, Any]], env: str
+) -> None:
     stack = stacks[env]
     names = {
         _identity(stack, "ingest/identity"): "ingest",
         _identity(stack, "build/identity"): "build",
         _data_ref(stack, "google_storage_project_service_account", "member"): "storage_agent",
     }
-    project = {(b.role, names.get(b.member, b.member))
-               for b in iam_bindings(stack) if b.type == "google_project_iam_member"}
+    project = {
+        (b.role, names.get(b.member, b.member))
+        for b in iam_bindings(stack)
+        if b.type == "google_project_iam_member"
+    }
     assert project == PROJECT_ROLES
 
 
 def test_processor_identity_has_exactly_its_resource_grants(
-        stacks: dict[str, dict[str, Any]], env: str) -> None:
+    stacks: dict[str, dict[str, Any]], env: str
+) -> None:
     stack = stacks[env]
     processor = _identity(stack, "processor/identity")
     assert _grants(stack, processor) == {
@@ -84,7 +90,8 @@ def test_processor_identity_has_exactly_its_resource_grants(
 
 
 def test_ingest_identity_has_exactly_its_grants(
-        stacks: dict[str, dict[str, Any]], env: str) -> None:
+    stacks: dict[str, dict[str, Any]], env: str
+) -> None:
     stack = stacks[env]
     ingest = _identity(stack, "ingest/identity")
     assert _grants(stack, ingest) == {
@@ -98,14 +105,17 @@ def test_ingest_identity_has_exactly_its_grants(
 
 
 def test_only_the_push_identity_may_invoke_the_processor(
-        stacks: dict[str, dict[str, Any]], env: str) -> None:
+    stacks: dict[str, dict[str, Any]], env: str
+) -> None:
     stack = stacks[env]
     invokers: list[Binding] = [b for b in iam_bindings(stack) if b.role == "roles/run.invoker"]
     by_function = {b.target: b.member for b in invokers}
     processor = ref(at(stack, "processor/function"), "name")
     ingest = ref(at(stack, "ingest/function"), "name")
-    assert by_function == {processor: _identity(stack, "push_identity"),
-                           ingest: _identity(stack, "ingest/identity")}
+    assert by_function == {
+        processor: _identity(stack, "push_identity"),
+        ingest: _identity(stack, "ingest/identity"),
+    }
     assert len(invokers) == 2
     push = at(stack, "processor_subscription/push").body["push_config"]
     assert push["oidc_token"]["service_account_email"] == ref(at(stack, "push_identity"), "email")
@@ -113,15 +123,20 @@ def test_only_the_push_identity_may_invoke_the_processor(
 
 
 def test_service_agents_get_what_notifications_and_dead_lettering_need(
-        stacks: dict[str, dict[str, Any]], env: str) -> None:
+    stacks: dict[str, dict[str, Any]], env: str
+) -> None:
     stack = stacks[env]
     number = _data_ref(stack, "google_project", "number")
     healthcare = f"serviceAccount:service-{number}@gcp-sa-healthcare.iam.gserviceaccount.com"
     pubsub = f"serviceAccount:service-{number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-    expected_healthcare = {("roles/pubsub.publisher", "dicom_events"),
-                           ("roles/pubsub.publisher", "fhir_changes")}
-    expected_pubsub = {("roles/pubsub.publisher", "dicom_events_dead_letter"),
-                       ("roles/pubsub.subscriber", "processor_subscription")}
+    expected_healthcare = {
+        ("roles/pubsub.publisher", "dicom_events"),
+        ("roles/pubsub.publisher", "fhir_changes"),
+    }
+    expected_pubsub = {
+        ("roles/pubsub.publisher", "dicom_events_dead_letter"),
+        ("roles/pubsub.subscriber", "processor_subscription"),
+    }
     if CONFIG[env].security.cmek:
         expected_healthcare.add(("roles/cloudkms.cryptoKeyEncrypterDecrypter", "cmek"))
         expected_pubsub.add(("roles/cloudkms.cryptoKeyEncrypterDecrypter", "cmek"))
@@ -130,18 +145,30 @@ def test_service_agents_get_what_notifications_and_dead_lettering_need(
 
 
 def test_every_labelable_resource_carries_the_environment_labels(
-        stacks: dict[str, dict[str, Any]], env: str) -> None:
+    stacks: dict[str, dict[str, Any]], env: str
+) -> None:
     assert rules.unlabeled(stacks[env], CONFIG[env].labels.model_dump()) == []
     types = {r.type for r in resources(stacks[env]) if rules.label_field(r.type)}
-    assert {"google_pubsub_topic", "google_storage_bucket", "google_cloudfunctions2_function",
-            "google_healthcare_dicom_store", "google_monitoring_alert_policy"} <= types
+    assert {
+        "google_pubsub_topic",
+        "google_storage_bucket",
+        "google_cloudfunctions2_function",
+        "google_healthcare_dicom_store",
+        "google_monitoring_alert_policy",
+    } <= types
 
 
 def test_cmek_where_configured(stacks: dict[str, dict[str, Any]], env: str) -> None:
     stack = stacks[env]
-    encrypted = ["healthcare/dataset", "dicom_events/topic", "dicom_events_dead_letter/topic",
-                 "fhir_changes/topic", "critical_alerts/topic", "staging/bucket",
-                 "function_source/bucket"]
+    encrypted = [
+        "healthcare/dataset",
+        "dicom_events/topic",
+        "dicom_events_dead_letter/topic",
+        "fhir_changes/topic",
+        "critical_alerts/topic",
+        "staging/bucket",
+        "function_source/bucket",
+    ]
     if CONFIG[env].security.cmek:
         assert rules.unencrypted(stack) == []
         rotation = f"{CONFIG[env].security.key_rotation_days * 86400}s"
@@ -161,16 +188,20 @@ def test_prod_is_encrypted_and_protected(stacks: dict[str, dict[str, Any]]) -> N
 
 
 def test_deletion_protection_follows_the_config(
-        stacks: dict[str, dict[str, Any]], env: str) -> None:
+    stacks: dict[str, dict[str, Any]], env: str
+) -> None:
     protect = CONFIG[env].security.deletion_protection
     for path in ("healthcare/dataset", "healthcare/dicom", "healthcare/fhir"):
-        assert at(stacks[env], path).body.get("lifecycle", {}).get("prevent_destroy",
-                                                                   False) is protect
+        assert (
+            at(stacks[env], path).body.get("lifecycle", {}).get("prevent_destroy", False) is protect
+        )
 
 
 def test_healthcare_data_access_is_audited(stacks: dict[str, dict[str, Any]], env: str) -> None:
-    configs = {r.body["service"]: {c["log_type"] for c in r.body["audit_log_config"]}
-               for r in of_type(stacks[env], "google_project_iam_audit_config")}
+    configs = {
+        r.body["service"]: {c["log_type"] for c in r.body["audit_log_config"]}
+        for r in of_type(stacks[env], "google_project_iam_audit_config")
+    }
     assert configs["healthcare.googleapis.com"] == {"DATA_READ", "DATA_WRITE", "ADMIN_READ"}
 
 
@@ -180,9 +211,17 @@ def test_the_rules_catch_each_kind_of_violation(stacks: dict[str, dict[str, Any]
     res = broken["resource"]
     meta = {"//": {"metadata": {"path": "prod/planted"}}}
     res["google_storage_bucket_iam_member"]["planted_public"] = {
-        **meta, "bucket": "b", "role": "roles/storage.objectViewer", "member": "allUsers"}
+        **meta,
+        "bucket": "b",
+        "role": "roles/storage.objectViewer",
+        "member": "allUsers",
+    }
     res["google_project_iam_member"]["planted_editor"] = {
-        **meta, "project": "p", "role": "roles/editor", "member": "user:x@example.org"}
+        **meta,
+        "project": "p",
+        "role": "roles/editor",
+        "member": "user:x@example.org",
+    }
     res["google_pubsub_topic_iam_binding"] = {"planted": {**meta, "topic": "t"}}
     topic = at(broken, "dicom_events/topic").body
     del topic["labels"]
@@ -197,6 +236,7 @@ def test_the_rules_catch_each_kind_of_violation(stacks: dict[str, dict[str, Any]
     assert rules.open_buckets(broken) == ["staging/bucket"]
     assert rules.open_functions(broken) == ["ingest/function"]
     assert rules.unlabeled(broken, CONFIG["prod"].labels.model_dump()) == [
-        at(broken, "dicom_events/topic").address]
+        at(broken, "dicom_events/topic").address
+    ]
     assert rules.unencrypted(broken) == ["dicom_events/topic"]
     assert rules.unprotected(broken) == ["healthcare/fhir"]

@@ -65,8 +65,11 @@ def attributes(type_: str, data: bool = False) -> frozenset[str]:
     """Attribute names the provider's class for `type_` exposes (arguments and outputs)."""
     module_name = f"data_{type_}" if data else type_.removeprefix("google_")
     module = importlib.import_module(f"cdktf_cdktf_provider_google.{module_name}")
-    cls = next(c for _, c in inspect.getmembers(module, inspect.isclass)
-               if getattr(c, "TF_RESOURCE_TYPE", None) == type_)
+    cls = next(
+        c
+        for _, c in inspect.getmembers(module, inspect.isclass)
+        if getattr(c, "TF_RESOURCE_TYPE", None) == type_
+    )
     return frozenset(n for n, _ in inspect.getmembers(cls, lambda m: isinstance(m, property)))
 
 
@@ -76,8 +79,9 @@ def test_every_reference_resolves(stacks: dict[str, dict[str, Any]], env: str) -
     refs = references(stack)
     assert len(refs) > 50, "expected the stack to wire resources together"
     known = declared(stack)
-    unresolved = sorted({f"{kind}:{address}" for kind, address, _ in refs
-                         if address not in known[kind]})
+    unresolved = sorted(
+        {f"{kind}:{address}" for kind, address, _ in refs if address not in known[kind]}
+    )
     assert unresolved == []
 
 
@@ -95,16 +99,24 @@ def test_every_referenced_attribute_exists(stacks: dict[str, dict[str, Any]], en
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_depends_on_names_declared_resources(stacks: dict[str, dict[str, Any]],
-                                             env: str) -> None:
+def test_depends_on_names_declared_resources(stacks: dict[str, dict[str, Any]], env: str) -> None:
     stack = stacks[env]
     known = declared(stack)
-    entries = [dep for kind in ("resource", "data") for items in stack.get(kind, {}).values()
-               for body in items.values() for dep in body.get("depends_on", [])]
+    entries = [
+        dep
+        for kind in ("resource", "data")
+        for items in stack.get(kind, {}).values()
+        for body in items.values()
+        for dep in body.get("depends_on", [])
+    ]
     assert entries, "resources should wait for the project's APIs"
-    bad = sorted({d for d in entries
-                  if d.removeprefix("data.") not in known["data" if d.startswith("data.")
-                                                           else "resource"]})
+    bad = sorted(
+        {
+            d
+            for d in entries
+            if d.removeprefix("data.") not in known["data" if d.startswith("data.") else "resource"]
+        }
+    )
     assert bad == []
 
 
@@ -129,8 +141,11 @@ def dependency_graph(stack: dict[str, Any]) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for type_, items in stack.get("resource", {}).items():
         for key, body in items.items():
-            edges = {address for kind, address, _ in references({"resource": {"x": {"y": body}}})
-                     if kind == "resource"}
+            edges = {
+                address
+                for kind, address, _ in references({"resource": {"x": {"y": body}}})
+                if kind == "resource"
+            }
             edges |= {d for d in body.get("depends_on", []) if not d.startswith("data.")}
             graph[f"{type_}.{key}"] = edges
     return graph
@@ -153,8 +168,11 @@ def test_every_resource_waits_for_every_api(stacks: dict[str, dict[str, Any]], e
     graph = dependency_graph(stacks[env])
     apis = {a for a in graph if a.startswith("google_project_service.")}
     assert apis == {"google_project_service.services"}  # one resource, for_each over the APIs
-    early = sorted(a for a in graph
-                   if not a.startswith("google_project_service.") and apis - reachable(graph, a))
+    early = sorted(
+        a
+        for a in graph
+        if not a.startswith("google_project_service.") and apis - reachable(graph, a)
+    )
     assert early == []
 
 
@@ -163,6 +181,9 @@ def test_cmek_resources_wait_for_their_key_grant(stacks: dict[str, dict[str, Any
     grants = {a for a in graph if a.startswith("google_kms_crypto_key_iam_member.")}
     assert len(grants) == 3
     for address in graph:
-        if address.split(".")[0] in ("google_healthcare_dataset", "google_pubsub_topic",
-                                     "google_storage_bucket"):
+        if address.split(".")[0] in (
+            "google_healthcare_dataset",
+            "google_pubsub_topic",
+            "google_storage_bucket",
+        ):
             assert reachable(graph, address) & grants, address

@@ -26,25 +26,40 @@ RUNTIMES = {"python38", "python39", "python310", "python311", "python312", "pyth
 # Direct Cloud Storage events of Eventarc
 # (cloud.google.com/eventarc/docs/reference/supported-events).
 STORAGE_EVENT_TYPES = {
-    "google.cloud.storage.object.v1.finalized", "google.cloud.storage.object.v1.archived",
-    "google.cloud.storage.object.v1.deleted", "google.cloud.storage.object.v1.metadataUpdated",
+    "google.cloud.storage.object.v1.finalized",
+    "google.cloud.storage.object.v1.archived",
+    "google.cloud.storage.object.v1.deleted",
+    "google.cloud.storage.object.v1.metadataUpdated",
 }
 # Kubernetes quantity with the units ServiceConfig.available_memory lists: k, M, G, Mi, Gi.
 MEMORY = re.compile(r"^(\d+)(k|M|G|Mi|Gi)?$")
 DURATION = re.compile(r"^\d+(\.\d{1,9})?s$")
 # Predefined IAM roles (cloud.google.com/iam/docs/roles-permissions) of the services we bind.
 PREDEFINED_ROLES = {
-    "roles/healthcare.dicomViewer", "roles/healthcare.dicomEditor",
-    "roles/healthcare.fhirResourceReader", "roles/healthcare.fhirResourceEditor",
-    "roles/pubsub.publisher", "roles/pubsub.subscriber", "roles/pubsub.viewer",
-    "roles/storage.objectViewer", "roles/storage.objectCreator", "roles/storage.objectAdmin",
-    "roles/run.invoker", "roles/eventarc.eventReceiver",
-    "roles/cloudkms.cryptoKeyEncrypterDecrypter", "roles/logging.logWriter",
+    "roles/healthcare.dicomViewer",
+    "roles/healthcare.dicomEditor",
+    "roles/healthcare.fhirResourceReader",
+    "roles/healthcare.fhirResourceEditor",
+    "roles/pubsub.publisher",
+    "roles/pubsub.subscriber",
+    "roles/pubsub.viewer",
+    "roles/storage.objectViewer",
+    "roles/storage.objectCreator",
+    "roles/storage.objectAdmin",
+    "roles/run.invoker",
+    "roles/eventarc.eventReceiver",
+    "roles/cloudkms.cryptoKeyEncrypterDecrypter",
+    "roles/logging.logWriter",
     "roles/artifactregistry.writer",
 }
 AUDIT_LOG_TYPES = {"ADMIN_READ", "DATA_READ", "DATA_WRITE"}
-KMS_PURPOSES = {"ENCRYPT_DECRYPT", "ASYMMETRIC_SIGN", "ASYMMETRIC_DECRYPT", "MAC",
-                "RAW_ENCRYPT_DECRYPT"}
+KMS_PURPOSES = {
+    "ENCRYPT_DECRYPT",
+    "ASYMMETRIC_SIGN",
+    "ASYMMETRIC_DECRYPT",
+    "MAC",
+    "RAW_ENCRYPT_DECRYPT",
+}
 LIFECYCLE_ACTIONS = {"Delete", "SetStorageClass", "AbortIncompleteMultipartUpload"}
 OBJECT_STATES = {"LIVE", "ARCHIVED", "ANY"}
 PUBLIC_ACCESS_PREVENTION = {"enforced", "inherited"}
@@ -162,12 +177,16 @@ def test_monitoring_settings(stack: dict[str, Any]) -> None:
         descriptor = metric.body["metric_descriptor"]
         assert descriptor["metric_kind"] in kinds and descriptor["value_type"] in value_types
         assert set(metric.body.get("label_extractors", {})) == {
-            label["key"] for label in descriptor.get("labels", [])}
+            label["key"] for label in descriptor.get("labels", [])
+        }
     for channel in of_type(stack, "google_monitoring_notification_channel"):
         assert channel.body["type"] == "email" and "@" in channel.body["labels"]["email_address"]
 
 
 def test_provider_docs_parsing_finds_real_sets() -> None:
     assert possible_values("cloudfunctions2_function", "ingress_settings") == {
-        "ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"}
+        "ALLOW_ALL",
+        "ALLOW_INTERNAL_ONLY",
+        "ALLOW_INTERNAL_AND_GCLB",
+    }
     assert "RETRY_POLICY_RETRY" in possible_values("cloudfunctions2_function", "retry_policy")

@@ -27,8 +27,12 @@ LOCAL_STORE = "projects/local-project/locations/local/datasets/local/dicomStores
 ALERTS_TOPIC = "projects/local-project/topics/imaging-critical-alerts"
 SUBSCRIPTION = "projects/local-project/subscriptions/imaging-processor"
 # Synthetic identity written into every test instance, so the no-PHI test can look for it.
-PHI = {"PatientName": "Zzyzx^Quintessa", "PatientID": "PHI-7734921",
-       "PatientBirthDate": "19610203", "OtherPatientIDs": "MRN-55501234"}
+PHI = {
+    "PatientName": "Zzyzx^Quintessa",
+    "PatientID": "PHI-7734921",
+    "PatientBirthDate": "19610203",
+    "OtherPatientIDs": "MRN-55501234",
+}
 PHI_STRINGS = ("Zzyzx", "Quintessa", "PHI-7734921", "19610203", "MRN-55501234")
 OUTCOME_EVENTS = ("instance_processed", "instance_skipped", "instance_failed", "instance_retry")
 DX_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.1"
@@ -37,13 +41,27 @@ CR_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1"
 LOCAL_SETTINGS: dict[str, Any] = {
     "analyzer": "local",
     "rules": [
-        {"name": "burned-in-text", "finding": "burned_in_text", "min_score": 0.6,
-         "priority": "urgent"},
+        {
+            "name": "burned-in-text",
+            "finding": "burned_in_text",
+            "min_score": 0.6,
+            "priority": "urgent",
+        },
         {"name": "blank-image", "finding": "blank_image", "min_score": 0.9, "priority": "urgent"},
-        {"name": "critical-words", "finding": "text", "terms": ["pneumothorax"],
-         "min_score": 0.5, "priority": "critical"},
-        {"name": "critical-labels", "finding": "label", "terms": ["fracture"],
-         "min_score": 0.8, "priority": "critical"},
+        {
+            "name": "critical-words",
+            "finding": "text",
+            "terms": ["pneumothorax"],
+            "min_score": 0.5,
+            "priority": "critical",
+        },
+        {
+            "name": "critical-labels",
+            "finding": "label",
+            "terms": ["fracture"],
+            "min_score": 0.8,
+            "priority": "critical",
+        },
     ],
 }
 
@@ -66,16 +84,21 @@ def sample(name: str) -> Dataset:
     return with_phi(pydicom.dcmread(path))
 
 
-def projection(modality: Literal["DX", "CR"] = "DX", text: str | None = None, size: int = 512,
-               seed: int = 0) -> Dataset:
+def projection(
+    modality: Literal["DX", "CR"] = "DX", text: str | None = None, size: int = 512, seed: int = 0
+) -> Dataset:
     """A synthetic 12-bit projection radiograph (DX or CR), optionally with burned-in text."""
     y, x = np.mgrid[0:size, 0:size]
     body = np.exp(-(((x - size / 2) / (size / 4)) ** 2 + ((y - size / 2) / (size / 3)) ** 2))
-    image = (1200 + 800 * body + np.random.default_rng(seed).normal(0, 30, body.shape))
+    image = 1200 + 800 * body + np.random.default_rng(seed).normal(0, 30, body.shape)
     if text:
         canvas = Image.new("L", (size, size), 0)
-        ImageDraw.Draw(canvas).text((size // 25, size // 25), text, fill=255,
-                                    font=ImageFont.load_default(size=max(16, size // 20)))
+        ImageDraw.Draw(canvas).text(
+            (size // 25, size // 25),
+            text,
+            fill=255,
+            font=ImageFont.load_default(size=max(16, size // 20)),
+        )
         image[np.asarray(canvas) > 128] = 4000
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -104,16 +127,22 @@ def upload(orthanc_url: str, ds: Dataset) -> None:
 
 
 def instance_path(ds: Dataset, store: str = LOCAL_STORE) -> str:
-    return (f"{store}/dicomWeb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-            f"/instances/{ds.SOPInstanceUID}")
+    return (
+        f"{store}/dicomWeb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
 
 
-def pubsub_message(path: str | bytes, attributes: Mapping[str, str] | None = None,
-                   message_id: str | None = None) -> dict[str, Any]:
+def pubsub_message(
+    path: str | bytes, attributes: Mapping[str, str] | None = None, message_id: str | None = None
+) -> dict[str, Any]:
     raw = path.encode() if isinstance(path, str) else path
-    return {"data": base64.b64encode(raw).decode(), "attributes": dict(attributes or {}),
-            "messageId": message_id or str(uuid.uuid4().int)[:16],
-            "publishTime": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+    return {
+        "data": base64.b64encode(raw).decode(),
+        "attributes": dict(attributes or {}),
+        "messageId": message_id or str(uuid.uuid4().int)[:16],
+        "publishTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
 
 
 def push_envelope(message: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,7 +153,8 @@ def push_envelope(message: Mapping[str, Any]) -> dict[str, Any]:
 def cloud_event_headers(message: Mapping[str, Any]) -> dict[str, str]:
     """Binary-mode CloudEvent headers as Eventarc sends them for a Pub/Sub message."""
     return {
-        "ce-id": str(message["messageId"]), "ce-specversion": "1.0",
+        "ce-id": str(message["messageId"]),
+        "ce-specversion": "1.0",
         "ce-source": "//pubsub.googleapis.com/projects/local-project/topics/dicom-events",
         "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
         "ce-time": str(message["publishTime"]),
@@ -134,10 +164,12 @@ def cloud_event_headers(message: Mapping[str, Any]) -> dict[str, str]:
 
 def structured_cloud_event(message: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "specversion": "1.0", "id": str(message["messageId"]),
+        "specversion": "1.0",
+        "id": str(message["messageId"]),
         "source": "//pubsub.googleapis.com/projects/local-project/topics/dicom-events",
         "type": "google.cloud.pubsub.topic.v1.messagePublished",
-        "datacontenttype": "application/json", "time": str(message["publishTime"]),
+        "datacontenttype": "application/json",
+        "time": str(message["publishTime"]),
         "data": push_envelope(message),
     }
 
@@ -159,14 +191,24 @@ class ProcessFunction(FunctionServer):
         return requests.post(self.url, json=push_envelope(message), timeout=timeout)
 
 
-def function_env(*, dicomweb_url: str, fhir_base_url: str, pubsub_host: str,
-                 settings: Mapping[str, Any] | None = None, vision_url: str | None = None,
-                 store: str = LOCAL_STORE) -> dict[str, str]:
+def function_env(
+    *,
+    dicomweb_url: str,
+    fhir_base_url: str,
+    pubsub_host: str,
+    settings: Mapping[str, Any] | None = None,
+    vision_url: str | None = None,
+    store: str = LOCAL_STORE,
+) -> dict[str, str]:
     env = {
-        "DICOMWEB_URL": dicomweb_url, "DICOM_STORE": store, "FHIR_BASE_URL": fhir_base_url,
+        "DICOMWEB_URL": dicomweb_url,
+        "DICOM_STORE": store,
+        "FHIR_BASE_URL": fhir_base_url,
         "ALERTS_TOPIC": ALERTS_TOPIC,
         "PIPELINE_SETTINGS": json.dumps(settings if settings is not None else LOCAL_SETTINGS),
-        "ENVIRONMENT": "test", "LOG_LEVEL": "INFO", "PUBSUB_EMULATOR_HOST": pubsub_host,
+        "ENVIRONMENT": "test",
+        "LOG_LEVEL": "INFO",
+        "PUBSUB_EMULATOR_HOST": pubsub_host,
     }
     if vision_url:
         env["VISION_ENDPOINT"] = vision_url
@@ -174,8 +216,9 @@ def function_env(*, dicomweb_url: str, fhir_base_url: str, pubsub_host: str,
 
 
 def fhir_count(base_url: str, resource_type: str, **params: str) -> int:
-    response = requests.get(f"{base_url}/{resource_type}",
-                            params={"_summary": "count", **params}, timeout=10)
+    response = requests.get(
+        f"{base_url}/{resource_type}", params={"_summary": "count", **params}, timeout=10
+    )
     response.raise_for_status()
     return int(response.json().get("total", 0))
 

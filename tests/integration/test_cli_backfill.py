@@ -43,12 +43,23 @@ def _put(orthanc: OrthancServer, payload: bytes) -> None:
 
 
 def _backfill(orthanc: OrthancServer, *extra: str) -> int:
-    return main(["backfill", "--store", STORE, "--topic", TOPIC,
-                 "--dicomweb-url", orthanc.dicomweb_url, *extra])
+    return main(
+        [
+            "backfill",
+            "--store",
+            STORE,
+            "--topic",
+            TOPIC,
+            "--dicomweb-url",
+            orthanc.dicomweb_url,
+            *extra,
+        ]
+    )
 
 
-def test_publishes_what_the_store_would_for_every_instance(orthanc, archive, pubsub_server,
-                                                           capsys) -> None:
+def test_publishes_what_the_store_would_for_every_instance(
+    orthanc, archive, pubsub_server, capsys
+) -> None:
     assert _backfill(orthanc) == 0
 
     summary = capsys.readouterr().out.strip()
@@ -58,9 +69,15 @@ def test_publishes_what_the_store_would_for_every_instance(orthanc, archive, pub
     seen = {}
     for message in messages:
         # The processor's own parser accepts it, exactly as a store notification.
-        event = parse_event({"message": {
-            "data": base64.b64encode(message.data).decode(), "attributes": message.attributes,
-            "messageId": message.message_id}})
+        event = parse_event(
+            {
+                "message": {
+                    "data": base64.b64encode(message.data).decode(),
+                    "attributes": message.attributes,
+                    "messageId": message.message_id,
+                }
+            }
+        )
         assert event.store == STORE and event.is_new_instance
         assert message.attributes["storeName"] == STORE
         seen[event.instance_uid] = message.attributes["modality"]
@@ -82,8 +99,7 @@ def test_since_and_until_filter_on_study_date(orthanc, archive, pubsub_server, c
     assert recent | old == set(archive)
 
 
-def test_dry_run_lists_paths_and_publishes_nothing(orthanc, archive, pubsub_server,
-                                                   capsys) -> None:
+def test_dry_run_lists_paths_and_publishes_nothing(orthanc, archive, pubsub_server, capsys) -> None:
     assert _backfill(orthanc, "--dry-run", "--until", "2010-12-31") == 0
 
     captured = capsys.readouterr()
@@ -93,9 +109,9 @@ def test_dry_run_lists_paths_and_publishes_nothing(orthanc, archive, pubsub_serv
     assert pubsub_server.published() == []
 
 
-def test_publish_failures_are_counted_and_fail_the_run(orthanc, archive,
-                                                       pubsub_server: PubSubServer,
-                                                       capsys) -> None:
+def test_publish_failures_are_counted_and_fail_the_run(
+    orthanc, archive, pubsub_server: PubSubServer, capsys
+) -> None:
     # PERMISSION_DENIED is not retried by the client: the message is lost and must be reported.
     pubsub_server.fail_next(100, code=grpc.StatusCode.PERMISSION_DENIED)
 

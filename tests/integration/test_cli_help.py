@@ -13,19 +13,22 @@ from imaging_cli import commands
 
 IMAGING = Path(sys.executable).with_name("imaging")
 # One module per subcommand, named like it (imaging_cli.main discovers them the same way).
-SUBCOMMANDS = sorted(m.name for m in pkgutil.iter_modules(commands.__path__)
-                     if not m.name.startswith("_"))
+SUBCOMMANDS = sorted(
+    m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")
+)
 
 
 def test_every_expected_subcommand_is_registered() -> None:
     assert {"ingest", "backfill", "demo", "render", "analyze"} <= set(SUBCOMMANDS)
 
 
-@pytest.mark.parametrize("argv", [[], *([name] for name in SUBCOMMANDS)],
-                         ids=["imaging", *SUBCOMMANDS])
+@pytest.mark.parametrize(
+    "argv", [[], *([name] for name in SUBCOMMANDS)], ids=["imaging", *SUBCOMMANDS]
+)
 def test_help(argv: list[str]) -> None:
-    result = subprocess.run([str(IMAGING), *argv, "--help"], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [str(IMAGING), *argv, "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"usage: imaging {' '.join(argv)}".rstrip())
     assert result.stderr == ""

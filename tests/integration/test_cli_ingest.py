@@ -54,8 +54,7 @@ def test_local_directory_then_resume(store, archive, capsys, fault_proxy) -> Non
 
     out = capsys.readouterr().out
     assert status == 1  # the corrupt file is a failure
-    assert _summary(out) == ("files: 12  stored: 10  already in store: 0  not DICOM: 1  "
-                             "failed: 1")
+    assert _summary(out) == ("files: 12  stored: 10  already in store: 0  not DICOM: 1  failed: 1")
     assert "not-dicom" in out and "README.txt" in out
     assert "failed" in out and "broken.dcm" in out and "corrupt" in out
     assert _instances(store) == 10
@@ -67,8 +66,7 @@ def test_local_directory_then_resume(store, archive, capsys, fault_proxy) -> Non
 
     out = capsys.readouterr().out
     assert status == 1
-    assert _summary(out) == ("files: 12  stored: 0  already in store: 10  not DICOM: 1  "
-                             "failed: 1")
+    assert _summary(out) == ("files: 12  stored: 0  already in store: 10  not DICOM: 1  failed: 1")
     assert sum(1 for r in proxy.requests if r.method == "POST") == stows
 
 
@@ -88,8 +86,17 @@ def test_transient_store_errors_are_retried(store, tmp_path, capsys, fault_proxy
     proxy: FaultProxy = fault_proxy(store.url)
     proxy.fail_next(3, status=503)
 
-    status = main(["ingest", str(tmp_path), "--store", f"{proxy.url}/dicom-web",
-                   "--workers", "1", "--no-resume"])
+    status = main(
+        [
+            "ingest",
+            str(tmp_path),
+            "--store",
+            f"{proxy.url}/dicom-web",
+            "--workers",
+            "1",
+            "--no-resume",
+        ]
+    )
 
     assert status == 0, capsys.readouterr().out
     assert _instances(store) == len(paths)
@@ -109,8 +116,9 @@ def test_gcs_source(store, gcs_emulator: GcsEmulator, tmp_path, capsys) -> None:
     assert _instances(store) == 4
 
 
-def test_s3_source_with_endpoint_override(store, s3_server: S3Server, monkeypatch,
-                                          tmp_path, capsys) -> None:
+def test_s3_source_with_endpoint_override(
+    store, s3_server: S3Server, monkeypatch, tmp_path, capsys
+) -> None:
     # The flag alone must be enough: drop the fixture's endpoint variable.
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     s3 = s3_server.client()
@@ -119,13 +127,22 @@ def test_s3_source_with_endpoint_override(store, s3_server: S3Server, monkeypatc
         s3.upload_file(str(path), "old-pacs", f"2019/{path.name}")
     s3.put_object(Bucket="old-pacs", Key="2019/manifest.csv", Body=b"uid,file\n")
 
-    status = main(["ingest", "s3://old-pacs/2019/", "--store", store.dicomweb_url,
-                   "--s3-endpoint-url", s3_server.endpoint_url, "--workers", "2"])
+    status = main(
+        [
+            "ingest",
+            "s3://old-pacs/2019/",
+            "--store",
+            store.dicomweb_url,
+            "--s3-endpoint-url",
+            s3_server.endpoint_url,
+            "--workers",
+            "2",
+        ]
+    )
 
     out = capsys.readouterr().out
     assert status == 0, out
-    assert _summary(out) == ("files: 4  stored: 3  already in store: 0  not DICOM: 1  "
-                             "failed: 0")
+    assert _summary(out) == ("files: 4  stored: 3  already in store: 0  not DICOM: 1  failed: 0")
     assert "s3://old-pacs/2019/manifest.csv" in out
     assert _instances(store) == 3
 

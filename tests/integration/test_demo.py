@@ -45,9 +45,14 @@ def marker() -> Iterator[str]:
 
 
 def _demo(marker: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([str(IMAGING), "demo", *args], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, MARKER: marker})
+    return subprocess.Popen(
+        [str(IMAGING), "demo", *args],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, MARKER: marker},
+    )
 
 
 def _rows(out: str) -> dict[str, list[str]]:

@@ -60,15 +60,19 @@ def bucket(gcs_emulator: GcsEmulator) -> storage.Bucket:
 
 
 @pytest.fixture
-def ingest(gcs_emulator: GcsEmulator, store: OrthancServer
-           ) -> Callable[..., IngestResult]:
+def ingest(gcs_emulator: GcsEmulator, store: OrthancServer) -> Callable[..., IngestResult]:
     client = gcs_emulator.client()
     session = requests.Session()
 
     def run(blob: storage.Blob, *, dicomweb_url: str | None = None) -> IngestResult:
         obj = StagedObject(BUCKET, blob.name, int(blob.generation))
-        return ingest_object(obj, storage_client=client, session=session,
-                             dicomweb_url=dicomweb_url or store.dicomweb_url)
+        return ingest_object(
+            obj,
+            storage_client=client,
+            session=session,
+            dicomweb_url=dicomweb_url or store.dicomweb_url,
+        )
+
     return run
 
 
@@ -84,8 +88,9 @@ def _names(bucket: storage.Bucket) -> list[str]:
 
 
 def _store_has(store: OrthancServer, sop_instance_uid: str) -> bool:
-    response = requests.get(f"{store.dicomweb_url}/instances",
-                            params={"SOPInstanceUID": sop_instance_uid}, timeout=10)
+    response = requests.get(
+        f"{store.dicomweb_url}/instances", params={"SOPInstanceUID": sop_instance_uid}, timeout=10
+    )
     return response.status_code == 200 and len(response.json()) == 1
 
 
@@ -153,23 +158,24 @@ def test_duplicate_instance_counts_as_success(bucket, ingest, store) -> None:
     assert store.study_count() == 1
 
 
-def test_duplicate_answered_409_like_the_healthcare_api(bucket, ingest, store,
-                                                         fault_proxy) -> None:
+def test_duplicate_answered_409_like_the_healthcare_api(bucket, ingest, store, fault_proxy) -> None:
     # Google's store answers 409 for an instance it has; we confirm with QIDO and succeed.
     payload = _part10(ct_series(seed="conflict", slices=1)[0].dataset)
     ingest(_upload(bucket, "incoming/a.dcm", payload))
     proxy: FaultProxy = fault_proxy(store.url)
     proxy.fail_next(1, status=409)
 
-    result = ingest(_upload(bucket, "incoming/b.dcm", payload),
-                    dicomweb_url=f"{proxy.url}/dicom-web")
+    result = ingest(
+        _upload(bucket, "incoming/b.dcm", payload), dicomweb_url=f"{proxy.url}/dicom-web"
+    )
 
     assert result.outcome == "processed" and result.stow == "already-present"
     assert bucket.get_blob("processed/b.dcm").metadata[STOW_OUTCOME_KEY] == "already-present"
 
 
-def test_409_for_an_instance_the_store_lacks_is_a_rejection(bucket, ingest, store,
-                                                            fault_proxy) -> None:
+def test_409_for_an_instance_the_store_lacks_is_a_rejection(
+    bucket, ingest, store, fault_proxy
+) -> None:
     proxy: FaultProxy = fault_proxy(store.url)
     proxy.fail_next(1, status=409)
     blob = _upload(bucket, "incoming/c.dcm", _part10(mr_image(seed="409").dataset))
@@ -181,8 +187,10 @@ def test_409_for_an_instance_the_store_lacks_is_a_rejection(bucket, ingest, stor
 
 def test_objects_outside_incoming_are_ignored(bucket, ingest, store) -> None:
     payload = _testfile("CT_small.dcm")
-    blobs = [_upload(bucket, name, payload)
-             for name in ("processed/x.dcm", "failed/y.dcm", "other/z.dcm", "incomingx.dcm")]
+    blobs = [
+        _upload(bucket, name, payload)
+        for name in ("processed/x.dcm", "failed/y.dcm", "other/z.dcm", "incomingx.dcm")
+    ]
 
     assert [ingest(blob).outcome for blob in blobs] == ["ignored"] * 4
     assert _names(bucket) == ["failed/y.dcm", "incomingx.dcm", "other/z.dcm", "processed/x.dcm"]
@@ -199,8 +207,9 @@ def test_retried_event_after_success_moves_nothing_twice(bucket, ingest, store) 
     assert _names(bucket) == ["processed/ct.dcm"]
 
 
-def test_retry_after_a_crash_between_copy_and_delete_completes_the_move(bucket, ingest,
-                                                                         store) -> None:
+def test_retry_after_a_crash_between_copy_and_delete_completes_the_move(
+    bucket, ingest, store
+) -> None:
     payload = _testfile("MR_small.dcm")
     blob = _upload(bucket, "incoming/mr.dcm", payload)
     # The first attempt stored the instance and copied the object, then died before the delete.
@@ -210,11 +219,14 @@ def test_retry_after_a_crash_between_copy_and_delete_completes_the_move(bucket, 
     assert _names(bucket) == ["processed/mr.dcm"]
     assert bucket.get_blob("processed/mr.dcm").download_as_bytes() == payload
     assert bucket.get_blob("processed/mr.dcm").metadata[STOW_OUTCOME_KEY] in (
-        "stored", "already-present")
+        "stored",
+        "already-present",
+    )
 
 
-def test_same_name_with_other_bytes_never_overwrites_an_earlier_object(bucket, ingest,
-                                                                       store) -> None:
+def test_same_name_with_other_bytes_never_overwrites_an_earlier_object(
+    bucket, ingest, store
+) -> None:
     first = _testfile("CT_small.dcm")
     ingest(_upload(bucket, "incoming/scan.dcm", first))
     second_blob = _upload(bucket, "incoming/scan.dcm", _testfile("MR_small.dcm"))
@@ -226,8 +238,9 @@ def test_same_name_with_other_bytes_never_overwrites_an_earlier_object(bucket, i
     assert len(_names(bucket)) == 2
 
 
-def test_transient_store_failure_raises_and_leaves_the_object(bucket, ingest, store,
-                                                              fault_proxy) -> None:
+def test_transient_store_failure_raises_and_leaves_the_object(
+    bucket, ingest, store, fault_proxy
+) -> None:
     proxy: FaultProxy = fault_proxy(store.url)
     proxy.fail_next(ATTEMPTS, status=503)  # every in-process attempt fails
     blob = _upload(bucket, "incoming/ct.dcm", _testfile("CT_small.dcm"))
@@ -242,9 +255,14 @@ def test_transient_store_failure_raises_and_leaves_the_object(bucket, ingest, st
 
 def test_deployed_entry_point_over_http(gcs_emulator, bucket, store) -> None:
     """functions-framework serving handlers/main.py, a binary CloudEvent as Eventarc sends."""
-    env = {"DICOMWEB_URL": store.dicomweb_url, "DICOM_STORE": LOCAL_STORE,
-           "STAGING_BUCKET": BUCKET, "ENVIRONMENT": "test", "LOG_LEVEL": "INFO",
-           "STORAGE_EMULATOR_HOST": gcs_emulator.url}
+    env = {
+        "DICOMWEB_URL": store.dicomweb_url,
+        "DICOM_STORE": LOCAL_STORE,
+        "STAGING_BUCKET": BUCKET,
+        "ENVIRONMENT": "test",
+        "LOG_LEVEL": "INFO",
+        "STORAGE_EMULATOR_HOST": gcs_emulator.url,
+    }
     dataset = mr_image(seed="phi").dataset
     dataset.PatientName, dataset.PatientID = "Zzyzx^Quintessa", "PHI-7734921"
     good = _upload(bucket, "incoming/ct.dcm", _part10(dataset))
@@ -254,9 +272,16 @@ def test_deployed_entry_point_over_http(gcs_emulator, bucket, store) -> None:
             response = function.post_cloud_event(
                 "google.cloud.storage.object.v1.finalized",
                 f"//storage.googleapis.com/projects/_/buckets/{BUCKET}",
-                {"bucket": BUCKET, "name": blob.name, "generation": str(blob.generation),
-                 "metageneration": "1", "contentType": blob.content_type},
-                event_id=f"evt-{i}", subject=f"objects/{blob.name}")
+                {
+                    "bucket": BUCKET,
+                    "name": blob.name,
+                    "generation": str(blob.generation),
+                    "metageneration": "1",
+                    "contentType": blob.content_type,
+                },
+                event_id=f"evt-{i}",
+                subject=f"objects/{blob.name}",
+            )
             assert response.status_code == 200, response.text
         logs = [e for e in function.json_logs() if e.get("event") == "ingest"]
         everything = function.log_path.read_text()
@@ -267,8 +292,9 @@ def test_deployed_entry_point_over_http(gcs_emulator, bucket, store) -> None:
         assert phi not in everything
 
 
-def test_event_for_an_overwritten_generation_leaves_the_newer_upload_alone(bucket, ingest,
-                                                                          store) -> None:
+def test_event_for_an_overwritten_generation_leaves_the_newer_upload_alone(
+    bucket, ingest, store
+) -> None:
     old = _upload(bucket, "incoming/scan.dcm", _testfile("CT_small.dcm"))
     new = _upload(bucket, "incoming/scan.dcm", _testfile("MR_small.dcm"))  # same name, later
 
@@ -279,16 +305,20 @@ def test_event_for_an_overwritten_generation_leaves_the_newer_upload_alone(bucke
     result = ingest(new)  # the newer upload's own event
     assert result.outcome == "processed"
     assert bucket.get_blob("processed/scan.dcm").metadata[SOURCE_GENERATION_KEY] == str(
-        new.generation)
+        new.generation
+    )
 
 
-
-@pytest.mark.parametrize(("existing", "expected"), [
-    (b"same bytes", "processed/race.dcm"),  # another delivery of this event copied first
-    (b"other bytes", None),  # another upload's object: never overwritten
-])
-def test_copy_race_is_settled_by_the_destination_precondition(bucket, existing, expected,
-                                                              monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("existing", "expected"),
+    [
+        (b"same bytes", "processed/race.dcm"),  # another delivery of this event copied first
+        (b"other bytes", None),  # another upload's object: never overwritten
+    ],
+)
+def test_copy_race_is_settled_by_the_destination_precondition(
+    bucket, existing, expected, monkeypatch
+) -> None:
     from imaging_pipeline.ingest.gcs_move import SourceVersion, move_object
 
     source = _upload(bucket, "incoming/race.dcm", b"same bytes")

@@ -56,6 +56,7 @@ def _testdata(name: str) -> pydicom.Dataset:
 
 # --- Orthanc (DICOMweb) -----------------------------------------------------------------------
 
+
 def test_orthanc_store_search_retrieve_through_dicomweb_client(orthanc: OrthancServer) -> None:
     orthanc.reset()
     client = DICOMwebClient(url=orthanc.dicomweb_url)
@@ -148,8 +149,12 @@ def test_fhir_transaction_conditional_create_update_is_idempotent(
     headers = {"Content-Type": FHIR_JSON}
     statuses = []
     for conclusion in ("first run", "second run"):
-        response = requests.post(fhir_server.base_url, headers=headers, timeout=10,
-                                 json=_study_and_report_transaction(conclusion))
+        response = requests.post(
+            fhir_server.base_url,
+            headers=headers,
+            timeout=10,
+            json=_study_and_report_transaction(conclusion),
+        )
         assert response.status_code == 200, response.text
         reply = response.json()
         assert reply["type"] == "transaction-response"
@@ -202,17 +207,27 @@ def test_fhir_enforces_referential_integrity_like_our_google_store(
     base, headers = fhir_server.base_url, {"Content-Type": FHIR_JSON}
 
     def observation(reference: str) -> dict[str, Any]:
-        return {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-                "subject": {"reference": reference}}
+        return {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "x"},
+            "subject": {"reference": reference},
+        }
 
-    missing = requests.post(f"{base}/Observation", json=observation("Patient/nobody"),
-                            headers=headers, timeout=10)
+    missing = requests.post(
+        f"{base}/Observation", json=observation("Patient/nobody"), headers=headers, timeout=10
+    )
     assert missing.status_code == 400
     assert "Patient/nobody" in missing.text
-    patient = requests.post(f"{base}/Patient", json={"resourceType": "Patient"},
-                            headers=headers, timeout=10).json()
-    ok = requests.post(f"{base}/Observation", json=observation(f"Patient/{patient['id']}"),
-                       headers=headers, timeout=10)
+    patient = requests.post(
+        f"{base}/Patient", json={"resourceType": "Patient"}, headers=headers, timeout=10
+    ).json()
+    ok = requests.post(
+        f"{base}/Observation",
+        json=observation(f"Patient/{patient['id']}"),
+        headers=headers,
+        timeout=10,
+    )
     assert ok.status_code == 201
 
     bundle = _study_and_report_transaction("x")
@@ -226,8 +241,12 @@ def test_fhir_concurrent_transactions_create_one_study(fhir_server: FhirServer) 
     fhir_server.reset()
 
     def post(i: int) -> int:
-        return requests.post(fhir_server.base_url, timeout=30, headers={"Content-Type": FHIR_JSON},
-                             json=_study_and_report_transaction(f"run {i}")).status_code
+        return requests.post(
+            fhir_server.base_url,
+            timeout=30,
+            headers={"Content-Type": FHIR_JSON},
+            json=_study_and_report_transaction(f"run {i}"),
+        ).status_code
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert list(pool.map(post, range(16))) == [200] * 16
@@ -238,9 +257,16 @@ def test_fhir_concurrent_transactions_create_one_study(fhir_server: FhirServer) 
 def test_fhir_rest_crud_and_search(fhir_server: FhirServer) -> None:
     fhir_server.reset()
     base, headers = fhir_server.base_url, {"Content-Type": FHIR_JSON}
-    created = requests.post(f"{base}/Observation", headers=headers, timeout=10, json={
-        "resourceType": "Observation", "status": "preliminary", "code": {"text": "finding"},
-    })
+    created = requests.post(
+        f"{base}/Observation",
+        headers=headers,
+        timeout=10,
+        json={
+            "resourceType": "Observation",
+            "status": "preliminary",
+            "code": {"text": "finding"},
+        },
+    )
     assert created.status_code == 201
     assert created.headers["Content-Type"].startswith(FHIR_JSON)
     obs = created.json()
@@ -264,8 +290,10 @@ def test_fhir_rest_crud_and_search(fhir_server: FhirServer) -> None:
 
 TOPIC = "projects/test-project/topics/dicom-notifications"
 SUBSCRIPTION = "projects/test-project/subscriptions/process"
-INSTANCE_PATH = ("projects/p/locations/l/datasets/d/dicomStores/s/dicomWeb/"
-                 "studies/1.2/series/1.2.3/instances/1.2.3.4")
+INSTANCE_PATH = (
+    "projects/p/locations/l/datasets/d/dicomStores/s/dicomWeb/"
+    "studies/1.2/series/1.2.3/instances/1.2.3.4"
+)
 
 
 def test_pubsub_publish_and_pull_through_real_clients(pubsub_server: PubSubServer) -> None:
@@ -281,12 +309,15 @@ def test_pubsub_publish_and_pull_through_real_clients(pubsub_server: PubSubServe
 
     [message] = pubsub_server.published("dicom-notifications")
     assert (message.data, message.attributes, message.message_id) == (
-        INSTANCE_PATH.encode(), {"action": "StoreInstances"}, message_id
+        INSTANCE_PATH.encode(),
+        {"action": "StoreInstances"},
+        message_id,
     )
     pulled = subscriber.pull(subscription=SUBSCRIPTION, max_messages=10, timeout=10)
     assert [m.message.data for m in pulled.received_messages] == [INSTANCE_PATH.encode()]
-    subscriber.acknowledge(subscription=SUBSCRIPTION,
-                           ack_ids=[m.ack_id for m in pulled.received_messages])
+    subscriber.acknowledge(
+        subscription=SUBSCRIPTION, ack_ids=[m.ack_id for m in pulled.received_messages]
+    )
     again = subscriber.pull(subscription=SUBSCRIPTION, max_messages=10, timeout=10)
     assert list(again.received_messages) == []
     with pytest.raises(gexc.NotFound):
@@ -367,7 +398,8 @@ class _PushEndpoint:
                 with lock:
                     owner.concurrent -= 1
                     owner.bodies.append(
-                        json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                        json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                    )
                     status = owner.statuses.pop(0) if owner.statuses else owner.default
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
@@ -399,21 +431,28 @@ def push_endpoint() -> Iterator[Callable[..., _PushEndpoint]]:
 
 
 def test_pubsub_push_retries_until_acknowledged(
-    pubsub_server: PubSubServer, push_endpoint: Callable[..., _PushEndpoint],
+    pubsub_server: PubSubServer,
+    push_endpoint: Callable[..., _PushEndpoint],
 ) -> None:
     endpoint = push_endpoint([503, 500])
     subscriber = pubsub_v1.SubscriberClient()
     pubsub_server.create_topic(TOPIC)
     subscriber.create_subscription(
-        name=SUBSCRIPTION, topic=TOPIC,
+        name=SUBSCRIPTION,
+        topic=TOPIC,
         push_config=pubsub_v1.types.PushConfig(push_endpoint=endpoint.url),
     )
-    message_id = pubsub_v1.PublisherClient().publish(
-        TOPIC, INSTANCE_PATH.encode(), action="StoreInstances").result(timeout=10)
+    message_id = (
+        pubsub_v1.PublisherClient()
+        .publish(TOPIC, INSTANCE_PATH.encode(), action="StoreInstances")
+        .result(timeout=10)
+    )
 
     attempts = pubsub_server.wait_for_push_attempts(3)
     assert [(a.status, a.message_id) for a in attempts] == [
-        (503, message_id), (500, message_id), (204, message_id)
+        (503, message_id),
+        (500, message_id),
+        (204, message_id),
     ]
     envelope = endpoint.bodies[-1]
     assert envelope["subscription"] == SUBSCRIPTION
@@ -425,7 +464,8 @@ def test_pubsub_push_retries_until_acknowledged(
 
 
 def test_pubsub_push_flow_control_sends_each_message_once_to_a_slow_endpoint(
-    pubsub_server: PubSubServer, push_endpoint: Callable[..., _PushEndpoint],
+    pubsub_server: PubSubServer,
+    push_endpoint: Callable[..., _PushEndpoint],
 ) -> None:
     # At most push_concurrency requests in flight, and every message delivered exactly once.
     endpoint = push_endpoint([], delay=0.2)
@@ -440,14 +480,15 @@ def test_pubsub_push_flow_control_sends_each_message_once_to_a_slow_endpoint(
 
 
 def test_pubsub_push_dead_letters_after_max_delivery_attempts(
-    pubsub_server: PubSubServer, push_endpoint: Callable[..., _PushEndpoint],
+    pubsub_server: PubSubServer,
+    push_endpoint: Callable[..., _PushEndpoint],
 ) -> None:
     endpoint = push_endpoint([], default=500)  # a handler that always fails
     pubsub_server.push_backoff = (0.01, 0.02)
     dead_letters = "projects/test-project/topics/dead-letters"  # not created: auto-created
-    pubsub_server.create_push_subscription(SUBSCRIPTION, TOPIC, endpoint.url,
-                                           dead_letter_topic=dead_letters,
-                                           max_delivery_attempts=5)
+    pubsub_server.create_push_subscription(
+        SUBSCRIPTION, TOPIC, endpoint.url, dead_letter_topic=dead_letters, max_delivery_attempts=5
+    )
     pubsub_v1.PublisherClient().publish(TOPIC, b"poison").result(timeout=10)
 
     [dead] = pubsub_server.wait_for_messages(dead_letters, 1, timeout=10)
@@ -462,8 +503,14 @@ def test_pubsub_rest_publish_shares_state_and_faults_with_grpc(
     pubsub_server: PubSubServer,
 ) -> None:
     url = pubsub_server.publish_url(TOPIC)
-    body = {"messages": [{"data": base64.b64encode(b"over REST").decode(),
-                          "attributes": {"action": "StoreInstances"}}]}
+    body = {
+        "messages": [
+            {
+                "data": base64.b64encode(b"over REST").decode(),
+                "attributes": {"action": "StoreInstances"},
+            }
+        ]
+    }
     reply = requests.post(url, json=body, timeout=10)
     assert reply.status_code == 200
     [message] = pubsub_server.published(TOPIC)
@@ -483,23 +530,27 @@ def test_orthanc_publishes_store_notifications_like_the_healthcare_api(
 ) -> None:
     store = "projects/p/locations/l/datasets/d/dicomStores/s"
     topic = "projects/p/topics/dicom-store"
-    with OrthancServer(notification_url=pubsub_server.publish_url(topic),
-                       store_name=store) as server:
+    with OrthancServer(
+        notification_url=pubsub_server.publish_url(topic), store_name=store
+    ) as server:
         client = DICOMwebClient(url=server.dicomweb_url)
         datasets = [_testdata("CT_small.dcm"), _testdata("MR_small.dcm")]
         client.store_instances(datasets)
         messages = pubsub_server.wait_for_messages(topic, 2, timeout=20)
 
-    expected = {f"{store}/dicomWeb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-                f"/instances/{ds.SOPInstanceUID}" for ds in datasets}
+    expected = {
+        f"{store}/dicomWeb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+        for ds in datasets
+    }
     assert {m.data.decode() for m in messages} == expected
-    assert all(m.attributes == {"action": "StoreInstances", "storeName": store}
-               for m in messages)
+    assert all(m.attributes == {"action": "StoreInstances", "storeName": store} for m in messages)
 
 
 # --- Cloud Vision (REST) -------------------------------------------------------------------
 
 FeatureType = vision.Feature.Type
+
 
 def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
@@ -511,7 +562,8 @@ def _vision_client(server: VisionServer) -> vision.ImageAnnotatorClient:
     # The REST transport keeps an explicit http:// scheme in api_endpoint (it prefixes
     # https:// only when the endpoint has no scheme), so the real client can talk to us.
     return vision.ImageAnnotatorClient(
-        transport="rest", client_options={"api_endpoint": server.url},
+        transport="rest",
+        client_options={"api_endpoint": server.url},
         credentials=AnonymousCredentials(),
     )
 
@@ -528,10 +580,12 @@ def test_vision_default_answer_comes_from_the_image(vision_server: VisionServer)
     gradient = _png(Image.linear_gradient("L").resize((64, 32)))
     blank = _png(Image.new("L", (16, 16), 0))
 
-    response = client.batch_annotate_images(requests=[
-        _annotate_request(gradient, FeatureType.LABEL_DETECTION, FeatureType.TEXT_DETECTION),
-        _annotate_request(blank, FeatureType.LABEL_DETECTION),
-    ])
+    response = client.batch_annotate_images(
+        requests=[
+            _annotate_request(gradient, FeatureType.LABEL_DETECTION, FeatureType.TEXT_DETECTION),
+            _annotate_request(blank, FeatureType.LABEL_DETECTION),
+        ]
+    )
 
     first, second = response.responses
     assert [a.description for a in first.label_annotations] == ["Medical imaging", "Radiography"]
@@ -544,11 +598,15 @@ def test_vision_default_answer_comes_from_the_image(vision_server: VisionServer)
 
 
 def test_vision_programmed_answer_in_real_field_names(vision_server: VisionServer) -> None:
-    vision_server.respond_with(labels=[("X-ray", 0.97), ("Bone", 0.8)],
-                               objects=[("Person", 0.6)], text="JOHN DOE 1970")
-    request = _annotate_request(_png(Image.new("RGB", (20, 10), (9, 9, 9))),
-                                FeatureType.LABEL_DETECTION, FeatureType.OBJECT_LOCALIZATION,
-                                FeatureType.TEXT_DETECTION)
+    vision_server.respond_with(
+        labels=[("X-ray", 0.97), ("Bone", 0.8)], objects=[("Person", 0.6)], text="JOHN DOE 1970"
+    )
+    request = _annotate_request(
+        _png(Image.new("RGB", (20, 10), (9, 9, 9))),
+        FeatureType.LABEL_DETECTION,
+        FeatureType.OBJECT_LOCALIZATION,
+        FeatureType.TEXT_DETECTION,
+    )
     request.features[0].max_results = 1
 
     response = _vision_client(vision_server).annotate_image(request)
@@ -559,7 +617,10 @@ def test_vision_programmed_answer_in_real_field_names(vision_server: VisionServe
     assert [o.name for o in response.localized_object_annotations] == ["Person"]
     assert len(response.localized_object_annotations[0].bounding_poly.normalized_vertices) == 4
     assert [t.description for t in response.text_annotations] == [
-        "JOHN DOE 1970", "JOHN", "DOE", "1970"
+        "JOHN DOE 1970",
+        "JOHN",
+        "DOE",
+        "1970",
     ]
     assert response.full_text_annotation.text == "JOHN DOE 1970"
 
@@ -589,12 +650,21 @@ def test_vision_rejects_malformed_requests_like_google(vision_server: VisionServ
     bad_requests = [
         {},
         {"requests": []},
-        {"requests": [{"image": {"content": "%%%not base64"},
-                       "features": [{"type": "LABEL_DETECTION"}]}]},
+        {
+            "requests": [
+                {"image": {"content": "%%%not base64"}, "features": [{"type": "LABEL_DETECTION"}]}
+            ]
+        },
         {"requests": [{"image": {"content": good_image}, "features": [{"type": "NO_SUCH"}]}]},
         {"requests": [{"image": {"content": good_image}, "features": []}]},
-        {"requests": [{"image": {"content": "A" * (10 * 1024 * 1024)},  # over the 10 MB limit
-                       "features": [{"type": "LABEL_DETECTION"}]}]},
+        {
+            "requests": [
+                {
+                    "image": {"content": "A" * (10 * 1024 * 1024)},  # over the 10 MB limit
+                    "features": [{"type": "LABEL_DETECTION"}],
+                }
+            ]
+        },
     ]
     for body in bad_requests:
         response = requests.post(url, json=body, timeout=10)
@@ -604,22 +674,40 @@ def test_vision_rejects_malformed_requests_like_google(vision_server: VisionServ
 
     # Bytes that are valid base64 but not an image: a per-image error, as Google answers.
     not_image = base64.b64encode(b"definitely not an image").decode()
-    ok = requests.post(url, timeout=10, json={"requests": [
-        {"image": {"content": not_image}, "features": [{"type": "LABEL_DETECTION"}]}]})
+    ok = requests.post(
+        url,
+        timeout=10,
+        json={
+            "requests": [
+                {"image": {"content": not_image}, "features": [{"type": "LABEL_DETECTION"}]}
+            ]
+        },
+    )
     assert ok.status_code == 200
     assert ok.json()["responses"][0]["error"]["message"] == "Bad image data."
-    assert requests.post(f"{vision_server.url}/v1/files:annotate", json={}, timeout=10
-                         ).status_code == 404
+    assert (
+        requests.post(f"{vision_server.url}/v1/files:annotate", json={}, timeout=10).status_code
+        == 404
+    )
     # The regional form the client uses with `parent` is served too.
     regional = requests.post(
-        f"{vision_server.url}/v1/projects/p/locations/eu/images:annotate", timeout=10,
-        json={"requests": [{"image": {"content": good_image},
-                            "features": [{"type": "LABEL_DETECTION", "maxResults": 1}]}]})
+        f"{vision_server.url}/v1/projects/p/locations/eu/images:annotate",
+        timeout=10,
+        json={
+            "requests": [
+                {
+                    "image": {"content": good_image},
+                    "features": [{"type": "LABEL_DETECTION", "maxResults": 1}],
+                }
+            ]
+        },
+    )
     assert regional.status_code == 200
     assert len(regional.json()["responses"][0]["labelAnnotations"]) == 1
 
 
 # --- Cloud Storage -------------------------------------------------------------------------
+
 
 def test_gcs_upload_download_move_and_metadata(gcs_emulator: GcsEmulator) -> None:
     client = gcs_emulator.client()
@@ -632,7 +720,9 @@ def test_gcs_upload_download_move_and_metadata(gcs_emulator: GcsEmulator) -> Non
     stored = bucket.get_blob("incoming/study 1/ct.dcm")
     assert stored is not None
     assert (stored.size, stored.content_type, stored.metadata) == (
-        len(payload), "application/dicom", {"source": "modality-1"}
+        len(payload),
+        "application/dicom",
+        {"source": "modality-1"},
     )
     assert stored.download_as_bytes() == payload
 
@@ -680,8 +770,10 @@ def test_gcs_env_var_client_and_reset(gcs_emulator: GcsEmulator) -> None:
 
 # --- Fault proxy ---------------------------------------------------------------------------
 
+
 def test_fault_proxy_forwards_dicomweb_faithfully_and_injects_failures(
-    orthanc: OrthancServer, fault_proxy: Callable[[str], FaultProxy],
+    orthanc: OrthancServer,
+    fault_proxy: Callable[[str], FaultProxy],
 ) -> None:
     orthanc.reset()
     proxy = fault_proxy(orthanc.url)
@@ -714,7 +806,8 @@ def test_fault_proxy_forwards_dicomweb_faithfully_and_injects_failures(
 
 
 def test_fault_proxy_keeps_the_path_prefix_and_host_for_fhir(
-    fhir_server: FhirServer, fault_proxy: Callable[[str], FaultProxy],
+    fhir_server: FhirServer,
+    fault_proxy: Callable[[str], FaultProxy],
 ) -> None:
     fhir_server.reset()
     proxy = fault_proxy(fhir_server.base_url)
@@ -722,18 +815,21 @@ def test_fault_proxy_keeps_the_path_prefix_and_host_for_fhir(
     headers = {"Content-Type": FHIR_JSON}
     proxy.fail_next(2, status=429)
     for _ in range(2):
-        throttled = requests.post(f"{proxy.url}/Device", json={"resourceType": "Device"},
-                                  headers=headers, timeout=10)
+        throttled = requests.post(
+            f"{proxy.url}/Device", json={"resourceType": "Device"}, headers=headers, timeout=10
+        )
         assert throttled.status_code == 429
-    created = requests.post(f"{proxy.url}/Device", json={"resourceType": "Device"},
-                            headers=headers, timeout=10)
+    created = requests.post(
+        f"{proxy.url}/Device", json={"resourceType": "Device"}, headers=headers, timeout=10
+    )
     assert created.status_code == 201
     assert created.headers["Location"].startswith(f"{proxy.url}/Device/")  # Host was kept
     assert len(_search(fhir_server, "Device")) == 1  # the throttled posts never arrived
 
 
 def test_fault_proxy_forwards_chunked_request_bodies_and_head(
-    fhir_server: FhirServer, fault_proxy: Callable[[str], FaultProxy],
+    fhir_server: FhirServer,
+    fault_proxy: Callable[[str], FaultProxy],
 ) -> None:
     fhir_server.reset()
     proxy = fault_proxy(fhir_server.base_url)
@@ -743,8 +839,9 @@ def test_fault_proxy_forwards_chunked_request_bodies_and_head(
         yield body[:10]
         yield body[10:]
 
-    created = requests.post(f"{proxy.url}/Device", data=chunks(), timeout=10,
-                            headers={"Content-Type": FHIR_JSON})
+    created = requests.post(
+        f"{proxy.url}/Device", data=chunks(), timeout=10, headers={"Content-Type": FHIR_JSON}
+    )
     assert created.status_code == 201, created.text
     assert created.json()["status"] == "active"
     head = requests.head(f"{proxy.url}/Device/{created.json()['id']}", timeout=10)
@@ -754,7 +851,8 @@ def test_fault_proxy_forwards_chunked_request_bodies_and_head(
 
 
 def test_fault_proxy_delay_trips_client_timeouts(
-    fhir_server: FhirServer, fault_proxy: Callable[[str], FaultProxy],
+    fhir_server: FhirServer,
+    fault_proxy: Callable[[str], FaultProxy],
 ) -> None:
     proxy = fault_proxy(fhir_server.base_url)
     proxy.delay_next(1, seconds=1.0)
@@ -765,11 +863,11 @@ def test_fault_proxy_delay_trips_client_timeouts(
 
 # --- S3 (moto, AWS only) -------------------------------------------------------------------
 
+
 def test_s3_server_round_trip_through_boto3(s3_server: S3Server) -> None:
     s3 = s3_server.client()
     s3.create_bucket(Bucket="site-uploads")
-    s3.put_object(Bucket="site-uploads", Key="incoming/a.dcm", Body=b"DICM",
-                  Metadata={"site": "1"})
+    s3.put_object(Bucket="site-uploads", Key="incoming/a.dcm", Body=b"DICM", Metadata={"site": "1"})
     # A plain boto3 client finds the server through the fixture's environment.
     env_client = boto3.client("s3")
     listed = env_client.list_objects_v2(Bucket="site-uploads")
@@ -781,6 +879,7 @@ def test_s3_server_round_trip_through_boto3(s3_server: S3Server) -> None:
 
 
 # --- Lifecycle -----------------------------------------------------------------------------
+
 
 def _group_alive(pgid: int) -> bool:
     try:
@@ -838,8 +937,12 @@ time.sleep(120)
 
 def test_orthanc_dies_with_a_parent_that_was_killed_outright() -> None:
     # SIGKILL skips stop() and atexit; the orphan watch must still end Orthanc.
-    parent = subprocess.Popen([sys.executable, "-c", _STARTS_AND_HANGS], stdout=subprocess.PIPE,
-                              text=True, cwd=Path(__file__).resolve().parents[2])
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _STARTS_AND_HANGS],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     try:
         assert parent.stdout is not None
         pgid = int(parent.stdout.readline())

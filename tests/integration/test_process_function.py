@@ -44,10 +44,14 @@ RESOURCE_TYPES = ("ImagingStudy", "DiagnosticReport", "Observation", "Device")
 
 
 @pytest.fixture(scope="module")
-def function(orthanc: OrthancServer, fhir_server: FhirServer,
-             _pubsub_session: PubSubServer) -> Iterator[ProcessFunction]:
-    env = function_env(dicomweb_url=orthanc.dicomweb_url, fhir_base_url=fhir_server.base_url,
-                       pubsub_host=_pubsub_session.host)
+def function(
+    orthanc: OrthancServer, fhir_server: FhirServer, _pubsub_session: PubSubServer
+) -> Iterator[ProcessFunction]:
+    env = function_env(
+        dicomweb_url=orthanc.dicomweb_url,
+        fhir_base_url=fhir_server.base_url,
+        pubsub_host=_pubsub_session.host,
+    )
     with ProcessFunction(env) as server:
         yield server
 
@@ -56,8 +60,10 @@ def function(orthanc: OrthancServer, fhir_server: FhirServer,
 def stored(orthanc: OrthancServer) -> Any:
     def store(ds: Dataset) -> dict[str, Any]:
         upload(orthanc.url, ds)
-        return pubsub_message(instance_path(ds), {"action": "StoreInstances",
-                                                  "storeName": LOCAL_STORE})
+        return pubsub_message(
+            instance_path(ds), {"action": "StoreInstances", "storeName": LOCAL_STORE}
+        )
+
     return store
 
 
@@ -82,8 +88,13 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_happy_path_per_modality(case: str, function: ProcessFunction, fhir_server: FhirServer,
-                                 pubsub_server: PubSubServer, stored: Any) -> None:
+def test_happy_path_per_modality(
+    case: str,
+    function: ProcessFunction,
+    fhir_server: FhirServer,
+    pubsub_server: PubSubServer,
+    stored: Any,
+) -> None:
     ds = CASES[case]()
     message = stored(ds)
     response = function.push(message)
@@ -93,14 +104,18 @@ def test_happy_path_per_modality(case: str, function: ProcessFunction, fhir_serv
     assert outcome["event"] == "instance_processed" and outcome["modality"] == ds.Modality
     assert outcome["priority"] == "routine"
     base = fhir_server.base_url
-    [study] = fhir_search(base, "ImagingStudy",
-                          identifier=f"urn:dicom:uid|urn:oid:{ds.StudyInstanceUID}")
+    [study] = fhir_search(
+        base, "ImagingStudy", identifier=f"urn:dicom:uid|urn:oid:{ds.StudyInstanceUID}"
+    )
     [series] = study["series"]
     assert series["uid"] == ds.SeriesInstanceUID and series["modality"]["code"] == ds.Modality
     assert [i["uid"] for i in series["instance"]] == [ds.SOPInstanceUID]
-    [report] = fhir_search(base, "DiagnosticReport",
-                           identifier=f"urn:imaging-pipeline:report|{ds.SOPInstanceUID}/"
-                                      f"imaging-pipeline-local-analyzer/1.0+tesseract-5.3.0")
+    [report] = fhir_search(
+        base,
+        "DiagnosticReport",
+        identifier=f"urn:imaging-pipeline:report|{ds.SOPInstanceUID}/"
+        f"imaging-pipeline-local-analyzer/1.0+tesseract-5.3.0",
+    )
     assert f"DiagnosticReport/{report['id']}" == outcome["report"]
     assert report["status"] == "preliminary"
     assert report["imagingStudy"] == [{"reference": f"ImagingStudy/{study['id']}"}]
@@ -109,24 +124,33 @@ def test_happy_path_per_modality(case: str, function: ProcessFunction, fhir_serv
 
 
 @pytest.mark.parametrize("shape", ["push-envelope", "binary-cloudevent", "structured-cloudevent"])
-def test_every_delivery_shape_is_accepted(shape: str, function: ProcessFunction,
-                                          pubsub_server: PubSubServer, stored: Any) -> None:
+def test_every_delivery_shape_is_accepted(
+    shape: str, function: ProcessFunction, pubsub_server: PubSubServer, stored: Any
+) -> None:
     message = stored(projection("DX", seed=3))
     if shape == "push-envelope":
         response = function.push(message)
     elif shape == "binary-cloudevent":
-        response = requests.post(function.url, data=json.dumps(push_envelope(message)),
-                                 headers=cloud_event_headers(message), timeout=120)
+        response = requests.post(
+            function.url,
+            data=json.dumps(push_envelope(message)),
+            headers=cloud_event_headers(message),
+            timeout=120,
+        )
     else:
-        response = requests.post(function.url, data=json.dumps(structured_cloud_event(message)),
-                                 headers={"Content-Type": "application/cloudevents+json"},
-                                 timeout=120)
+        response = requests.post(
+            function.url,
+            data=json.dumps(structured_cloud_event(message)),
+            headers={"Content-Type": "application/cloudevents+json"},
+            timeout=120,
+        )
     assert response.status_code == 200
     assert last_outcome(function, message)["outcome"] == "processed"
 
 
-def test_redelivery_creates_nothing_new(function: ProcessFunction, fhir_server: FhirServer,
-                                        pubsub_server: PubSubServer, stored: Any) -> None:
+def test_redelivery_creates_nothing_new(
+    function: ProcessFunction, fhir_server: FhirServer, pubsub_server: PubSubServer, stored: Any
+) -> None:
     message = stored(projection("CR", seed=4))
     assert function.push(message).status_code == 200
     first = last_outcome(function, message)
@@ -139,21 +163,25 @@ def test_redelivery_creates_nothing_new(function: ProcessFunction, fhir_server: 
     assert counts(fhir_server.base_url) == before
 
 
-def test_second_instance_joins_the_same_study(function: ProcessFunction, fhir_server: FhirServer,
-                                              pubsub_server: PubSubServer, stored: Any) -> None:
+def test_second_instance_joins_the_same_study(
+    function: ProcessFunction, fhir_server: FhirServer, pubsub_server: PubSubServer, stored: Any
+) -> None:
     first = projection("DX", seed=5)
     second = projection("DX", seed=6)
     second.StudyInstanceUID = first.StudyInstanceUID
     for ds in (first, second):
         assert function.push(stored(ds)).status_code == 200
-    [study] = fhir_search(fhir_server.base_url, "ImagingStudy",
-                          identifier=f"urn:dicom:uid|urn:oid:{first.StudyInstanceUID}")
+    [study] = fhir_search(
+        fhir_server.base_url,
+        "ImagingStudy",
+        identifier=f"urn:dicom:uid|urn:oid:{first.StudyInstanceUID}",
+    )
     assert study["numberOfSeries"] == 2 and study["numberOfInstances"] == 2
 
 
-def test_critical_text_raises_an_alert_without_phi(function: ProcessFunction,
-                                                   pubsub_server: PubSubServer,
-                                                   stored: Any) -> None:
+def test_critical_text_raises_an_alert_without_phi(
+    function: ProcessFunction, pubsub_server: PubSubServer, stored: Any
+) -> None:
     ds = projection("CR", text="PORTABLE STAT PNEUMOTHORAX", seed=7)
     message = stored(ds)
     assert function.push(message).status_code == 200
@@ -163,7 +191,10 @@ def test_critical_text_raises_an_alert_without_phi(function: ProcessFunction,
     payload = json.loads(alert.data)
     assert payload["report"] == outcome["report"]
     assert (payload["study_uid"], payload["series_uid"], payload["instance_uid"]) == (
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        ds.StudyInstanceUID,
+        ds.SeriesInstanceUID,
+        ds.SOPInstanceUID,
+    )
     assert payload["priority"] == "critical"
     assert payload["finding"]["kind"] == "burned_in_text"
     assert payload["finding"]["rule"] == "critical-words"
@@ -171,15 +202,17 @@ def test_critical_text_raises_an_alert_without_phi(function: ProcessFunction,
     text = alert.data.decode()
     assert not any(s.lower() in text.lower() for s in PHI_STRINGS)
     assert "pneumothorax" not in text  # recognised words stay in the process
-    metric_lines = [e for e in function.json_logs() if e.get("event") == "critical_finding"
-                    and e.get("instance_uid") == ds.SOPInstanceUID]
+    metric_lines = [
+        e
+        for e in function.json_logs()
+        if e.get("event") == "critical_finding" and e.get("instance_uid") == ds.SOPInstanceUID
+    ]
     assert len(metric_lines) == 1 and metric_lines[0]["report"] == outcome["report"]
 
 
-def test_alert_publish_failure_is_retried_then_succeeds(function: ProcessFunction,
-                                                        pubsub_server: PubSubServer,
-                                                        fhir_server: FhirServer,
-                                                        stored: Any) -> None:
+def test_alert_publish_failure_is_retried_then_succeeds(
+    function: ProcessFunction, pubsub_server: PubSubServer, fhir_server: FhirServer, stored: Any
+) -> None:
     ds = projection("DX", text="STAT PNEUMOTHORAX LEFT", seed=8)
     message = stored(ds)
     # Not retried by the client library (unlike UNAVAILABLE): reaches our error handling.
@@ -195,9 +228,9 @@ def test_alert_publish_failure_is_retried_then_succeeds(function: ProcessFunctio
     assert counts(fhir_server.base_url) == before  # the retry wrote nothing twice
 
 
-def test_unavailable_pubsub_is_absorbed_by_client_retries(function: ProcessFunction,
-                                                          pubsub_server: PubSubServer,
-                                                          stored: Any) -> None:
+def test_unavailable_pubsub_is_absorbed_by_client_retries(
+    function: ProcessFunction, pubsub_server: PubSubServer, stored: Any
+) -> None:
     message = stored(projection("CR", text="STAT PNEUMOTHORAX", seed=9))
     pubsub_server.fail_next(2, grpc.StatusCode.UNAVAILABLE)
     assert function.push(message).status_code == 200
@@ -211,32 +244,59 @@ def _corrupt_ct() -> Dataset:
 
 
 PERMANENT: dict[str, Any] = {
-    "malformed-path": (None, lambda ds: pubsub_message("not/an/instance/path"), "failed",
-                       "malformed_event"),
-    "not-base64": (None, lambda ds: {**pubsub_message("x"), "data": "%%%"}, "failed",
-                   "malformed_event"),
-    "foreign-store": (lambda: projection("DX"), lambda ds: pubsub_message(instance_path(
-        ds, LOCAL_STORE.replace("orthanc", "other-store"))), "failed", "foreign_store"),
-    "not-found": (None, lambda ds: pubsub_message(
-        f"{LOCAL_STORE}/dicomWeb/studies/1.2.3/series/1.2.3.4/instances/1.2.3.4.5"),
-        "failed", "not_found"),
-    "delete-action": (lambda: projection("DX"), lambda ds: pubsub_message(
-        instance_path(ds), {"action": "DeleteInstances"}), "ignored", "not_a_new_instance"),
-    "modality-attribute": (lambda: projection("DX"), lambda ds: pubsub_message(
-        instance_path(ds), {"modality": "ECG"}), "skipped", "unsupported_modality"),
-    "structured-report": (lambda: sample("test-SR.dcm"), None, "skipped",
-                          "unsupported_sop_class"),
-    "segmentation": (lambda: sample("liver_1frame.dcm"), None, "skipped",
-                     "unsupported_sop_class"),
+    "malformed-path": (
+        None,
+        lambda ds: pubsub_message("not/an/instance/path"),
+        "failed",
+        "malformed_event",
+    ),
+    "not-base64": (
+        None,
+        lambda ds: {**pubsub_message("x"), "data": "%%%"},
+        "failed",
+        "malformed_event",
+    ),
+    "foreign-store": (
+        lambda: projection("DX"),
+        lambda ds: pubsub_message(instance_path(ds, LOCAL_STORE.replace("orthanc", "other-store"))),
+        "failed",
+        "foreign_store",
+    ),
+    "not-found": (
+        None,
+        lambda ds: pubsub_message(
+            f"{LOCAL_STORE}/dicomWeb/studies/1.2.3/series/1.2.3.4/instances/1.2.3.4.5"
+        ),
+        "failed",
+        "not_found",
+    ),
+    "delete-action": (
+        lambda: projection("DX"),
+        lambda ds: pubsub_message(instance_path(ds), {"action": "DeleteInstances"}),
+        "ignored",
+        "not_a_new_instance",
+    ),
+    "modality-attribute": (
+        lambda: projection("DX"),
+        lambda ds: pubsub_message(instance_path(ds), {"modality": "ECG"}),
+        "skipped",
+        "unsupported_modality",
+    ),
+    "structured-report": (lambda: sample("test-SR.dcm"), None, "skipped", "unsupported_sop_class"),
+    "segmentation": (lambda: sample("liver_1frame.dcm"), None, "skipped", "unsupported_sop_class"),
     "rt-dose": (lambda: sample("rtdose_1frame.dcm"), None, "skipped", "unsupported_sop_class"),
     "corrupt-pixels": (_corrupt_ct, None, "failed", "unrenderable"),
 }
 
 
 @pytest.mark.parametrize("case", list(PERMANENT))
-def test_permanent_outcomes_are_acknowledged(case: str, function: ProcessFunction,
-                                             orthanc: OrthancServer, fhir_server: FhirServer,
-                                             pubsub_server: PubSubServer) -> None:
+def test_permanent_outcomes_are_acknowledged(
+    case: str,
+    function: ProcessFunction,
+    orthanc: OrthancServer,
+    fhir_server: FhirServer,
+    pubsub_server: PubSubServer,
+) -> None:
     make, to_message, status, reason = PERMANENT[case]
     ds = make() if make else None
     if ds is not None:
@@ -258,23 +318,26 @@ def test_permanent_outcomes_are_acknowledged(case: str, function: ProcessFunctio
     assert fhir_count(fhir_server.base_url, "DiagnosticReport") == before
 
 
-def test_logs_are_structured_with_trace_context(function: ProcessFunction,
-                                                pubsub_server: PubSubServer,
-                                                stored: Any) -> None:
+def test_logs_are_structured_with_trace_context(
+    function: ProcessFunction, pubsub_server: PubSubServer, stored: Any
+) -> None:
     message = stored(projection("DX", seed=10))
     trace = "4bf92f3577b34da6a3ce929d0e0e4736"
-    response = requests.post(function.url, json=push_envelope(message), timeout=120, headers={
-        "traceparent": f"00-{trace}-00f067aa0ba902b7-01"})
+    response = requests.post(
+        function.url,
+        json=push_envelope(message),
+        timeout=120,
+        headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"},
+    )
     assert response.status_code == 200
     outcome = last_outcome(function, message)
     assert outcome["logging.googleapis.com/trace"] == f"projects/local-project/traces/{trace}"
     assert outcome["severity"] == "INFO" and outcome["duration_ms"] > 0
 
 
-def test_concurrent_instances_of_one_study_are_all_kept(function: ProcessFunction,
-                                                        fhir_server: FhirServer,
-                                                        pubsub_server: PubSubServer,
-                                                        stored: Any) -> None:
+def test_concurrent_instances_of_one_study_are_all_kept(
+    function: ProcessFunction, fhir_server: FhirServer, pubsub_server: PubSubServer, stored: Any
+) -> None:
     """Instances of one study processed at the same time must not overwrite each other's entry
     in the ImagingStudy: a lost race answers 5xx and the redelivery merges on fresh data."""
     from concurrent.futures import ThreadPoolExecutor
@@ -291,18 +354,24 @@ def test_concurrent_instances_of_one_study_are_all_kept(function: ProcessFunctio
         if not pending:
             break
     assert pending == []
-    [study] = fhir_search(fhir_server.base_url, "ImagingStudy",
-                          identifier=f"urn:dicom:uid|urn:oid:{first.StudyInstanceUID}")
+    [study] = fhir_search(
+        fhir_server.base_url,
+        "ImagingStudy",
+        identifier=f"urn:dicom:uid|urn:oid:{first.StudyInstanceUID}",
+    )
     uids = {i["uid"] for s in study["series"] for i in s["instance"]}
     assert uids == {ds.SOPInstanceUID for ds in datasets}
     assert study["numberOfInstances"] == 4
 
 
-
-def test_missing_configuration_is_retried_and_named(orthanc: OrthancServer,
-                                                    _pubsub_session: PubSubServer) -> None:
-    env = function_env(dicomweb_url=orthanc.dicomweb_url, fhir_base_url="http://unused",
-                       pubsub_host=_pubsub_session.host)
+def test_missing_configuration_is_retried_and_named(
+    orthanc: OrthancServer, _pubsub_session: PubSubServer
+) -> None:
+    env = function_env(
+        dicomweb_url=orthanc.dicomweb_url,
+        fhir_base_url="http://unused",
+        pubsub_host=_pubsub_session.host,
+    )
     del env["FHIR_BASE_URL"]
     with ProcessFunction(env) as broken:
         response = broken.push(pubsub_message(instance_path(projection("DX"))))
@@ -310,13 +379,18 @@ def test_missing_configuration_is_retried_and_named(orthanc: OrthancServer,
         [entry] = [e for e in broken.json_logs() if e.get("reason") == "configuration_error"]
         assert "FHIR_BASE_URL" in entry["message"] and entry["severity"] == "CRITICAL"
 
-def test_no_phi_in_any_log_line(function: ProcessFunction, orthanc: OrthancServer,
-                                pubsub_server: PubSubServer, stored: Any) -> None:
+
+def test_no_phi_in_any_log_line(
+    function: ProcessFunction, orthanc: OrthancServer, pubsub_server: PubSubServer, stored: Any
+) -> None:
     """Runs last in this module: every line the function ever wrote is scanned."""
     # Extra cases aimed at leaks: the name burned into the pixels (OCR reads it), a failure
     # whose exception path runs with the dataset loaded, and a skip after the fetch.
-    for ds in (projection("DX", text="ZZYZX QUINTESSA PHI-7734921", seed=11), _corrupt_ct(),
-               sample("test-SR.dcm")):
+    for ds in (
+        projection("DX", text="ZZYZX QUINTESSA PHI-7734921", seed=11),
+        _corrupt_ct(),
+        sample("test-SR.dcm"),
+    ):
         assert function.push(stored(ds)).status_code == 200
     lines = function.log_lines()
     assert len(lines) > 20

@@ -32,8 +32,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 VISION_SETTINGS: dict[str, Any] = {
     "analyzer": "vision",
     "vision": {"max_attempts": 2, "timeout_seconds": 10},
-    "rules": [{"name": "critical-labels", "finding": "label", "terms": ["fracture"],
-               "min_score": 0.8, "priority": "critical"}],
+    "rules": [
+        {
+            "name": "critical-labels",
+            "finding": "label",
+            "terms": ["fracture"],
+            "min_score": 0.8,
+            "priority": "critical",
+        }
+    ],
 }
 
 
@@ -44,18 +51,24 @@ def proxies(orthanc: OrthancServer, fhir_server: FhirServer) -> Iterator[dict[st
 
 
 @pytest.fixture(scope="module")
-def function(proxies: dict[str, FaultProxy], _pubsub_session: PubSubServer,
-             _vision_session: VisionServer) -> Iterator[ProcessFunction]:
-    env = function_env(dicomweb_url=proxies["dicomweb"].url, fhir_base_url=proxies["fhir"].url,
-                       pubsub_host=_pubsub_session.host, settings=VISION_SETTINGS,
-                       vision_url=_vision_session.url)
+def function(
+    proxies: dict[str, FaultProxy], _pubsub_session: PubSubServer, _vision_session: VisionServer
+) -> Iterator[ProcessFunction]:
+    env = function_env(
+        dicomweb_url=proxies["dicomweb"].url,
+        fhir_base_url=proxies["fhir"].url,
+        pubsub_host=_pubsub_session.host,
+        settings=VISION_SETTINGS,
+        vision_url=_vision_session.url,
+    )
     with ProcessFunction(env) as server:
         yield server
 
 
 @pytest.fixture
-def message(orthanc: OrthancServer, proxies: dict[str, FaultProxy],
-            vision_server: VisionServer) -> dict[str, Any]:
+def message(
+    orthanc: OrthancServer, proxies: dict[str, FaultProxy], vision_server: VisionServer
+) -> dict[str, Any]:
     for proxy in proxies.values():
         proxy.reset()
     ds = projection("DX", seed=20)
@@ -68,20 +81,31 @@ def outcome(function: ProcessFunction, message: dict[str, Any]) -> dict[str, Any
 
 
 def totals(base_url: str) -> tuple[int, ...]:
-    return tuple(fhir_count(base_url, t) for t in ("ImagingStudy", "DiagnosticReport",
-                                                     "Observation", "Device"))
+    return tuple(
+        fhir_count(base_url, t)
+        for t in ("ImagingStudy", "DiagnosticReport", "Observation", "Device")
+    )
 
 
-@pytest.mark.parametrize(("dependency", "failures", "status"), [
-    ("dicomweb", 3, 503),  # dicomweb-client's own 3 attempts all fail
-    ("dicomweb", 3, None),  # connection dropped without an answer
-    ("fhir", 4, 503),  # the FHIR client's 4 attempts all fail
-    ("fhir", 4, 429),
-])
+@pytest.mark.parametrize(
+    ("dependency", "failures", "status"),
+    [
+        ("dicomweb", 3, 503),  # dicomweb-client's own 3 attempts all fail
+        ("dicomweb", 3, None),  # connection dropped without an answer
+        ("fhir", 4, 503),  # the FHIR client's 4 attempts all fail
+        ("fhir", 4, 429),
+    ],
+)
 def test_dependency_outage_is_retried_by_pubsub(
-        dependency: str, failures: int, status: int | None, function: ProcessFunction,
-        proxies: dict[str, FaultProxy], fhir_server: FhirServer, pubsub_server: PubSubServer,
-        message: dict[str, Any]) -> None:
+    dependency: str,
+    failures: int,
+    status: int | None,
+    function: ProcessFunction,
+    proxies: dict[str, FaultProxy],
+    fhir_server: FhirServer,
+    pubsub_server: PubSubServer,
+    message: dict[str, Any],
+) -> None:
     proxies[dependency].fail_next(failures, status)
     first = function.push(message)
     assert first.status_code == 500  # Pub/Sub will redeliver
@@ -94,20 +118,24 @@ def test_dependency_outage_is_retried_by_pubsub(
     assert after[1] == before[1] + 1  # exactly one new report
 
 
-def test_brief_hiccup_is_absorbed_without_redelivery(function: ProcessFunction,
-                                                     proxies: dict[str, FaultProxy],
-                                                     pubsub_server: PubSubServer,
-                                                     message: dict[str, Any]) -> None:
+def test_brief_hiccup_is_absorbed_without_redelivery(
+    function: ProcessFunction,
+    proxies: dict[str, FaultProxy],
+    pubsub_server: PubSubServer,
+    message: dict[str, Any],
+) -> None:
     proxies["fhir"].fail_next(1, 503)
     proxies["dicomweb"].fail_next(1, 503)
     assert function.push(message).status_code == 200
     assert outcome(function, message)["outcome"] == "processed"
 
 
-def test_vision_outage_is_retried_then_alerts(function: ProcessFunction,
-                                              vision_server: VisionServer,
-                                              pubsub_server: PubSubServer,
-                                              message: dict[str, Any]) -> None:
+def test_vision_outage_is_retried_then_alerts(
+    function: ProcessFunction,
+    vision_server: VisionServer,
+    pubsub_server: PubSubServer,
+    message: dict[str, Any],
+) -> None:
     vision_server.respond_with(labels=[("Fracture", 0.93), ("Radiography", 0.9)])
     vision_server.fail_next(2, 503)
     assert function.push(message).status_code == 500
@@ -121,9 +149,12 @@ def test_vision_outage_is_retried_then_alerts(function: ProcessFunction,
     assert vision_server.calls == 3
 
 
-def test_fhir_rejection_is_permanent(function: ProcessFunction, proxies: dict[str, FaultProxy],
-                                     pubsub_server: PubSubServer,
-                                     message: dict[str, Any]) -> None:
+def test_fhir_rejection_is_permanent(
+    function: ProcessFunction,
+    proxies: dict[str, FaultProxy],
+    pubsub_server: PubSubServer,
+    message: dict[str, Any],
+) -> None:
     proxies["fhir"].fail_next(1, 400)  # our request is wrong: retrying cannot help
     assert function.push(message).status_code == 200
     result = outcome(function, message)

@@ -18,32 +18,50 @@ pytestmark = pytest.mark.integration
 
 
 def rendered(blank: bool = False) -> RenderedImage:
-    pixels = np.zeros((64, 80), np.uint8) if blank else \
-        np.random.default_rng(0).integers(0, 255, (64, 80), dtype=np.uint8)
+    pixels = (
+        np.zeros((64, 80), np.uint8)
+        if blank
+        else np.random.default_rng(0).integers(0, 255, (64, 80), dtype=np.uint8)
+    )
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
-    return RenderedImage(data=buffer.getvalue(), media_type="image/png", width=80, height=64,
-                         rows=64, columns=80, frames=1, frame=0, photometric="MONOCHROME2",
-                         window=None, pixels=pixels)
+    return RenderedImage(
+        data=buffer.getvalue(),
+        media_type="image/png",
+        width=80,
+        height=64,
+        rows=64,
+        columns=80,
+        frames=1,
+        frame=0,
+        photometric="MONOCHROME2",
+        window=None,
+        pixels=pixels,
+    )
 
 
 def analyzer(server: VisionServer, attempts: int = 3) -> VisionAnalyzer:
-    return VisionAnalyzer(VisionSettings(max_attempts=attempts, timeout_seconds=10),
-                          endpoint=server.url)
+    return VisionAnalyzer(
+        VisionSettings(max_attempts=attempts, timeout_seconds=10), endpoint=server.url
+    )
 
 
 def test_one_request_carries_three_features(vision_server: VisionServer) -> None:
     analyzer(vision_server, attempts=1).analyze(rendered())
     [request] = vision_server.requests
     assert [f for f, _ in request.features] == [
-        "LABEL_DETECTION", "OBJECT_LOCALIZATION", "TEXT_DETECTION"]
+        "LABEL_DETECTION",
+        "OBJECT_LOCALIZATION",
+        "TEXT_DETECTION",
+    ]
     assert request.image_size == (80, 64)
     assert vision_server.calls == 1
 
 
 def test_answers_map_to_findings(vision_server: VisionServer) -> None:
-    vision_server.respond_with(labels=[("Fracture", 0.93), ("X-ray", 0.8)],
-                               objects=[("Scalpel", 0.7)], text="PORTABLE AP")
+    vision_server.respond_with(
+        labels=[("Fracture", 0.93), ("X-ray", 0.8)], objects=[("Scalpel", 0.7)], text="PORTABLE AP"
+    )
     findings = analyzer(vision_server).analyze(rendered())
     by_kind = {(f.kind, f.description): f for f in findings}
     assert by_kind[("label", "fracture")].score == pytest.approx(0.93)

@@ -93,7 +93,9 @@ def ct_slice(size: int = 512, seed: int = 0) -> np.ndarray:
 
 def ct_dataset(size: int = 512, seed: int = 0, **attributes: Any) -> Dataset:
     attrs: dict[str, Any] = {
-        "RescaleIntercept": -1024, "RescaleSlope": 1, "PixelPaddingValue": -2000,
+        "RescaleIntercept": -1024,
+        "RescaleSlope": 1,
+        "PixelPaddingValue": -2000,
     }
     attrs.update(attributes)
     return synthetic(ct_slice(size, seed), bits_stored=16, **attrs)

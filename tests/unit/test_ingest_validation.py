@@ -28,8 +28,9 @@ def _reason(payload: bytes) -> str:
     return caught.value.reason
 
 
-@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm",
-                                  "rtplan.dcm", "test-SR.dcm"])
+@pytest.mark.parametrize(
+    "name", ["CT_small.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm", "rtplan.dcm", "test-SR.dcm"]
+)
 def test_part10_files_pass_unchanged_with_their_uids(name: str) -> None:
     payload = _testfile(name)
     header = pydicom.dcmread(io.BytesIO(payload), stop_before_pixels=True)
@@ -55,12 +56,15 @@ def test_bare_dataset_is_wrapped_into_part10() -> None:
     assert rewritten.PixelData == dataset.PixelData
 
 
-@pytest.mark.parametrize("payload", [
-    b"",
-    b"plain text, not an image\n" * 20,
-    b"%PDF-1.7\n" + bytes(400),
-    b"\x89PNG\r\n\x1a\n" + bytes(400),
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"plain text, not an image\n" * 20,
+        b"%PDF-1.7\n" + bytes(400),
+        b"\x89PNG\r\n\x1a\n" + bytes(400),
+    ],
+)
 def test_other_content_is_not_dicom(payload: bytes) -> None:
     assert _reason(payload) == "not-dicom"
 
@@ -85,14 +89,25 @@ def test_truncated_pixel_data_is_corrupt() -> None:
 
 def test_destination_names_keep_the_path_then_add_the_generation() -> None:
     assert destination_names("site-a/ct 1.dcm", "processed/", 42) == [
-        "processed/site-a/ct 1.dcm", "processed/site-a/ct 1.42.dcm"]
+        "processed/site-a/ct 1.dcm",
+        "processed/site-a/ct 1.42.dcm",
+    ]
     assert destination_names("noext", "failed/", 7) == ["failed/noext", "failed/noext.7"]
 
 
 # Transfer syntaxes and encodings an archive can hold: deflated, big endian, bare datasets...
-ACCEPTED_SAMPLES = ["image_dfl.dcm", "MR_small_bigendian.dcm", "ExplVR_BigEndNoMeta.dcm",
-                    "ExplVR_LitEndNoMeta.dcm", "MR_small_implicit.dcm", "SC_rgb_rle.dcm",
-                    "JPEG-lossy.dcm", "examples_palette.dcm", "waveform_ecg.dcm", "rtdose.dcm"]
+ACCEPTED_SAMPLES = [
+    "image_dfl.dcm",
+    "MR_small_bigendian.dcm",
+    "ExplVR_BigEndNoMeta.dcm",
+    "ExplVR_LitEndNoMeta.dcm",
+    "MR_small_implicit.dcm",
+    "SC_rgb_rle.dcm",
+    "JPEG-lossy.dcm",
+    "examples_palette.dcm",
+    "waveform_ecg.dcm",
+    "rtdose.dcm",
+]
 
 
 @pytest.mark.parametrize("name", ACCEPTED_SAMPLES)
@@ -101,8 +116,9 @@ def test_pydicom_samples_in_many_encodings_are_accepted(name: str) -> None:
     assert is_part10(checked.part10) and checked.sop_instance_uid
 
 
-@pytest.mark.parametrize("name", ["CT_small.dcm", "JPEG2000.dcm", "SC_rgb_rle.dcm",
-                                  "JPEG-lossy.dcm"])
+@pytest.mark.parametrize(
+    "name", ["CT_small.dcm", "JPEG2000.dcm", "SC_rgb_rle.dcm", "JPEG-lossy.dcm"]
+)
 def test_files_cut_anywhere_after_the_preamble_are_corrupt(name: str) -> None:
     payload = _testfile(name)
     cuts = range(200, len(payload), max(1, len(payload) // 25))

@@ -21,7 +21,8 @@ def xray_with_text(tmp_path: Path) -> Path:
 
 
 def test_prints_findings_priority_and_a_valid_bundle(
-        xray_with_text: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    xray_with_text: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     settings = tmp_path / "settings.json"
     settings.write_text(json.dumps(LOCAL_SETTINGS))
     assert main(["analyze", str(xray_with_text), "--settings", str(settings)]) == 0
@@ -37,8 +38,9 @@ def test_prints_findings_priority_and_a_valid_bundle(
     assert report["subject"]["identifier"]["value"] == PHI["PatientID"]
 
 
-def test_default_settings_flag_text_as_urgent(xray_with_text: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_default_settings_flag_text_as_urgent(
+    xray_with_text: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["analyze", str(xray_with_text)]) == 0
     assert json.loads(capsys.readouterr().out)["priority"] == "urgent"
 
@@ -48,8 +50,9 @@ def test_non_image_objects_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unsupported_sop_class" in capsys.readouterr().err
 
 
-def test_bad_settings_exit_2(xray_with_text: Path, tmp_path: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_settings_exit_2(
+    xray_with_text: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     settings = tmp_path / "s.json"
     settings.write_text('{"rules": [{"name": "x", "finding": "label", "priority": "critical"}]}')
     assert main(["analyze", str(xray_with_text), "--settings", str(settings)]) == 2

@@ -7,10 +7,10 @@ from imaging_pipeline.config import ConfigurationError, load_config
 
 GOOD = {
     "DICOMWEB_URL": "https://healthcare.googleapis.com/v1/projects/p/locations/l/datasets/d/"
-                    "dicomStores/s/dicomWeb",
+    "dicomStores/s/dicomWeb",
     "DICOM_STORE": "projects/p/locations/l/datasets/d/dicomStores/s",
     "FHIR_BASE_URL": "https://healthcare.googleapis.com/v1/projects/p/locations/l/datasets/d/"
-                     "fhirStores/f/fhir",
+    "fhirStores/f/fhir",
     "ALERTS_TOPIC": "projects/proj-1/topics/alerts",
     "PIPELINE_SETTINGS": '{"analyzer": "local"}',
     "ENVIRONMENT": "dev",
@@ -33,14 +33,17 @@ def test_names_every_missing_variable() -> None:
         load_config(env)
 
 
-@pytest.mark.parametrize(("key", "value", "needle"), [
-    ("DICOM_STORE", "projects/p/dicomStores/s", "DICOM_STORE"),
-    ("ALERTS_TOPIC", "alerts", "ALERTS_TOPIC"),
-    ("LOG_LEVEL", "loud", "LOG_LEVEL"),
-    ("DICOMWEB_URL", "ftp://x", "DICOMWEB_URL"),
-    ("PIPELINE_SETTINGS", '{"analyzer": "magic"}', "PIPELINE_SETTINGS"),
-    ("PIPELINE_SETTINGS", "not json", "PIPELINE_SETTINGS"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "needle"),
+    [
+        ("DICOM_STORE", "projects/p/dicomStores/s", "DICOM_STORE"),
+        ("ALERTS_TOPIC", "alerts", "ALERTS_TOPIC"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL"),
+        ("DICOMWEB_URL", "ftp://x", "DICOMWEB_URL"),
+        ("PIPELINE_SETTINGS", '{"analyzer": "magic"}', "PIPELINE_SETTINGS"),
+        ("PIPELINE_SETTINGS", "not json", "PIPELINE_SETTINGS"),
+    ],
+)
 def test_invalid_values_name_the_variable(key: str, value: str, needle: str) -> None:
     with pytest.raises(ConfigurationError, match=needle):
         load_config({**GOOD, key: value})

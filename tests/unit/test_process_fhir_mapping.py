@@ -23,8 +23,9 @@ from imaging_pipeline.settings import Rule
 from pydicom.data import get_testdata_file
 
 ANALYZER = AnalyzerIdentity("local-analyzer", "1.0+test")
-RULES = (Rule(name="crit", finding="label", terms=("fracture",), min_score=0.5,
-              priority="critical"),)
+RULES = (
+    Rule(name="crit", finding="label", terms=("fracture",), min_score=0.5, priority="critical"),
+)
 SYSTEM = "urn:test:patient"
 
 
@@ -34,11 +35,18 @@ def info() -> InstanceInfo:
     return instance_info(ds)
 
 
-def bundle_for(info: InstanceInfo, findings: list[Finding],
-               existing: dict[str, Any] | None = None) -> dict[str, Any]:
-    return build_transaction(info, findings, assess(findings, RULES), ANALYZER,
-                             patient_system=SYSTEM, existing_study=existing,
-                             issued="2026-01-01T00:00:00+00:00")
+def bundle_for(
+    info: InstanceInfo, findings: list[Finding], existing: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return build_transaction(
+        info,
+        findings,
+        assess(findings, RULES),
+        ANALYZER,
+        patient_system=SYSTEM,
+        existing_study=existing,
+        issued="2026-01-01T00:00:00+00:00",
+    )
 
 
 def by_type(bundle: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -64,15 +72,16 @@ def test_bundle_has_every_resource_and_validates(info: InstanceInfo) -> None:
     # Every write is conditional on a business identifier: redelivery matches, never duplicates.
     study = bundle["entry"][1]
     assert study["request"] == {
-        "method": "POST", "url": "ImagingStudy",
-        "ifNoneExist": f"identifier=urn:dicom:uid|urn:oid:{info.study_uid}"}
+        "method": "POST",
+        "url": "ImagingStudy",
+        "ifNoneExist": f"identifier=urn:dicom:uid|urn:oid:{info.study_uid}",
+    }
     for entry in bundle["entry"][:1] + bundle["entry"][2:]:
         identifier = entry["resource"]["identifier"][0]
         kind, query = entry["request"]["url"].split("?")
         assert entry["request"]["method"] == "PUT"
         assert kind == entry["resource"]["resourceType"]
-        assert parse_qs(query) == {
-            "identifier": [f"{identifier['system']}|{identifier['value']}"]}
+        assert parse_qs(query) == {"identifier": [f"{identifier['system']}|{identifier['value']}"]}
     device = bundle["entry"][0]["request"]["url"]
     assert "%2B" in device and "+" not in device  # "1.0+x" must not decode to "1.0 x"
 
@@ -81,12 +90,17 @@ def test_report_fields(info: InstanceInfo) -> None:
     bundle = bundle_for(info, [Finding("label", "fracture", 0.9)])
     report = by_type(bundle, "DiagnosticReport")[0]["resource"]
     assert report["status"] == "preliminary"
-    assert report["code"]["coding"][0] == {"system": "http://loinc.org", "code": "18748-4",
-                                           "display": "Diagnostic imaging study"}
+    assert report["code"]["coding"][0] == {
+        "system": "http://loinc.org",
+        "code": "18748-4",
+        "display": "Diagnostic imaging study",
+    }
     assert report["identifier"][0]["value"] == f"{info.instance_uid}/local-analyzer/1.0+test"
     assert report["effectiveDateTime"] == info.content_datetime
-    assert report["subject"] == {"type": "Patient",
-                                 "identifier": {"system": SYSTEM, "value": info.patient_id}}
+    assert report["subject"] == {
+        "type": "Patient",
+        "identifier": {"system": SYSTEM, "value": info.patient_id},
+    }
     assert "critical" in report["conclusion"] and "fracture (0.90)" in report["conclusion"]
     urls = {e["resource"]["resourceType"]: e["fullUrl"] for e in bundle["entry"]}
     assert report["imagingStudy"] == [{"reference": urls["ImagingStudy"]}]
@@ -94,8 +108,9 @@ def test_report_fields(info: InstanceInfo) -> None:
 
 
 def test_observation_carries_code_score_interpretation(info: InstanceInfo) -> None:
-    bundle = bundle_for(info, [Finding("label", "fracture", 0.9),
-                               Finding("label", "radiography", 0.95)])
+    bundle = bundle_for(
+        info, [Finding("label", "fracture", 0.9), Finding("label", "radiography", 0.95)]
+    )
     crit, routine = (e["resource"] for e in by_type(bundle, "Observation"))
     assert crit["code"]["text"] == "fracture"
     assert crit["valueQuantity"]["value"] == 0.9
@@ -106,8 +121,9 @@ def test_observation_carries_code_score_interpretation(info: InstanceInfo) -> No
 
 
 def test_burned_in_words_never_reach_fhir(info: InstanceInfo) -> None:
-    finding = Finding("burned_in_text", "burned-in text (2 words)", 0.8,
-                      words=("secretname", "doe"))
+    finding = Finding(
+        "burned_in_text", "burned-in text (2 words)", 0.8, words=("secretname", "doe")
+    )
     text = str(bundle_for(info, [finding]))
     assert "secretname" not in text
 
@@ -120,10 +136,14 @@ def test_same_input_gives_the_same_bundle(info: InstanceInfo) -> None:
 def test_study_merge_adds_series_and_instances_once(info: InstanceInfo) -> None:
     subject = {"display": "x"}
     study = merge_imaging_study(None, info, subject)
-    other = InstanceInfo(study_uid=info.study_uid, series_uid="1.2.9", instance_uid="1.2.9.1",
-                         sop_class_uid="1.2.840.10008.5.1.4.1.1.4", modality="MR")
-    merged = merge_imaging_study({**study, "id": "abc", "meta": {"versionId": "7"}}, other,
-                                 subject)
+    other = InstanceInfo(
+        study_uid=info.study_uid,
+        series_uid="1.2.9",
+        instance_uid="1.2.9.1",
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.4",
+        modality="MR",
+    )
+    merged = merge_imaging_study({**study, "id": "abc", "meta": {"versionId": "7"}}, other, subject)
     again = merge_imaging_study(merged, other, subject)
     assert again == merged
     assert merged["id"] == "abc" and "meta" not in merged
@@ -132,8 +152,11 @@ def test_study_merge_adds_series_and_instances_once(info: InstanceInfo) -> None:
 
 
 def test_existing_study_is_updated_with_its_version(info: InstanceInfo) -> None:
-    existing = {**merge_imaging_study(None, info, {"display": "x"}), "id": "s1",
-                "meta": {"versionId": "3"}}
+    existing = {
+        **merge_imaging_study(None, info, {"display": "x"}),
+        "id": "s1",
+        "meta": {"versionId": "3"},
+    }
     entry = by_type(bundle_for(info, [], existing), "ImagingStudy")[0]
     assert entry["request"] == {"method": "PUT", "url": "ImagingStudy/s1", "ifMatch": 'W/"3"'}
 
@@ -164,13 +187,17 @@ def test_r5_only_fields_are_rejected(info: InstanceInfo) -> None:
         validate_bundle(bundle)
 
 
-@pytest.mark.parametrize(("date", "time", "offset", "expected"), [
-    ("20240131", "101530.25", "+0100", "2024-01-31T10:15:30+01:00"),
-    ("20240131", "1015", "-0500", "2024-01-31T10:15:00-05:00"),
-    ("20240131", "101530", None, "2024-01-31"),
-    ("2024", None, None, None),
-    (None, None, None, None),
-])
-def test_dicom_datetime(date: str | None, time: str | None, offset: str | None,
-                        expected: str | None) -> None:
+@pytest.mark.parametrize(
+    ("date", "time", "offset", "expected"),
+    [
+        ("20240131", "101530.25", "+0100", "2024-01-31T10:15:30+01:00"),
+        ("20240131", "1015", "-0500", "2024-01-31T10:15:00-05:00"),
+        ("20240131", "101530", None, "2024-01-31"),
+        ("2024", None, None, None),
+        (None, None, None, None),
+    ],
+)
+def test_dicom_datetime(
+    date: str | None, time: str | None, offset: str | None, expected: str | None
+) -> None:
     assert dicom_datetime(date, time, offset) == expected

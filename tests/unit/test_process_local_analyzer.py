@@ -11,10 +11,19 @@ from PIL import Image, ImageDraw, ImageFont
 
 def image(pixels: np.ndarray) -> RenderedImage:
     h, w = pixels.shape[:2]
-    return RenderedImage(data=b"", media_type="image/png", width=w, height=h, rows=h,
-                         columns=w, frames=1, frame=0,
-                         photometric="RGB" if pixels.ndim == 3 else "MONOCHROME2",
-                         window=None, pixels=pixels)
+    return RenderedImage(
+        data=b"",
+        media_type="image/png",
+        width=w,
+        height=h,
+        rows=h,
+        columns=w,
+        frames=1,
+        frame=0,
+        photometric="RGB" if pixels.ndim == 3 else "MONOCHROME2",
+        window=None,
+        pixels=pixels,
+    )
 
 
 def anatomy(size: int = 400, seed: int = 0) -> np.ndarray:
@@ -63,8 +72,9 @@ def test_uniform_images_are_blank(analyzer: LocalAnalyzer, level: int) -> None:
 
 
 @pytest.mark.parametrize(("value", "description"), [(255, "overexposed"), (0, "underexposed")])
-def test_clipped_centre_is_an_exposure_finding(analyzer: LocalAnalyzer, value: int,
-                                               description: str) -> None:
+def test_clipped_centre_is_an_exposure_finding(
+    analyzer: LocalAnalyzer, value: int, description: str
+) -> None:
     pixels = anatomy()
     pixels[100:300, 100:300] = value
     findings = analyzer.analyze(image(pixels))

@@ -42,14 +42,21 @@ def test_lines_are_json_with_fields_and_trace(captured: io.StringIO) -> None:
     assert logs.TRACE_KEY not in outside
 
 
-@pytest.mark.parametrize(("traceparent", "cloud", "expected"), [
-    (None, "0123456789abcdef0123456789ABCDEF/123;o=1",
-     ("0123456789abcdef0123456789abcdef", format(123, "016x"))),
-    ("garbage", None, None),
-    (None, None, None),
-])
-def test_trace_headers(traceparent: str | None, cloud: str | None,
-                       expected: tuple[str, str] | None) -> None:
+@pytest.mark.parametrize(
+    ("traceparent", "cloud", "expected"),
+    [
+        (
+            None,
+            "0123456789abcdef0123456789ABCDEF/123;o=1",
+            ("0123456789abcdef0123456789abcdef", format(123, "016x")),
+        ),
+        ("garbage", None, None),
+        (None, None, None),
+    ],
+)
+def test_trace_headers(
+    traceparent: str | None, cloud: str | None, expected: tuple[str, str] | None
+) -> None:
     assert logs.parse_trace_header(traceparent, cloud) == expected
 
 

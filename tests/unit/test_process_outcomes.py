@@ -74,12 +74,16 @@ def test_processed_outcome_is_logged(log_lines: io.StringIO) -> None:
     assert entry["message_id"] == "m-1" and entry["instance_uid"] == "1.2.3.4"
 
 
-@pytest.mark.parametrize(("reason", "status", "severity", "event"), [
-    ("unsupported_sop_class", "skipped", "INFO", "instance_skipped"),
-    ("unrenderable", "failed", "WARNING", "instance_failed"),
-])
-def test_permanent_errors_are_acknowledged(log_lines: io.StringIO, reason: Any, status: str,
-                                           severity: str, event: str) -> None:
+@pytest.mark.parametrize(
+    ("reason", "status", "severity", "event"),
+    [
+        ("unsupported_sop_class", "skipped", "INFO", "instance_skipped"),
+        ("unrenderable", "failed", "WARNING", "instance_failed"),
+    ],
+)
+def test_permanent_errors_are_acknowledged(
+    log_lines: io.StringIO, reason: Any, status: str, severity: str, event: str
+) -> None:
     error = PermanentError(reason, "detail")
     error.modality = "CT"
     outcome = run(StubProcessor(error), {"message": pubsub_message(PATH)})
@@ -103,7 +107,10 @@ def test_transient_errors_propagate(log_lines: io.StringIO) -> None:
         run(processor, {"message": pubsub_message(PATH)})
     [entry] = entries(log_lines)
     assert (entry["outcome"], entry["reason"], entry["severity"]) == (
-        "retry", "fhir_unavailable", "ERROR")
+        "retry",
+        "fhir_unavailable",
+        "ERROR",
+    )
     assert entry["event"] == "instance_retry"  # not counted as handled: it will come back
 
 

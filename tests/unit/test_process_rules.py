@@ -6,10 +6,16 @@ from imaging_pipeline.analysis.base import Finding
 from imaging_pipeline.rules import assess, matches
 from imaging_pipeline.settings import PipelineSettings, Rule
 
-CRITICAL = Rule(name="critical-terms", finding="label", terms=("pneumothorax", "fracture"),
-                min_score=0.8, priority="critical")
-OBJECTS = Rule(name="devices", finding="object", terms=("scalpel",), min_score=0.5,
-               priority="urgent")
+CRITICAL = Rule(
+    name="critical-terms",
+    finding="label",
+    terms=("pneumothorax", "fracture"),
+    min_score=0.8,
+    priority="critical",
+)
+OBJECTS = Rule(
+    name="devices", finding="object", terms=("scalpel",), min_score=0.5, priority="urgent"
+)
 TEXT = Rule(name="deid-review", finding="burned_in_text", min_score=0.6, priority="urgent")
 WORDS = Rule(name="stat", finding="text", terms=("stat",), min_score=0.5, priority="critical")
 
@@ -53,8 +59,10 @@ def test_text_rules_match_recognised_words() -> None:
 
 
 def test_highest_priority_wins_across_findings() -> None:
-    findings = [Finding("burned_in_text", "t", 0.9, words=("x", "y")),
-                Finding("label", "fracture", 0.95)]
+    findings = [
+        Finding("burned_in_text", "t", 0.9, words=("x", "y")),
+        Finding("label", "fracture", 0.95),
+    ]
     result = assess(findings, [TEXT, CRITICAL])
     assert result.priority == "critical"
     assert result.priority_of(findings[0]) == "urgent"

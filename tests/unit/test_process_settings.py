@@ -14,15 +14,28 @@ def test_defaults_are_valid_and_round_trip_through_json() -> None:
     assert PipelineSettings.model_validate_json(settings.model_dump_json()) == settings
 
 
-@pytest.mark.parametrize(("rule", "needle"), [
-    ({"name": "x", "finding": "label", "priority": "critical"}, "needs 'terms'"),
-    ({"name": "x", "finding": "blank_image", "terms": ["a"], "priority": "urgent"},
-     "'terms' only apply"),
-    ({"name": "Bad Name", "finding": "exposure", "priority": "urgent"}, "name"),
-    ({"name": "x", "finding": "label", "terms": ["a"], "min_score": 1.5,
-      "priority": "critical"}, "min_score"),
-    ({"name": "x", "finding": "label", "terms": ["a"], "priority": "panic"}, "priority"),
-])
+@pytest.mark.parametrize(
+    ("rule", "needle"),
+    [
+        ({"name": "x", "finding": "label", "priority": "critical"}, "needs 'terms'"),
+        (
+            {"name": "x", "finding": "blank_image", "terms": ["a"], "priority": "urgent"},
+            "'terms' only apply",
+        ),
+        ({"name": "Bad Name", "finding": "exposure", "priority": "urgent"}, "name"),
+        (
+            {
+                "name": "x",
+                "finding": "label",
+                "terms": ["a"],
+                "min_score": 1.5,
+                "priority": "critical",
+            },
+            "min_score",
+        ),
+        ({"name": "x", "finding": "label", "terms": ["a"], "priority": "panic"}, "priority"),
+    ],
+)
 def test_invalid_rules_are_rejected(rule: dict[str, Any], needle: str) -> None:
     with pytest.raises(ValidationError, match=needle):
         Rule.model_validate(rule)

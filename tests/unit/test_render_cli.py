@@ -19,8 +19,18 @@ def test_writes_the_image_and_prints_one_json_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "ct.png"
-    status = main(["render", str(bundled("CT_small.dcm")), "-o", str(out), "--format", "png",
-                   "--max-size", "64"])
+    status = main(
+        [
+            "render",
+            str(bundled("CT_small.dcm")),
+            "-o",
+            str(out),
+            "--format",
+            "png",
+            "--max-size",
+            "64",
+        ]
+    )
     assert status == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1
@@ -45,8 +55,11 @@ def test_frame_and_default_output_name(
 
 @pytest.mark.parametrize(
     ("name", "reason"),
-    [("rtplan.dcm", "non_image_sop_class"), ("MR_truncated.dcm", "corrupt_pixel_data"),
-     ("README.txt", "not_dicom")],
+    [
+        ("rtplan.dcm", "non_image_sop_class"),
+        ("MR_truncated.dcm", "corrupt_pixel_data"),
+        ("README.txt", "not_dicom"),
+    ],
 )
 def test_unsupported_input_exits_2_with_the_reason_on_stderr(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, reason: str
@@ -74,9 +87,19 @@ def test_console_script_is_declared_and_installed(tmp_path: Path) -> None:
     assert scripts.get("imaging") == "imaging_cli.main:main"
     executable = Path(sys.executable).parent / "imaging"
     result = subprocess.run(
-        [str(executable), "render", str(bundled("MR_small.dcm")), "-o", str(tmp_path / "m.png"),
-         "--format", "png"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            str(executable),
+            "render",
+            str(bundled("MR_small.dcm")),
+            "-o",
+            str(tmp_path / "m.png"),
+            "--format",
+            "png",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["media_type"] == "image/png"

@@ -34,10 +34,17 @@ PIXEL_REJECTIONS = {
     "badVR.dcm": R.NON_IMAGE_SOP_CLASS,  # RT Dose
     "liver_1frame.dcm": R.NON_IMAGE_SOP_CLASS,  # Segmentation
     "liver_expb_1frame.dcm": R.NON_IMAGE_SOP_CLASS,
-    **{name: R.NON_IMAGE_SOP_CLASS for name in (
-        "rtdose.dcm", "rtdose_1frame.dcm", "rtdose_expb.dcm", "rtdose_expb_1frame.dcm",
-        "rtdose_rle.dcm", "rtdose_rle_1frame.dcm",
-    )},
+    **{
+        name: R.NON_IMAGE_SOP_CLASS
+        for name in (
+            "rtdose.dcm",
+            "rtdose_1frame.dcm",
+            "rtdose_expb.dcm",
+            "rtdose_expb_1frame.dcm",
+            "rtdose_rle.dcm",
+            "rtdose_rle_1frame.dcm",
+        )
+    },
 }
 # Files without pixel data whose reason is more specific than NO_PIXEL_DATA.
 OTHER_REJECTIONS = {
@@ -98,8 +105,9 @@ def test_every_bundled_file_renders_or_is_rejected_with_the_right_reason(path: P
     assert (image.window is None) == (not image.photometric.startswith("MONOCHROME"))
 
 
-@pytest.mark.parametrize("name", sorted(n for n, r in PIXEL_REJECTIONS.items()
-                                        if r is R.CORRUPT_PIXEL_DATA))
+@pytest.mark.parametrize(
+    "name", sorted(n for n, r in PIXEL_REJECTIONS.items() if r is R.CORRUPT_PIXEL_DATA)
+)
 def test_expected_corrupt_files_really_fail_to_decode(name: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -150,9 +158,7 @@ def test_the_oracle_comparison_covers_many_files() -> None:
     assert len(DECLARED_VOI) >= 30
 
 
-@pytest.mark.parametrize(
-    "path", DECLARED_VOI, ids=lambda p: str(p.relative_to(PYDICOM_TEST_FILES))
-)
+@pytest.mark.parametrize("path", DECLARED_VOI, ids=lambda p: str(p.relative_to(PYDICOM_TEST_FILES)))
 def test_greyscale_matches_pydicom_modality_and_voi(path: Path) -> None:
     ds = pydicom.dcmread(path)
     expected = _pydicom_grey_oracle(ds)

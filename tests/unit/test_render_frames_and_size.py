@@ -30,8 +30,12 @@ def _numbered_frames(count: int, size: int = 32) -> np.ndarray:
 
 
 def _frames_dataset(count: int) -> Dataset:
-    return synthetic(_numbered_frames(count), WindowCenter=0, WindowWidth=2 * 10 * count,
-                     VOILUTFunction="LINEAR_EXACT")
+    return synthetic(
+        _numbered_frames(count),
+        WindowCenter=0,
+        WindowWidth=2 * 10 * count,
+        VOILUTFunction="LINEAR_EXACT",
+    )
 
 
 def _which_frame(pixels: np.ndarray, count: int) -> int:
@@ -104,8 +108,10 @@ def test_downscaling_keeps_the_aspect_ratio(
 ) -> None:
     pixels = np.zeros((rows, columns), dtype=np.uint8)
     pixels[:, : columns // 2] = 255  # left half white
-    image = render_dataset(synthetic(pixels, WindowCenter=127.5, WindowWidth=256),
-                           RenderOptions(max_size=max_size, format="png"))
+    image = render_dataset(
+        synthetic(pixels, WindowCenter=127.5, WindowWidth=256),
+        RenderOptions(max_size=max_size, format="png"),
+    )
     assert (image.width, image.height) == expected
     assert image.pixels.shape == (expected[1], expected[0])
     assert decoded(image.data).shape == image.pixels.shape
@@ -145,8 +151,7 @@ def test_pixels_are_read_only() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"max_size": 0}, {"format": "gif"}, {"frame": -1}, {"jpeg_quality": 0},
-     {"jpeg_quality": 101}],
+    [{"max_size": 0}, {"format": "gif"}, {"frame": -1}, {"jpeg_quality": 0}, {"jpeg_quality": 101}],
 )
 def test_options_are_validated(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
@@ -188,8 +193,10 @@ def test_bytes_and_files_read_only_the_rendered_frame(tmp_path: Path) -> None:
     path = tmp_path / "series.dcm"
     path.write_bytes(data)
     reference = render_dataset(ds, RenderOptions(frame=77, format="png"))
-    for render in (lambda: render_bytes(data, RenderOptions(frame=77, format="png")),
-                   lambda: render_file(path, RenderOptions(frame=77, format="png"))):
+    for render in (
+        lambda: render_bytes(data, RenderOptions(frame=77, format="png")),
+        lambda: render_file(path, RenderOptions(frame=77, format="png")),
+    ):
         render()  # warm caches
         tracemalloc.start()
         try:
@@ -217,8 +224,10 @@ def test_encapsulated_frames_are_read_alone_from_bytes_and_files(tmp_path: Path)
         expected = render_dataset(ds, options).pixels
         assert np.array_equal(render_bytes(data, options).pixels, expected)
         assert np.array_equal(render_file(path, options).pixels, expected)
-    for render in (lambda: render_bytes(data, RenderOptions(frame=0)),
-                   lambda: render_file(path, RenderOptions(frame=0))):
+    for render in (
+        lambda: render_bytes(data, RenderOptions(frame=0)),
+        lambda: render_file(path, RenderOptions(frame=0)),
+    ):
         with pytest.raises(RenderRejected) as info:
             render()
         assert info.value.reason is RejectReason.CORRUPT_PIXEL_DATA

@@ -74,8 +74,7 @@ def test_ct_hounsfield_units_with_a_soft_tissue_window() -> None:
 def test_rescale_slope_is_applied_before_the_window() -> None:
     hu = ct_slice(128).astype(np.float32) - 1024
     halved = np.rint((hu + 1024) / 2).astype(np.int16)  # stored = (HU + 1024) / 2
-    ds = synthetic(halved, RescaleSlope=2, RescaleIntercept=-1024, WindowCenter=40,
-                   WindowWidth=400)
+    ds = synthetic(halved, RescaleSlope=2, RescaleIntercept=-1024, WindowCenter=40, WindowWidth=400)
     reference = ct_dataset(128, WindowCenter=40, WindowWidth=400)
     difference = render_dataset(ds, PNG).pixels.astype(int) - render_dataset(reference, PNG).pixels
     assert np.percentile(np.abs(difference), 99) <= 2  # equal up to the halving's rounding
@@ -104,8 +103,9 @@ def _voi_lut_item(entries: int, first: int, bits: int, table: np.ndarray) -> Dat
 def test_voi_lut_sequence_is_applied() -> None:
     pixels = _gradient(0, 4095, np.uint16)
     curve = np.rint(255 * np.sqrt(np.arange(4096) / 4095)).astype(int)  # non-linear on purpose
-    ds = synthetic(pixels, bits_stored=12,
-                   VOILUTSequence=Sequence([_voi_lut_item(4096, 0, 8, curve)]))
+    ds = synthetic(
+        pixels, bits_stored=12, VOILUTSequence=Sequence([_voi_lut_item(4096, 0, 8, curve)])
+    )
     image = render_dataset(ds, PNG)
     assert np.array_equal(image.pixels, curve[pixels].astype(np.uint8))
     assert image.window == (2048.0, 4096.0)  # the LUT's input range as centre/width
@@ -142,8 +142,15 @@ def test_signed_12_bit_stored_in_16() -> None:
 @pytest.mark.parametrize("function", ["LINEAR", "LINEAR_EXACT", "SIGMOID"])
 def test_voi_lut_functions_match_pydicom(function: str) -> None:
     pixels = _gradient(0, 4095, np.uint16)
-    ds = synthetic(pixels, bits_stored=12, WindowCenter=1500, WindowWidth=1000,
-                   VOILUTFunction=function, RescaleSlope=1, RescaleIntercept=0)
+    ds = synthetic(
+        pixels,
+        bits_stored=12,
+        WindowCenter=1500,
+        WindowWidth=1000,
+        VOILUTFunction=function,
+        RescaleSlope=1,
+        RescaleIntercept=0,
+    )
     oracle = apply_windowing(apply_modality_lut(pixels, ds), ds) / 4095.0 * 255.0
     difference = np.abs(render_dataset(ds, PNG).pixels - oracle)
     assert difference.max() <= 1.0
@@ -154,8 +161,13 @@ def test_modality_lut_sequence_is_applied_before_the_window() -> None:
     item = Dataset()
     item.LUTDescriptor = [256, 0, 16]
     item.LUTData = [4 * i for i in range(256)]  # stored v -> 4 v
-    ds = synthetic(pixels, ModalityLUTSequence=Sequence([item]), WindowCenter=512,
-                   WindowWidth=512, VOILUTFunction="LINEAR_EXACT")
+    ds = synthetic(
+        pixels,
+        ModalityLUTSequence=Sequence([item]),
+        WindowCenter=512,
+        WindowWidth=512,
+        VOILUTFunction="LINEAR_EXACT",
+    )
     row = render_dataset(ds, PNG).pixels[0].astype(int)
     expected = np.clip((4.0 * pixels[0] - 512) / 512 + 0.5, 0, 1) * 255
     assert np.abs(row - expected).max() <= 1
@@ -186,8 +198,9 @@ def test_table_path_and_direct_path_agree() -> None:
     """16-bit data goes through one 65,536-entry table; 32-bit data is windowed per pixel."""
     stored = ct_slice(128)
     as16 = render_dataset(ct_dataset(128), PNG)
-    ds32 = synthetic(stored.astype(np.int32), RescaleIntercept=-1024, RescaleSlope=1,
-                     PixelPaddingValue=-2000)
+    ds32 = synthetic(
+        stored.astype(np.int32), RescaleIntercept=-1024, RescaleSlope=1, PixelPaddingValue=-2000
+    )
     as32 = render_dataset(ds32, PNG)
     assert as32.window == pytest.approx(as16.window, abs=1.0)
     assert np.abs(as32.pixels.astype(int) - as16.pixels).max() <= 1
@@ -216,9 +229,16 @@ def test_enhanced_multiframe_functional_groups_give_rescale_and_per_frame_window
 
 
 def test_lossless_transfer_syntaxes_render_identically() -> None:
-    names = ["MR_small.dcm", "MR_small_RLE.dcm", "MR_small_bigendian.dcm", "MR_small_expb.dcm",
-             "MR_small_implicit.dcm", "MR_small_jp2klossless.dcm",
-             "MR_small_jpeg_ls_lossless.dcm", "MR_small_padded.dcm"]
+    names = [
+        "MR_small.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_expb.dcm",
+        "MR_small_implicit.dcm",
+        "MR_small_jp2klossless.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+        "MR_small_padded.dcm",
+    ]
     reference = render_file(bundled(names[0]), PNG).pixels
     assert reference.std() > 10
     for name in names[1:]:

@@ -27,8 +27,11 @@ class Finding:
     words: tuple[str, ...] = field(default=(), repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "description": self.description,
-                               "score": round(self.score, 4)}
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "description": self.description,
+            "score": round(self.score, 4),
+        }
         if self.box is not None:
             out["box"] = [round(v, 4) for v in self.box]
         return out

@@ -63,7 +63,7 @@ def exposure_finding(grey: NDArray[np.uint8]) -> Finding | None:
     import numpy as np
 
     h, w = grey.shape
-    centre = grey[h // 4: h - h // 4 or h, w // 4: w - w // 4 or w]
+    centre = grey[h // 4 : h - h // 4 or h, w // 4 : w - w // 4 or w]
     dark = np.count_nonzero(centre <= 5) / centre.size
     bright = np.count_nonzero(centre >= 250) / centre.size
     if bright >= EXPOSURE_MIN_FRACTION:
@@ -73,16 +73,18 @@ def exposure_finding(grey: NDArray[np.uint8]) -> Finding | None:
     return None
 
 
-def text_finding(grey: NDArray[np.uint8], min_confidence: int,
-                 timeout_s: float) -> Finding | None:
+def text_finding(grey: NDArray[np.uint8], min_confidence: int, timeout_s: float) -> Finding | None:
     import pytesseract
     from PIL import Image
 
     # Tesseract's OpenMP threads fight over the function's single vCPU; one is faster.
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     data = pytesseract.image_to_data(
-        Image.fromarray(grey), config="--psm 11", output_type=pytesseract.Output.DICT,
-        timeout=timeout_s)
+        Image.fromarray(grey),
+        config="--psm 11",
+        output_type=pytesseract.Output.DICT,
+        timeout=timeout_s,
+    )
     h, w = grey.shape
     words: list[str] = []
     confidences: list[float] = []
@@ -101,8 +103,13 @@ def text_finding(grey: NDArray[np.uint8], min_confidence: int,
     if len(words) < 2:
         return None
     score = sum(confidences) / len(confidences) / 100.0
-    return Finding("burned_in_text", f"burned-in text ({len(words)} words)", score,
-                   box=(x0 / w, y0 / h, x1 / w, y1 / h), words=tuple(words))
+    return Finding(
+        "burned_in_text",
+        f"burned-in text ({len(words)} words)",
+        score,
+        box=(x0 / w, y0 / h, x1 / w, y1 / h),
+        words=tuple(words),
+    )
 
 
 class LocalAnalyzer:
@@ -121,8 +128,9 @@ class LocalAnalyzer:
         if blank is not None:
             return [blank]  # nothing else to see, and OCR on a flat image is wasted time
         findings = [f for f in (exposure_finding(grey),) if f is not None]
-        text = text_finding(grey, self.settings.ocr_min_confidence,
-                            self.settings.ocr_timeout_seconds)
+        text = text_finding(
+            grey, self.settings.ocr_min_confidence, self.settings.ocr_timeout_seconds
+        )
         if text is not None:
             findings.append(text)
         return findings

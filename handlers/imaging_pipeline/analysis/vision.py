@@ -30,14 +30,18 @@ _RETRYABLE_RPC = frozenset({4, 8, 10, 13, 14})  # DEADLINE, EXHAUSTED, ABORTED, 
 
 
 def annotate_request(image_bytes: bytes, max_results: int) -> dict[str, Any]:
-    return {"requests": [{
-        "image": {"content": base64.b64encode(image_bytes).decode("ascii")},
-        "features": [
-            {"type": "LABEL_DETECTION", "maxResults": max_results},
-            {"type": "OBJECT_LOCALIZATION", "maxResults": max_results},
-            {"type": "TEXT_DETECTION"},
-        ],
-    }]}
+    return {
+        "requests": [
+            {
+                "image": {"content": base64.b64encode(image_bytes).decode("ascii")},
+                "features": [
+                    {"type": "LABEL_DETECTION", "maxResults": max_results},
+                    {"type": "OBJECT_LOCALIZATION", "maxResults": max_results},
+                    {"type": "TEXT_DETECTION"},
+                ],
+            }
+        ]
+    }
 
 
 def _box(annotation: dict[str, Any]) -> tuple[float, float, float, float] | None:
@@ -64,8 +68,7 @@ def parse_response(body: dict[str, Any]) -> list[Finding]:
         for a in result.get("labelAnnotations") or []
     ]
     findings += [
-        Finding("object", str(a.get("name", "")).lower(), float(a.get("score", 0.0)),
-                box=_box(a))
+        Finding("object", str(a.get("name", "")).lower(), float(a.get("score", 0.0)), box=_box(a))
         for a in result.get("localizedObjectAnnotations") or []
     ]
     texts = result.get("textAnnotations") or []
@@ -76,8 +79,9 @@ def parse_response(body: dict[str, Any]) -> list[Finding]:
         pages = (result.get("fullTextAnnotation") or {}).get("pages") or []
         confidences = [float(p["confidence"]) for p in pages if "confidence" in p]
         score = sum(confidences) / len(confidences) if confidences else 1.0
-        findings.append(Finding("burned_in_text", f"burned-in text ({len(words)} words)", score,
-                                words=words))
+        findings.append(
+            Finding("burned_in_text", f"burned-in text ({len(words)} words)", score, words=words)
+        )
     return findings
 
 
@@ -85,8 +89,7 @@ class VisionAnalyzer:
     name = "google-cloud-vision"
     version = API_VERSION
 
-    def __init__(self, settings: VisionSettings | None = None,
-                 endpoint: str | None = None) -> None:
+    def __init__(self, settings: VisionSettings | None = None, endpoint: str | None = None) -> None:
         self.settings = settings or VisionSettings()
         self.endpoint = (endpoint or DEFAULT_VISION_ENDPOINT).rstrip("/")
         self._session: requests.Session | None = None
@@ -95,10 +98,14 @@ class VisionAnalyzer:
         if self._session is None:
             self._session = session_for(self.endpoint, (VISION_SCOPE,))
         response = request_with_retries(
-            self._session, "POST", f"{self.endpoint}/{API_VERSION}/images:annotate",
-            dependency="vision", max_attempts=self.settings.max_attempts,
+            self._session,
+            "POST",
+            f"{self.endpoint}/{API_VERSION}/images:annotate",
+            dependency="vision",
+            max_attempts=self.settings.max_attempts,
             timeout_s=self.settings.timeout_seconds,
-            json=annotate_request(image.data, self.settings.max_results))
+            json=annotate_request(image.data, self.settings.max_results),
+        )
         raise_for_status(response, "vision")
         try:
             body = response.json()

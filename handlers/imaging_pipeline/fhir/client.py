@@ -36,8 +36,14 @@ class EntryOutcome:
 
 
 class FhirClient:
-    def __init__(self, base_url: str, *, timeout_s: float = 30.0, max_attempts: int = 4,
-                 session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 30.0,
+        max_attempts: int = 4,
+        session: requests.Session | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
@@ -51,21 +57,32 @@ class FhirClient:
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         response = request_with_retries(
-            self.session, method, url, dependency="fhir", max_attempts=self.max_attempts,
+            self.session,
+            method,
+            url,
+            dependency="fhir",
+            max_attempts=self.max_attempts,
             timeout_s=self.timeout_s,
-            headers={"Accept": "application/fhir+json", "Content-Type": FHIR_JSON}, **kwargs)
+            headers={"Accept": "application/fhir+json", "Content-Type": FHIR_JSON},
+            **kwargs,
+        )
         if response.status_code in _CONFLICT:
             raise TransientError("fhir", f"HTTP {response.status_code} (concurrent update)")
         raise_for_status(response, "fhir")
         return response
 
-    def search_by_identifier(self, resource_type: str, system: str,
-                             value: str) -> list[dict[str, Any]]:
-        response = self._send("GET", f"{self.base_url}/{resource_type}",
-                              params={"identifier": f"{system}|{value}"})
+    def search_by_identifier(
+        self, resource_type: str, system: str, value: str
+    ) -> list[dict[str, Any]]:
+        response = self._send(
+            "GET", f"{self.base_url}/{resource_type}", params={"identifier": f"{system}|{value}"}
+        )
         bundle = response.json()
-        return [e["resource"] for e in bundle.get("entry", [])
-                if e.get("resource", {}).get("resourceType") == resource_type]
+        return [
+            e["resource"]
+            for e in bundle.get("entry", [])
+            if e.get("resource", {}).get("resourceType") == resource_type
+        ]
 
     def transaction(self, bundle: dict[str, Any]) -> list[EntryOutcome]:
         """POST a transaction; the outcome of every entry, in the order of the request."""
@@ -73,8 +90,10 @@ class FhirClient:
         try:
             entries = response.json().get("entry", [])
             outcomes = [
-                EntryOutcome(int(str(e["response"]["status"]).split()[0]),
-                             str(e["response"].get("location", "")))
+                EntryOutcome(
+                    int(str(e["response"]["status"]).split()[0]),
+                    str(e["response"].get("location", "")),
+                )
                 for e in entries
             ]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -65,8 +65,9 @@ class InstanceInfo:
     patient_id_issuer: str | None = None
 
 
-def dicom_datetime(date: str | None, time: str | None = None,
-                   offset: str | None = None) -> str | None:
+def dicom_datetime(
+    date: str | None, time: str | None = None, offset: str | None = None
+) -> str | None:
     """DICOM DA/TM (+ TimezoneOffsetFromUTC) to FHIR dateTime.
 
     FHIR requires a zone with a time; without an offset in the instance we do not guess one and
@@ -77,8 +78,14 @@ def dicom_datetime(date: str | None, time: str | None = None,
         return None
     out = f"{date[:4]}-{date[4:6]}-{date[6:]}"
     time, offset = (time or "").strip(), (offset or "").strip()
-    if offset and len(offset) == 5 and offset[0] in "+-" and offset[1:].isdigit() \
-            and len(time) >= 2 and time[:2].isdigit():
+    if (
+        offset
+        and len(offset) == 5
+        and offset[0] in "+-"
+        and offset[1:].isdigit()
+        and len(time) >= 2
+        and time[:2].isdigit()
+    ):
         digits = time.split(".")[0]
         hh, mm, ss = digits[:2], digits[2:4] or "00", digits[4:6] or "00"
         out += f"T{hh}:{mm}:{ss}{offset[:3]}:{offset[3:]}"
@@ -94,6 +101,7 @@ def _int(value: Any) -> int | None:
 
 def instance_info(dataset: Any) -> InstanceInfo:
     """Read the header fields from a pydicom Dataset."""
+
     def text(keyword: str) -> str | None:
         value = dataset.get(keyword)
         return str(value).strip() or None if value is not None else None
@@ -102,15 +110,18 @@ def instance_info(dataset: Any) -> InstanceInfo:
     content_date = text("ContentDate") or text("AcquisitionDate") or text("SeriesDate")
     content_time = text("ContentTime") or text("AcquisitionTime") or text("SeriesTime")
     return InstanceInfo(
-        study_uid=str(dataset.StudyInstanceUID), series_uid=str(dataset.SeriesInstanceUID),
-        instance_uid=str(dataset.SOPInstanceUID), sop_class_uid=str(dataset.SOPClassUID),
+        study_uid=str(dataset.StudyInstanceUID),
+        series_uid=str(dataset.SeriesInstanceUID),
+        instance_uid=str(dataset.SOPInstanceUID),
+        sop_class_uid=str(dataset.SOPClassUID),
         modality=(text("Modality") or "OT").upper(),
         series_number=_int(dataset.get("SeriesNumber")),
         instance_number=_int(dataset.get("InstanceNumber")),
         series_description=text("SeriesDescription"),
         study_datetime=dicom_datetime(text("StudyDate"), text("StudyTime"), offset),
         content_datetime=dicom_datetime(content_date, content_time, offset),
-        patient_id=text("PatientID"), patient_id_issuer=text("IssuerOfPatientID"),
+        patient_id=text("PatientID"),
+        patient_id_issuer=text("IssuerOfPatientID"),
     )
 
 
@@ -149,13 +160,19 @@ def _coding(system: str, code: str, display: str | None = None) -> dict[str, str
     return {"system": system, "code": code, **({"display": display} if display else {})}
 
 
-def merge_imaging_study(existing: Mapping[str, Any] | None, info: InstanceInfo,
-                        subject: Mapping[str, Any]) -> dict[str, Any]:
+def merge_imaging_study(
+    existing: Mapping[str, Any] | None, info: InstanceInfo, subject: Mapping[str, Any]
+) -> dict[str, Any]:
     """The ImagingStudy with this series and instance added (other series/instances kept)."""
-    study: dict[str, Any] = copy.deepcopy(dict(existing)) if existing else {
-        "resourceType": "ImagingStudy", "status": "available",
-        "identifier": [_identifier(DICOM_UID_SYSTEM, study_identifier_value(info.study_uid))],
-    }
+    study: dict[str, Any] = (
+        copy.deepcopy(dict(existing))
+        if existing
+        else {
+            "resourceType": "ImagingStudy",
+            "status": "available",
+            "identifier": [_identifier(DICOM_UID_SYSTEM, study_identifier_value(info.study_uid))],
+        }
+    )
     for key in ("meta", "text"):
         study.pop(key, None)
     study.setdefault("subject", dict(subject))
@@ -202,10 +219,16 @@ def _conclusion(assessment: Assessment, findings: Sequence[Finding]) -> str:
     return text + (f" Rules: {', '.join(rules)}." if rules else "")
 
 
-def build_transaction(info: InstanceInfo, findings: Sequence[Finding], assessment: Assessment,
-                      analyzer: AnalyzerIdentity, *, patient_system: str,
-                      existing_study: Mapping[str, Any] | None = None,
-                      issued: str | None = None) -> dict[str, Any]:
+def build_transaction(
+    info: InstanceInfo,
+    findings: Sequence[Finding],
+    assessment: Assessment,
+    analyzer: AnalyzerIdentity,
+    *,
+    patient_system: str,
+    existing_study: Mapping[str, Any] | None = None,
+    issued: str | None = None,
+) -> dict[str, Any]:
     """The transaction bundle for one instance (plain JSON, validated by `validate_bundle`)."""
     subject = _subject(info, patient_system)
     device_value = f"{analyzer.name}/{analyzer.version}"
@@ -238,11 +261,17 @@ def build_transaction(info: InstanceInfo, findings: Sequence[Finding], assessmen
             "identifier": [_identifier(OBSERVATION_IDENTIFIER_SYSTEM, value)],
             "status": "preliminary",
             "category": [{"coding": [_coding(CATEGORY_SYSTEM, "imaging", "Imaging")]}],
-            "code": {"coding": [_coding(FINDING_CODE_SYSTEM, finding.kind)],
-                     "text": finding.description},
+            "code": {
+                "coding": [_coding(FINDING_CODE_SYSTEM, finding.kind)],
+                "text": finding.description,
+            },
             "subject": subject,
-            "valueQuantity": {"value": round(finding.score, 4), "unit": "score",
-                              "system": "http://unitsofmeasure.org", "code": "1"},
+            "valueQuantity": {
+                "value": round(finding.score, 4),
+                "unit": "score",
+                "system": "http://unitsofmeasure.org",
+                "code": "1",
+            },
             "interpretation": [{"coding": [_coding(INTERPRETATION_SYSTEM, code, display)]}],
             "device": {"reference": device_url},
             "derivedFrom": [{"reference": study_url}],
@@ -273,8 +302,9 @@ def build_transaction(info: InstanceInfo, findings: Sequence[Finding], assessmen
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
-def _study_entry(full_url: str, study: dict[str, Any], value: str,
-                 existing: Mapping[str, Any] | None) -> dict[str, Any]:
+def _study_entry(
+    full_url: str, study: dict[str, Any], value: str, existing: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """The study is read, merged and written back, guarded against concurrent writers.
 
     Instances of one study are processed in parallel. A new study is a conditional create
@@ -284,8 +314,11 @@ def _study_entry(full_url: str, study: dict[str, Any], value: str,
     makes the server answer 412, which is transient: the redelivery merges on fresh data.
     """
     if existing is None or "id" not in existing:
-        request = {"method": "POST", "url": "ImagingStudy",
-                   "ifNoneExist": _search(DICOM_UID_SYSTEM, value)}
+        request = {
+            "method": "POST",
+            "url": "ImagingStudy",
+            "ifNoneExist": _search(DICOM_UID_SYSTEM, value),
+        }
     else:
         request = {"method": "PUT", "url": f"ImagingStudy/{existing['id']}"}
         version = existing.get("meta", {}).get("versionId")
@@ -313,5 +346,6 @@ def validate_bundle(bundle: Mapping[str, Any]) -> None:
     except (ValidationError, KeyError, ValueError) as exc:
         # The error names fields, not values, but values can be PHI: keep only the field paths.
         fields = sorted({".".join(map(str, e["loc"])) for e in getattr(exc, "errors", list)()})
-        raise PermanentError("invalid_fhir", f"fields: {', '.join(fields) or type(exc).__name__}")\
-            from None
+        raise PermanentError(
+            "invalid_fhir", f"fields: {', '.join(fields) or type(exc).__name__}"
+        ) from None

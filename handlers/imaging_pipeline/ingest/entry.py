@@ -54,14 +54,18 @@ def load_ingest_config(environ: Mapping[str, str] | None = None) -> IngestConfig
     if not STORE_PATH.fullmatch(store):
         raise ConfigurationError(
             "DICOM_STORE must look like projects/P/locations/L/datasets/D/dicomStores/S, "
-            f"got {store!r}")
+            f"got {store!r}"
+        )
     url = env["DICOMWEB_URL"].strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise ConfigurationError(f"DICOMWEB_URL must be an http(s) URL, got {url!r}")
-    return IngestConfig(dicomweb_url=url, dicom_store=store,
-                        staging_bucket=env["STAGING_BUCKET"].strip(),
-                        environment=env["ENVIRONMENT"].strip(),
-                        log_level=env["LOG_LEVEL"].strip().upper())
+    return IngestConfig(
+        dicomweb_url=url,
+        dicom_store=store,
+        staging_bucket=env["STAGING_BUCKET"].strip(),
+        environment=env["ENVIRONMENT"].strip(),
+        log_level=env["LOG_LEVEL"].strip().upper(),
+    )
 
 
 @dataclass(frozen=True)
@@ -87,22 +91,39 @@ def handle_event(event_type: str, data: Mapping[str, object], clients: _Clients)
     from imaging_pipeline.ingest.handler import IngestResult, StagedObject, ingest_object
 
     if event_type != FINALIZED:
-        log_event(logger, logging.DEBUG, "not an object-finalize event; ignored",
-                  event="ingest", outcome="ignored", event_type=event_type)
+        log_event(
+            logger,
+            logging.DEBUG,
+            "not an object-finalize event; ignored",
+            event="ingest",
+            outcome="ignored",
+            event_type=event_type,
+        )
         return IngestResult("ignored")
     try:
         obj = StagedObject.from_event_data(data)
     except PermanentError as exc:
         # Acknowledge: redelivering a malformed event cannot help.
-        log_event(logger, logging.ERROR, str(exc), event="ingest", outcome="ignored",
-                  reason=exc.reason)
+        log_event(
+            logger, logging.ERROR, str(exc), event="ingest", outcome="ignored", reason=exc.reason
+        )
         return IngestResult("ignored", reason=exc.reason)
     if obj.bucket != clients.config.staging_bucket:
-        log_event(logger, logging.WARNING, "event from another bucket; ignored", event="ingest",
-                  outcome="ignored", bucket=obj.bucket)
+        log_event(
+            logger,
+            logging.WARNING,
+            "event from another bucket; ignored",
+            event="ingest",
+            outcome="ignored",
+            bucket=obj.bucket,
+        )
         return IngestResult("ignored")
-    return ingest_object(obj, storage_client=clients.storage, session=clients.session,
-                         dicomweb_url=clients.config.dicomweb_url)
+    return ingest_object(
+        obj,
+        storage_client=clients.storage,
+        session=clients.session,
+        dicomweb_url=clients.config.dicomweb_url,
+    )
 
 
 @functions_framework.cloud_event

@@ -45,8 +45,11 @@ class MoveResult:
 
 
 def _same_bytes(existing: storage.Blob, source: SourceVersion) -> bool:
-    return (existing.size == source.size and source.crc32c is not None
-            and existing.crc32c == source.crc32c)
+    return (
+        existing.size == source.size
+        and source.crc32c is not None
+        and existing.crc32c == source.crc32c
+    )
 
 
 def destination_names(relative_name: str, dest_prefix: str, generation: int) -> list[str]:
@@ -56,8 +59,13 @@ def destination_names(relative_name: str, dest_prefix: str, generation: int) -> 
     return [f"{dest_prefix}{path}", f"{dest_prefix}{with_generation}"]
 
 
-def move_object(bucket: storage.Bucket, source: SourceVersion, relative_name: str,
-                dest_prefix: str, metadata: dict[str, str]) -> MoveResult:
+def move_object(
+    bucket: storage.Bucket,
+    source: SourceVersion,
+    relative_name: str,
+    dest_prefix: str,
+    metadata: dict[str, str],
+) -> MoveResult:
     """Copies `source` to `dest_prefix` + `relative_name`, then deletes it."""
     generation = source.generation
     destination, copied = _copy_once(bucket, source, relative_name, dest_prefix)
@@ -72,8 +80,9 @@ def move_object(bucket: storage.Bucket, source: SourceVersion, relative_name: st
     return MoveResult(destination=destination, copied=copied, source_deleted=deleted)
 
 
-def _copy_once(bucket: storage.Bucket, source: SourceVersion, relative_name: str,
-               dest_prefix: str) -> tuple[str, bool]:
+def _copy_once(
+    bucket: storage.Bucket, source: SourceVersion, relative_name: str, dest_prefix: str
+) -> tuple[str, bool]:
     generation = source.generation
     for name in destination_names(relative_name, dest_prefix, generation):
         existing = bucket.get_blob(name)
@@ -82,8 +91,13 @@ def _copy_once(bucket: storage.Bucket, source: SourceVersion, relative_name: str
                 return name, False
             continue
         try:
-            bucket.copy_blob(bucket.blob(source.name), bucket, name,
-                             source_generation=generation, if_generation_match=0)
+            bucket.copy_blob(
+                bucket.blob(source.name),
+                bucket,
+                name,
+                source_generation=generation,
+                if_generation_match=0,
+            )
             return name, True
         except PreconditionFailed:
             # Created between our check and our copy; it is ours only if the bytes match.

@@ -46,11 +46,15 @@ class StagedObject:
     @classmethod
     def from_event_data(cls, data: Mapping[str, Any]) -> StagedObject:
         try:
-            return cls(bucket=str(data["bucket"]), name=str(data["name"]),
-                       generation=int(data["generation"]))
+            return cls(
+                bucket=str(data["bucket"]),
+                name=str(data["name"]),
+                generation=int(data["generation"]),
+            )
         except (KeyError, TypeError, ValueError) as exc:
-            raise PermanentError("malformed_event",
-                                 "object event without bucket/name/generation") from exc
+            raise PermanentError(
+                "malformed_event", "object event without bucket/name/generation"
+            ) from exc
 
 
 @dataclass(frozen=True)
@@ -62,27 +66,47 @@ class IngestResult:
     sop_instance_uid: str | None = None
 
 
-def ingest_object(obj: StagedObject, *, storage_client: storage.Client,
-                  session: requests.Session, dicomweb_url: str) -> IngestResult:
-    fields: dict[str, Any] = {"event": "ingest", "bucket": obj.bucket, "object": obj.name,
-                              "generation": obj.generation}
+def ingest_object(
+    obj: StagedObject,
+    *,
+    storage_client: storage.Client,
+    session: requests.Session,
+    dicomweb_url: str,
+) -> IngestResult:
+    fields: dict[str, Any] = {
+        "event": "ingest",
+        "bucket": obj.bucket,
+        "object": obj.name,
+        "generation": obj.generation,
+    }
     if not obj.name.startswith(INCOMING_PREFIX) or obj.name.endswith("/"):
-        log_event(logger, logging.DEBUG, "not under incoming/; ignored", outcome="ignored",
-                  **fields)
+        log_event(
+            logger, logging.DEBUG, "not under incoming/; ignored", outcome="ignored", **fields
+        )
         return IngestResult("ignored")
     bucket = storage_client.bucket(obj.bucket)
     source = bucket.get_blob(obj.name, generation=obj.generation)
     if source is None:
         # Moved by an earlier delivery of this event (or overwritten/deleted by someone else).
-        log_event(logger, logging.INFO, "object generation no longer exists; nothing to do",
-                  outcome="gone", **fields)
+        log_event(
+            logger,
+            logging.INFO,
+            "object generation no longer exists; nothing to do",
+            outcome="gone",
+            **fields,
+        )
         return IngestResult("gone")
     version = SourceVersion.of(source)
     try:
         payload = source.download_as_bytes(if_generation_match=obj.generation)
     except NotFound:
-        log_event(logger, logging.INFO, "object deleted while reading; nothing to do",
-                  outcome="gone", **fields)
+        log_event(
+            logger,
+            logging.INFO,
+            "object deleted while reading; nothing to do",
+            outcome="gone",
+            **fields,
+        )
         return IngestResult("gone")
 
     relative = obj.name.removeprefix(INCOMING_PREFIX)
@@ -95,14 +119,33 @@ def ingest_object(obj: StagedObject, *, storage_client: storage.Client,
     except ObjectRejectedError as failure:
         metadata |= {FAILURE_REASON_KEY: failure.reason, FAILURE_DETAIL_KEY: failure.detail}
         moved = move_object(bucket, version, relative, FAILED_PREFIX, metadata)
-        log_event(logger, logging.WARNING, f"ingest failed: {failure.reason}", outcome="failed",
-                  reason=failure.reason, detail=failure.detail, destination=moved.destination,
-                  **fields)
-        return IngestResult("failed", moved.destination, failure.reason,
-                            sop_instance_uid=fields.get("sop_instance_uid"))
+        log_event(
+            logger,
+            logging.WARNING,
+            f"ingest failed: {failure.reason}",
+            outcome="failed",
+            reason=failure.reason,
+            detail=failure.detail,
+            destination=moved.destination,
+            **fields,
+        )
+        return IngestResult(
+            "failed",
+            moved.destination,
+            failure.reason,
+            sop_instance_uid=fields.get("sop_instance_uid"),
+        )
     metadata[STOW_OUTCOME_KEY] = stow
     moved = move_object(bucket, version, relative, PROCESSED_PREFIX, metadata)
-    log_event(logger, logging.INFO, "ingested", outcome="processed", stow=stow,
-              destination=moved.destination, **fields)
-    return IngestResult("processed", moved.destination, stow=stow,
-                        sop_instance_uid=instance.sop_instance_uid)
+    log_event(
+        logger,
+        logging.INFO,
+        "ingested",
+        outcome="processed",
+        stow=stow,
+        destination=moved.destination,
+        **fields,
+    )
+    return IngestResult(
+        "processed", moved.destination, stow=stow, sop_instance_uid=instance.sop_instance_uid
+    )

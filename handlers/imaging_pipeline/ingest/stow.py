@@ -58,7 +58,7 @@ class MultipartBody:
     def __iter__(self) -> Iterator[bytes]:
         for part in self._parts:
             for start in range(0, len(part), self.CHUNK):
-                yield bytes(part[start:start + self.CHUNK])
+                yield bytes(part[start : start + self.CHUNK])
 
 
 def _failure_reasons(response: requests.Response) -> list[int]:
@@ -70,13 +70,23 @@ def _failure_reasons(response: requests.Response) -> list[int]:
     return [int(v) for item in items for v in (item.get(FAILURE_REASON) or {}).get("Value", [])]
 
 
-def stow_instance(session: requests.Session, dicomweb_url: str, instance: CheckedInstance,
-                  *, attempts: int = ATTEMPTS) -> StowOutcome:
+def stow_instance(
+    session: requests.Session,
+    dicomweb_url: str,
+    instance: CheckedInstance,
+    *,
+    attempts: int = ATTEMPTS,
+) -> StowOutcome:
     """Stores one instance; raises ObjectRejectedError or TransientError (retry later)."""
     body = MultipartBody(instance.part10)
     response = request_with_retries(
-        session, "POST", f"{dicomweb_url.rstrip('/')}/studies", dependency="dicom-store",
-        max_attempts=attempts, timeout_s=TIMEOUT_S, data=body,
+        session,
+        "POST",
+        f"{dicomweb_url.rstrip('/')}/studies",
+        dependency="dicom-store",
+        max_attempts=attempts,
+        timeout_s=TIMEOUT_S,
+        data=body,
         headers={"Content-Type": body.content_type, "Accept": "application/dicom+json"},
     )
     reasons = _failure_reasons(response)
@@ -89,7 +99,8 @@ def stow_instance(session: requests.Session, dicomweb_url: str, instance: Checke
     error = classify_http_status("dicom-store", response.status_code)
     if isinstance(error, PermanentError) or response.status_code < 300:
         detail = f"HTTP {response.status_code}" + (
-            f", failure reasons {', '.join(hex(r) for r in reasons)}" if reasons else "")
+            f", failure reasons {', '.join(hex(r) for r in reasons)}" if reasons else ""
+        )
         raise ObjectRejectedError("rejected-by-store", detail)
     raise error
 
@@ -100,8 +111,15 @@ def qido_all(session: requests.Session, url: str, params: dict[str, str]) -> lis
     while True:
         page_params = {**params, "limit": str(QIDO_PAGE), "offset": str(len(results))}
         response = request_with_retries(
-            session, "GET", url, dependency="dicom-store", max_attempts=ATTEMPTS,
-            timeout_s=TIMEOUT_S, params=page_params, headers={"Accept": "application/dicom+json"})
+            session,
+            "GET",
+            url,
+            dependency="dicom-store",
+            max_attempts=ATTEMPTS,
+            timeout_s=TIMEOUT_S,
+            params=page_params,
+            headers={"Accept": "application/dicom+json"},
+        )
         if response.status_code in (204, 404):  # no match; some servers 404 unknown studies
             return results
         if response.status_code != 200:
@@ -112,16 +130,18 @@ def qido_all(session: requests.Session, url: str, params: dict[str, str]) -> lis
             return results
 
 
-def series_instance_uids(session: requests.Session, dicomweb_url: str, study_uid: str,
-                         series_uid: str) -> set[str]:
+def series_instance_uids(
+    session: requests.Session, dicomweb_url: str, study_uid: str, series_uid: str
+) -> set[str]:
     """SOP Instance UIDs the store has in one series (one QIDO-RS query, paged)."""
     url = f"{dicomweb_url.rstrip('/')}/studies/{study_uid}/series/{series_uid}/instances"
     found = qido_all(session, url, {"includefield": SOP_INSTANCE_UID})
     return set(_values(found, SOP_INSTANCE_UID))
 
 
-def instance_exists(session: requests.Session, dicomweb_url: str,
-                    instance: CheckedInstance) -> bool:
+def instance_exists(
+    session: requests.Session, dicomweb_url: str, instance: CheckedInstance
+) -> bool:
     if not (instance.study_uid and instance.series_uid):
         return False
     uids = series_instance_uids(session, dicomweb_url, instance.study_uid, instance.series_uid)

@@ -54,7 +54,7 @@ class CheckedInstance:
 
 
 def is_part10(payload: bytes) -> bool:
-    return payload[PART10_MAGIC_OFFSET:PART10_MAGIC_OFFSET + 4] == PART10_MAGIC
+    return payload[PART10_MAGIC_OFFSET : PART10_MAGIC_OFFSET + 4] == PART10_MAGIC
 
 
 class TruncatedDataError(ValueError):
@@ -80,10 +80,17 @@ def _read_header(payload: bytes, *, force: bool) -> Dataset:
         raise TruncatedDataError("an image instance without pixel data")
     tell = getattr(pixels, "value_tell", None)
     length = getattr(pixels, "length", None)
-    deflated = getattr(getattr(header, "file_meta", None), "TransferSyntaxUID", None) \
-        == DeflatedExplicitVRLittleEndian  # positions refer to the inflated stream
-    if tell is not None and length is not None and length != UNDEFINED_LENGTH \
-            and not deflated and tell + length > len(payload):
+    deflated = (
+        getattr(getattr(header, "file_meta", None), "TransferSyntaxUID", None)
+        == DeflatedExplicitVRLittleEndian
+    )  # positions refer to the inflated stream
+    if (
+        tell is not None
+        and length is not None
+        and length != UNDEFINED_LENGTH
+        and not deflated
+        and tell + length > len(payload)
+    ):
         raise TruncatedDataError("the data ends inside the pixel data")
     return header
 
@@ -105,7 +112,8 @@ def check_dicom(payload: bytes) -> CheckedInstance:
             header = _read_header(payload, force=False)
         except Exception as exc:  # pydicom raises many types on damaged headers
             raise ObjectRejectedError(
-                "corrupt", f"unreadable DICOM header: {type(exc).__name__}") from exc
+                "corrupt", f"unreadable DICOM header: {type(exc).__name__}"
+            ) from exc
         media_class = str(getattr(header.file_meta, "MediaStorageSOPClassUID", ""))
         if media_class == MEDIA_STORAGE_DIRECTORY:
             raise ObjectRejectedError("not-dicom", "DICOMDIR (a media index, not an instance)")
@@ -153,9 +161,13 @@ def _to_part10(payload: bytes) -> bytes:
         meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
         # Keep the encoding pydicom detected, so nothing is converted.
         implicit, little = dataset.original_encoding
-        meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit is not False
-                                  else ExplicitVRLittleEndian if little is not False
-                                  else ExplicitVRBigEndian)
+        meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian
+            if implicit is not False
+            else ExplicitVRLittleEndian
+            if little is not False
+            else ExplicitVRBigEndian
+        )
         meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
         dataset.file_meta = meta
         out = io.BytesIO()

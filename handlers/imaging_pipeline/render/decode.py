@@ -33,8 +33,15 @@ from imaging_pipeline.render.header import PIXEL_KEYWORDS, Header
 DEFER_SIZE = 1 << 20
 Opener = Callable[[], BinaryIO]
 _PIXEL_MODULE = (
-    "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration", "Rows", "Columns",
-    "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "PlanarConfiguration",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
 )
 
 
@@ -91,8 +98,9 @@ def _one_frame_dataset(
             offsets = None
             if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
                 offsets = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
-            fragment = get_frame(stream, index, extended_offsets=offsets,
-                                 number_of_frames=header.frames)
+            fragment = get_frame(
+                stream, index, extended_offsets=offsets, number_of_frames=header.frames
+            )
             pixel_data, vr = encapsulate([fragment]), "OB"
         else:
             bits = int(ds.BitsAllocated)

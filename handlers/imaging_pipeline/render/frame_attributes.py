@@ -10,10 +10,21 @@ from __future__ import annotations
 from pydicom.dataset import Dataset
 
 DISPLAY_KEYWORDS = (
-    "RescaleSlope", "RescaleIntercept", "ModalityLUTSequence", "WindowCenter", "WindowWidth",
-    "VOILUTFunction", "VOILUTSequence", "PresentationLUTShape", "PixelPaddingValue",
-    "PixelPaddingRangeLimit", "PixelRepresentation", "BitsStored", "PixelSpacing",
-    "PixelAspectRatio", "ImagerPixelSpacing",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "ModalityLUTSequence",
+    "WindowCenter",
+    "WindowWidth",
+    "VOILUTFunction",
+    "VOILUTSequence",
+    "PresentationLUTShape",
+    "PixelPaddingValue",
+    "PixelPaddingRangeLimit",
+    "PixelRepresentation",
+    "BitsStored",
+    "PixelSpacing",
+    "PixelAspectRatio",
+    "ImagerPixelSpacing",
 )
 # Functional group macros that hold the keywords above.
 _GROUP_MACROS = ("PixelValueTransformationSequence", "FrameVOILUTSequence", "PixelMeasuresSequence")

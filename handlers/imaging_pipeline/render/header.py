@@ -92,9 +92,7 @@ def check_header(ds: Dataset) -> Header:
     bits_allocated = _required_int(ds, "BitsAllocated")
     frames = _required_int(ds, "NumberOfFrames", 1) if ds.get("NumberOfFrames") else 1
     if not (0 < rows <= MAX_SIDE and 0 < columns <= MAX_SIDE and 0 < frames <= MAX_FRAMES):
-        raise _reject(
-            RejectReason.ABSURD_DIMENSIONS, f"{rows}x{columns} pixels, {frames} frames"
-        )
+        raise _reject(RejectReason.ABSURD_DIMENSIONS, f"{rows}x{columns} pixels, {frames} frames")
     frame_samples = rows * columns * samples
     frame_bytes = frame_samples * max(1, bits_allocated // 8)
     if frame_samples > MAX_FRAME_SAMPLES or frame_bytes > MAX_FRAME_BYTES:

@@ -18,8 +18,11 @@ from tests.infra.synthesized import iam_bindings, of_type, resources
 Stack = dict[str, Any]
 BASIC_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
-PROTECTED_TYPES = ("google_healthcare_dataset", "google_healthcare_dicom_store",
-                   "google_healthcare_fhir_store")
+PROTECTED_TYPES = (
+    "google_healthcare_dataset",
+    "google_healthcare_dicom_store",
+    "google_healthcare_fhir_store",
+)
 
 
 def public_members(stack: Stack) -> list[str]:
@@ -29,9 +32,12 @@ def public_members(stack: Stack) -> list[str]:
 
 def broad_roles(stack: Stack) -> list[str]:
     """Basic roles anywhere, and any admin role (object admin on one bucket excepted)."""
-    return [f"{b.path}: {b.role}" for b in iam_bindings(stack)
-            if b.role in BASIC_ROLES
-            or (b.role.lower().endswith("admin") and b.role != "roles/storage.objectAdmin")]
+    return [
+        f"{b.path}: {b.role}"
+        for b in iam_bindings(stack)
+        if b.role in BASIC_ROLES
+        or (b.role.lower().endswith("admin") and b.role != "roles/storage.objectAdmin")
+    ]
 
 
 def authoritative_iam(stack: Stack) -> list[str]:
@@ -40,22 +46,31 @@ def authoritative_iam(stack: Stack) -> list[str]:
 
 
 def open_buckets(stack: Stack) -> list[str]:
-    return [b.path for b in of_type(stack, "google_storage_bucket")
-            if b.body.get("uniform_bucket_level_access") is not True
-            or b.body.get("public_access_prevention") != "enforced"]
+    return [
+        b.path
+        for b in of_type(stack, "google_storage_bucket")
+        if b.body.get("uniform_bucket_level_access") is not True
+        or b.body.get("public_access_prevention") != "enforced"
+    ]
 
 
 def open_functions(stack: Stack) -> list[str]:
-    return [f.path for f in of_type(stack, "google_cloudfunctions2_function")
-            if f.body["service_config"].get("ingress_settings") != "ALLOW_INTERNAL_ONLY"]
+    return [
+        f.path
+        for f in of_type(stack, "google_cloudfunctions2_function")
+        if f.body["service_config"].get("ingress_settings") != "ALLOW_INTERNAL_ONLY"
+    ]
 
 
 @cache
 def label_field(type_: str) -> str | None:
     """`user_labels` or `labels` if the provider's resource accepts labels, else None."""
     module = importlib.import_module(f"cdktf_cdktf_provider_google.{type_.removeprefix('google_')}")
-    cls = next(c for _, c in inspect.getmembers(module, inspect.isclass)
-               if getattr(c, "TF_RESOURCE_TYPE", None) == type_)
+    cls = next(
+        c
+        for _, c in inspect.getmembers(module, inspect.isclass)
+        if getattr(c, "TF_RESOURCE_TYPE", None) == type_
+    )
     params = inspect.signature(cls.__init__).parameters
     # Notification channels use `labels` for their settings (the e-mail address).
     for field in ("user_labels", "labels"):
@@ -65,8 +80,11 @@ def label_field(type_: str) -> str | None:
 
 
 def unlabeled(stack: Stack, expected: dict[str, str]) -> list[str]:
-    return [r.address for r in resources(stack)
-            if (field := label_field(r.type)) is not None and r.body.get(field) != expected]
+    return [
+        r.address
+        for r in resources(stack)
+        if (field := label_field(r.type)) is not None and r.body.get(field) != expected
+    ]
 
 
 def unencrypted(stack: Stack) -> list[str]:
@@ -76,10 +94,18 @@ def unencrypted(stack: Stack) -> list[str]:
         "google_pubsub_topic": lambda b: b.get("kms_key_name"),
         "google_storage_bucket": lambda b: b.get("encryption", {}).get("default_kms_key_name"),
     }
-    return [r.path for r in resources(stack) if r.type in keys
-            and not str(keys[r.type](r.body) or "").startswith("${google_kms_crypto_key.")]
+    return [
+        r.path
+        for r in resources(stack)
+        if r.type in keys
+        and not str(keys[r.type](r.body) or "").startswith("${google_kms_crypto_key.")
+    ]
 
 
 def unprotected(stack: Stack) -> list[str]:
-    return [r.path for r in resources(stack) if r.type in PROTECTED_TYPES
-            and r.body.get("lifecycle", {}).get("prevent_destroy") is not True]
+    return [
+        r.path
+        for r in resources(stack)
+        if r.type in PROTECTED_TYPES
+        and r.body.get("lifecycle", {}).get("prevent_destroy") is not True
+    ]
