@@ -50,7 +50,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = synth(environments)
     for env in environments:
-        print(
-            f"synthesized {env.name}: {out / 'stacks' / env.name / 'cdk.tf.json'}", file=sys.stderr
-        )
+        print(f"synthesized {env.name}: {out / 'stacks' / env.name / 'cdk.tf.json'}")
     return 0

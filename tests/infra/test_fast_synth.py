@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,6 @@ def test_synth_output_is_byte_identical_with_and_without_the_fast_path(
 def test_fast_path_does_not_import_the_provider_root() -> None:
     # In a fresh interpreter: the stack must build without running the package root's
     # 1,470 imports; only the submodules it uses may be loaded.
-    import subprocess
     import sys
 
     code = (
@@ -64,3 +64,25 @@ def test_environment_selection(
 ) -> None:
     monkeypatch.setenv("ENVIRONMENTS", env)
     assert selected_environments(argv) == expected
+
+
+def test_cdktf_cli_synth_writes_the_same_stacks(synth_dir: Path, tmp_path: Path) -> None:
+    # `cdktf synth` (npm cdktf-cli, pinned in package.json) runs cdktf.json's app command; it
+    # must need no cloud account or network and give exactly what `python main.py` gives.
+    root = Path(__file__).resolve().parents[2]
+    cli = root / "node_modules" / ".bin" / "cdktf"
+    env = {**os.environ, "CHECKPOINT_DISABLE": "1", "CI": "true"}
+    env.pop("ENVIRONMENTS", None)
+    result = subprocess.run(
+        [str(cli), "synth", "--output", str(tmp_path / "out")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Generated Terraform code for the stacks: dev, prod, staging" in result.stdout
+    assert tree(tmp_path / "out") == tree(synth_dir)
