@@ -64,43 +64,59 @@ class ProcessorConfig:
         return self.dicom_store.split("/")[1]
 
 
-def _url(name: str, value: str) -> str:
+def http_url(name: str, value: str) -> str:
+    value = value.strip()
     if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
         raise ConfigurationError(f"{name} must be an http(s) URL, got {value!r}")
     return value.rstrip("/")
 
 
-def load_config(environ: Mapping[str, str] | None = None) -> ProcessorConfig:
-    """Read and validate the environment; every problem is reported by variable name."""
-    env = os.environ if environ is None else environ
-    missing = [name for name in REQUIRED if not env.get(name, "").strip()]
+def require(env: Mapping[str, str], names: tuple[str, ...]) -> None:
+    """Every missing variable is named at once (shared by both functions' loaders)."""
+    missing = [name for name in names if not env.get(name, "").strip()]
     if missing:
         raise ConfigurationError(f"missing environment variable(s): {', '.join(missing)}")
+
+
+def dicom_store(env: Mapping[str, str]) -> str:
     store = env["DICOM_STORE"].strip()
     if not STORE_PATH.fullmatch(store):
         raise ConfigurationError(
             "DICOM_STORE must look like projects/P/locations/L/datasets/D/dicomStores/S, "
             f"got {store!r}"
         )
-    topic = env["ALERTS_TOPIC"].strip()
-    if not _TOPIC.fullmatch(topic):
-        raise ConfigurationError(f"ALERTS_TOPIC must look like projects/P/topics/T, got {topic!r}")
+    return store
+
+
+def log_level(env: Mapping[str, str]) -> str:
     level = env["LOG_LEVEL"].strip().upper()
     if level not in _LOG_LEVELS:
         raise ConfigurationError(f"LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}")
+    return level
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> ProcessorConfig:
+    """Read and validate the environment; every problem is reported by variable name."""
+    env = os.environ if environ is None else environ
+    require(env, REQUIRED)
+    store = dicom_store(env)
+    topic = env["ALERTS_TOPIC"].strip()
+    if not _TOPIC.fullmatch(topic):
+        raise ConfigurationError(f"ALERTS_TOPIC must look like projects/P/topics/T, got {topic!r}")
+    level = log_level(env)
     try:
         pipeline = PipelineSettings.model_validate_json(env["PIPELINE_SETTINGS"])
     except ValidationError as exc:
         raise ConfigurationError(f"PIPELINE_SETTINGS is invalid: {exc}") from exc
     return ProcessorConfig(
-        dicomweb_url=_url("DICOMWEB_URL", env["DICOMWEB_URL"].strip()),
+        dicomweb_url=http_url("DICOMWEB_URL", env["DICOMWEB_URL"]),
         dicom_store=store,
-        fhir_base_url=_url("FHIR_BASE_URL", env["FHIR_BASE_URL"].strip()),
+        fhir_base_url=http_url("FHIR_BASE_URL", env["FHIR_BASE_URL"]),
         alerts_topic=topic,
         pipeline=pipeline,
         environment=env["ENVIRONMENT"].strip(),
         log_level=level,
-        vision_endpoint=_url(
+        vision_endpoint=http_url(
             "VISION_ENDPOINT", env.get("VISION_ENDPOINT", "").strip() or DEFAULT_VISION_ENDPOINT
         ),
     )

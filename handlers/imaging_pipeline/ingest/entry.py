@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING
 
 import functions_framework
 
-from imaging_pipeline.config import ConfigurationError
+from imaging_pipeline.config import dicom_store, http_url, log_level, require
 from imaging_pipeline.errors import PermanentError
-from imaging_pipeline.events import STORE_PATH
 from imaging_pipeline.logs import configure_logging, event_context, log_event
 
 if TYPE_CHECKING:
@@ -47,24 +46,13 @@ class IngestConfig:
 
 def load_ingest_config(environ: Mapping[str, str] | None = None) -> IngestConfig:
     env = os.environ if environ is None else environ
-    missing = [name for name in REQUIRED if not env.get(name, "").strip()]
-    if missing:
-        raise ConfigurationError(f"missing environment variable(s): {', '.join(missing)}")
-    store = env["DICOM_STORE"].strip()
-    if not STORE_PATH.fullmatch(store):
-        raise ConfigurationError(
-            "DICOM_STORE must look like projects/P/locations/L/datasets/D/dicomStores/S, "
-            f"got {store!r}"
-        )
-    url = env["DICOMWEB_URL"].strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise ConfigurationError(f"DICOMWEB_URL must be an http(s) URL, got {url!r}")
+    require(env, REQUIRED)
     return IngestConfig(
-        dicomweb_url=url,
-        dicom_store=store,
+        dicomweb_url=http_url("DICOMWEB_URL", env["DICOMWEB_URL"]),
+        dicom_store=dicom_store(env),
         staging_bucket=env["STAGING_BUCKET"].strip(),
         environment=env["ENVIRONMENT"].strip(),
-        log_level=env["LOG_LEVEL"].strip().upper(),
+        log_level=log_level(env),
     )
 
 
