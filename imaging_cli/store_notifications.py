@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 import requests
+from imaging_pipeline.events import instance_path
 from imaging_pipeline.ingest.stow import qido_all
 
 STUDY_INSTANCE_UID = "0020000D"
@@ -35,10 +36,7 @@ class StoredInstance:
     modality: str = ""
 
     def path(self, store: str) -> str:
-        return (
-            f"{store}/dicomWeb/studies/{self.study_uid}/series/{self.series_uid}"
-            f"/instances/{self.sop_instance_uid}"
-        )
+        return instance_path(store, self.study_uid, self.series_uid, self.sop_instance_uid)
 
 
 def study_date_range(since: date | None, until: date | None) -> str | None:

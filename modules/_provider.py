@@ -29,6 +29,10 @@ NODE_PRELOAD = Path(__file__).resolve().with_name("_lazy_provider_index.cjs")
 def install_lazy_provider() -> bool:
     """Registers the lazy package root; returns False when the naive path is requested or the
     provider is already imported (then nothing changes)."""
+    # jsii's Node process warns on every start that Node 20 is past end of life; the output does
+    # not depend on it. Like NODE_OPTIONS below, this must be set before that process starts.
+    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     if PACKAGE in sys.modules:
         return False
     if os.environ.get("IMAGING_SYNTH_NAIVE") == "1":

@@ -59,10 +59,12 @@ class InstanceEvent:
 
     @property
     def path(self) -> str:
-        return (
-            f"{self.store}/dicomWeb/studies/{self.study_uid}/series/{self.series_uid}"
-            f"/instances/{self.instance_uid}"
-        )
+        return instance_path(self.store, self.study_uid, self.series_uid, self.instance_uid)
+
+
+def instance_path(store: str, study_uid: str, series_uid: str, instance_uid: str) -> str:
+    """The message `data` a DICOM store publishes per instance (the inverse of the parser)."""
+    return f"{store}/dicomWeb/studies/{study_uid}/series/{series_uid}/instances/{instance_uid}"
 
 
 def parse_instance_path(path: str) -> tuple[str, str, str, str]:

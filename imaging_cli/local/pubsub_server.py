@@ -581,6 +581,7 @@ class PubSubServer(LocalServer):
         # waited in a queue could expire before its request even started, be delivered again,
         # and a slow endpoint would then get ever more duplicates instead of fewer requests.
         while not self._stopping.is_set():
+            # (subscription, endpoint, ack id, lease, delivery attempt, timeout): _deliver's args
             jobs: list[tuple[str, str, str, _Outstanding, int, float]] = []
             with self._lock:
                 for sub in self._subscriptions.values():
@@ -606,19 +607,11 @@ class PubSubServer(LocalServer):
             pool = self._push_pool
             for job in jobs:
                 if pool is not None and not self._stopping.is_set():
-                    pool.submit(self._push_one, *job)
+                    pool.submit(self._push_one, job)
 
-    def _push_one(
-        self,
-        subscription: str,
-        endpoint: str,
-        ack_id: str,
-        lease: _Outstanding,
-        delivery_attempt: int,
-        timeout: float,
-    ) -> None:
+    def _push_one(self, job: tuple[str, str, str, _Outstanding, int, float]) -> None:
         try:
-            self._deliver(subscription, endpoint, ack_id, lease, delivery_attempt, timeout)
+            self._deliver(*job)
         finally:
             with self._lock:
                 self._push_inflight -= 1

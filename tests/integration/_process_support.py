@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pydicom
 import requests
+from imaging_pipeline import events
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -127,10 +128,7 @@ def upload(orthanc_url: str, ds: Dataset) -> None:
 
 
 def instance_path(ds: Dataset, store: str = LOCAL_STORE) -> str:
-    return (
-        f"{store}/dicomWeb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-        f"/instances/{ds.SOPInstanceUID}"
-    )
+    return events.instance_path(store, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
 
 
 def pubsub_message(
