@@ -53,8 +53,8 @@ EAGER_IMPORTS = (
     "requests",
     "imaging_pipeline.render",
     "imaging_pipeline.analysis.local",
-    "imaging_pipeline.analysis.vision",
-    "imaging_pipeline.dicomweb",
+    "imaging_pipeline.adapters.vision",
+    "imaging_pipeline.adapters.dicomweb",
 )
 
 
@@ -90,7 +90,7 @@ def cold_start(module: str, runs: int) -> tuple[float, float]:
 
 
 def make_instances(n: int) -> list[Any]:
-    from tests.integration._process_support import projection, sample
+    from tests.support.process import projection, sample
 
     makers: list[Callable[[int], Any]] = [
         lambda i: sample("CT_small.dcm"),
@@ -122,10 +122,10 @@ class RssSampler(threading.Thread):
 
 
 def run_events(events: int, workers: int) -> dict[str, Any]:
-    from imaging_cli.local.fhir_server import FhirServer
-    from imaging_cli.local.orthanc import OrthancServer
-    from imaging_cli.local.pubsub_server import PubSubServer
-    from tests.integration._process_support import (
+    from imaging_dev.servers.fhir_server import FhirServer
+    from imaging_dev.servers.orthanc import OrthancServer
+    from imaging_dev.servers.pubsub_server import PubSubServer
+    from tests.support.process import (
         ALERTS_TOPIC,
         ProcessFunction,
         fhir_search,

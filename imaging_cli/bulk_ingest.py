@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import requests
+from imaging_pipeline.adapters.dicomweb_stow import series_instance_uids, stow_instance
 from imaging_pipeline.errors import PipelineError
-from imaging_pipeline.ingest.stow import series_instance_uids, stow_instance
 from imaging_pipeline.ingest.validation import ObjectRejectedError, check_dicom
 
 from imaging_cli.ingest_sources import SourceObject

@@ -16,8 +16,8 @@ from datetime import date
 from typing import Any
 
 import requests
+from imaging_pipeline.adapters.dicomweb_stow import qido_all
 from imaging_pipeline.events import instance_path
-from imaging_pipeline.ingest.stow import qido_all
 
 STUDY_INSTANCE_UID = "0020000D"
 SERIES_INSTANCE_UID = "0020000E"

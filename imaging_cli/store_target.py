@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import requests
+from imaging_pipeline.adapters.http import session_for
 from imaging_pipeline.events import STORE_PATH
-from imaging_pipeline.http import session_for
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Session fixtures for the real local servers (imaging_cli.local).
+"""Session fixtures for the real local servers (imaging_dev.servers).
 
 Every server is session-scoped and started lazily: only a test that asks for it starts it, so a
 unit-test-only run starts nothing. Function-scoped wrappers reset state between tests where the
@@ -24,19 +24,19 @@ import pytest
 # Server modules are imported inside the fixtures: they pull in grpc, moto, the Google clients
 # (about 0.6 s), which a unit-test-only run should not pay for.
 if TYPE_CHECKING:
-    from imaging_cli.local.fault_proxy import FaultProxy
-    from imaging_cli.local.fhir_server import FhirServer
-    from imaging_cli.local.gcs_emulator import GcsEmulator
-    from imaging_cli.local.orthanc import OrthancServer
-    from imaging_cli.local.pubsub_server import PubSubServer
-    from imaging_cli.local.s3_server import S3Server
-    from imaging_cli.local.vision_server import VisionServer
+    from imaging_dev.servers.fault_proxy import FaultProxy
+    from imaging_dev.servers.fhir_server import FhirServer
+    from imaging_dev.servers.gcs_emulator import GcsEmulator
+    from imaging_dev.servers.orthanc import OrthancServer
+    from imaging_dev.servers.pubsub_server import PubSubServer
+    from imaging_dev.servers.s3_server import S3Server
+    from imaging_dev.servers.vision_server import VisionServer
 
 
 @pytest.fixture(scope="session")
 def orthanc() -> Iterator[OrthancServer]:
     """A running Orthanc with DICOMweb at `.dicomweb_url`; call `.reset()` for an empty store."""
-    from imaging_cli.local.orthanc import OrthancServer
+    from imaging_dev.servers.orthanc import OrthancServer
 
     with OrthancServer() as server:
         yield server
@@ -45,7 +45,7 @@ def orthanc() -> Iterator[OrthancServer]:
 @pytest.fixture(scope="session")
 def fhir_server() -> Iterator[FhirServer]:
     """A running FHIR R4 server at `.base_url`; call `.reset()` to clear all resources."""
-    from imaging_cli.local.fhir_server import FhirServer
+    from imaging_dev.servers.fhir_server import FhirServer
 
     with FhirServer() as server:
         yield server
@@ -53,7 +53,7 @@ def fhir_server() -> Iterator[FhirServer]:
 
 @pytest.fixture(scope="session")
 def _pubsub_session() -> Iterator[PubSubServer]:
-    from imaging_cli.local.pubsub_server import PubSubServer
+    from imaging_dev.servers.pubsub_server import PubSubServer
 
     with PubSubServer() as server:
         yield server
@@ -74,7 +74,7 @@ def pubsub_server(
 
 @pytest.fixture(scope="session")
 def _vision_session() -> Iterator[VisionServer]:
-    from imaging_cli.local.vision_server import VisionServer
+    from imaging_dev.servers.vision_server import VisionServer
 
     with VisionServer() as server:
         yield server
@@ -90,7 +90,7 @@ def vision_server(_vision_session: VisionServer) -> Iterator[VisionServer]:
 
 @pytest.fixture(scope="session")
 def _gcs_session() -> Iterator[GcsEmulator]:
-    from imaging_cli.local.gcs_emulator import GcsEmulator
+    from imaging_dev.servers.gcs_emulator import GcsEmulator
 
     with GcsEmulator() as server:
         yield server
@@ -109,7 +109,7 @@ def gcs_emulator(
 @pytest.fixture
 def fault_proxy() -> Iterator[Callable[[str], FaultProxy]]:
     """Factory: `proxy = fault_proxy(orthanc.url)` starts a FaultProxy; all close at teardown."""
-    from imaging_cli.local.fault_proxy import FaultProxy
+    from imaging_dev.servers.fault_proxy import FaultProxy
 
     proxies: list[FaultProxy] = []
 
@@ -125,7 +125,7 @@ def fault_proxy() -> Iterator[Callable[[str], FaultProxy]]:
 
 @pytest.fixture(scope="session")
 def _s3_session() -> Iterator[S3Server]:
-    from imaging_cli.local.s3_server import S3Server
+    from imaging_dev.servers.s3_server import S3Server
 
     with S3Server() as server:
         yield server
@@ -134,7 +134,7 @@ def _s3_session() -> Iterator[S3Server]:
 @pytest.fixture
 def s3_server(_s3_session: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
     """An empty moto S3 at `.endpoint_url`; dummy AWS credentials and AWS_ENDPOINT_URL_S3 set."""
-    from imaging_cli.local.s3_server import DUMMY_CREDENTIALS
+    from imaging_dev.servers.s3_server import DUMMY_CREDENTIALS
 
     _s3_session.reset()
     for key, value in DUMMY_CREDENTIALS.items():
@@ -148,7 +148,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
     Session fixtures are torn down before this hook runs, so anything still alive leaked.
     """
-    base = sys.modules.get("imaging_cli.local._base")
+    base = sys.modules.get("imaging_dev.servers._base")
     if base is None:
         return  # no server was ever started
     leaked = sorted(base._LIVE, key=lambda server: server.name)

@@ -23,13 +23,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import functions_framework
 
 from imaging_pipeline import logs
-from imaging_pipeline.alerts import Alert, publish_alert
+from imaging_pipeline.adapters.fhir_client import FhirClient
 from imaging_pipeline.analysis import make_analyzer
 from imaging_pipeline.analysis.base import Analyzer, Finding
-from imaging_pipeline.config import ConfigurationError, ProcessorConfig, load_config
+from imaging_pipeline.critical_findings import Alert, publish_alert
 from imaging_pipeline.errors import PermanentError, PipelineError, TransientError
 from imaging_pipeline.events import InstanceEvent, check_store, message_id, parse_event
-from imaging_pipeline.fhir.client import FhirClient
 from imaging_pipeline.fhir.mapping import (
     DICOM_UID_SYSTEM,
     AnalyzerIdentity,
@@ -40,6 +39,7 @@ from imaging_pipeline.fhir.mapping import (
     validate_bundle,
 )
 from imaging_pipeline.rules import Assessment, assess
+from imaging_pipeline.runtime_env import ConfigurationError, ProcessorConfig, load_config
 from imaging_pipeline.sop_filter import check_modality, check_sop_class
 
 if TYPE_CHECKING:
@@ -115,14 +115,14 @@ class Processor:
     @property
     def dicomweb(self) -> Any:
         if self._dicomweb is None:
-            from imaging_pipeline.dicomweb import make_client
+            from imaging_pipeline.adapters.dicomweb import make_client
 
             self._dicomweb = make_client(self.config.dicomweb_url)
         return self._dicomweb
 
     def handle(self, event: InstanceEvent) -> Outcome:
         """Process one parsed event; raises PermanentError or TransientError on failure."""
-        from imaging_pipeline.dicomweb import retrieve_instance
+        from imaging_pipeline.adapters.dicomweb import retrieve_instance
 
         settings = self.config.pipeline
         check_store(event, self.config.dicom_store)

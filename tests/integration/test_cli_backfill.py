@@ -10,10 +10,10 @@ import pytest
 import requests
 from imaging_pipeline.events import parse_event
 
-from imaging_cli.local.orthanc import OrthancServer
-from imaging_cli.local.pubsub_server import PubSubServer
 from imaging_cli.main import main
-from imaging_cli.synthetic import STUDY_DATE, sample_files, study_set
+from imaging_dev.servers.orthanc import OrthancServer
+from imaging_dev.servers.pubsub_server import PubSubServer
+from imaging_dev.synthetic import STUDY_DATE, sample_files, study_set
 
 pytestmark = pytest.mark.integration
 STORE = "projects/local-project/locations/local/datasets/local/dicomStores/orthanc"

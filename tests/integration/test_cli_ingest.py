@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from imaging_cli.local.fault_proxy import FaultProxy
-from imaging_cli.local.gcs_emulator import GcsEmulator
-from imaging_cli.local.orthanc import OrthancServer
-from imaging_cli.local.s3_server import S3Server
 from imaging_cli.main import main
-from imaging_cli.synthetic import ct_series, mr_image, sample_files, study_set, write_instances
+from imaging_dev.servers.fault_proxy import FaultProxy
+from imaging_dev.servers.gcs_emulator import GcsEmulator
+from imaging_dev.servers.orthanc import OrthancServer
+from imaging_dev.servers.s3_server import S3Server
+from imaging_dev.synthetic import ct_series, mr_image, sample_files, study_set, write_instances
 
 pytestmark = pytest.mark.integration
 

@@ -124,8 +124,8 @@ def test_sigterm_mid_run_stops_every_server(marker: str) -> None:
 def test_pipeline_reports_dead_lettered_instances_as_failed(tmp_path: Path) -> None:
     """A processor whose FHIR store is unreachable: Pub/Sub retries, then dead-letters; the
     demo's wait ends there with a failure instead of waiting out its timeout."""
-    from imaging_cli.local_pipeline import LocalPipeline
-    from imaging_cli.synthetic import mr_image, write_instances
+    from imaging_dev.local_pipeline import LocalPipeline
+    from imaging_dev.synthetic import mr_image, write_instances
 
     files = write_instances([mr_image(seed="dead-letter")], tmp_path)
     unreachable = {"FHIR_BASE_URL": "http://127.0.0.1:9/fhir/R4"}  # discard port: refused

@@ -12,6 +12,7 @@ import pydicom
 import pytest
 import requests
 from google.cloud import storage
+from imaging_pipeline.adapters.dicomweb_stow import ATTEMPTS
 from imaging_pipeline.errors import TransientError
 from imaging_pipeline.ingest.handler import (
     FAILURE_DETAIL_KEY,
@@ -22,14 +23,13 @@ from imaging_pipeline.ingest.handler import (
     StagedObject,
     ingest_object,
 )
-from imaging_pipeline.ingest.stow import ATTEMPTS
 from pydicom.data import get_testdata_file
 
-from imaging_cli.function_server import FunctionServer
-from imaging_cli.local.fault_proxy import FaultProxy
-from imaging_cli.local.gcs_emulator import GcsEmulator
-from imaging_cli.local.orthanc import OrthancServer
-from imaging_cli.synthetic import ct_series, mr_image
+from imaging_dev.servers.fault_proxy import FaultProxy
+from imaging_dev.servers.function_server import FunctionServer
+from imaging_dev.servers.gcs_emulator import GcsEmulator
+from imaging_dev.servers.orthanc import OrthancServer
+from imaging_dev.synthetic import ct_series, mr_image
 
 pytestmark = pytest.mark.integration
 BUCKET = "staging"
@@ -319,7 +319,7 @@ def test_event_for_an_overwritten_generation_leaves_the_newer_upload_alone(
 def test_copy_race_is_settled_by_the_destination_precondition(
     bucket, existing, expected, monkeypatch
 ) -> None:
-    from imaging_pipeline.ingest.gcs_move import SourceVersion, move_object
+    from imaging_pipeline.adapters.gcs_move import SourceVersion, move_object
 
     source = _upload(bucket, "incoming/race.dcm", b"same bytes")
     bucket.blob("processed/race.dcm").upload_from_string(existing)

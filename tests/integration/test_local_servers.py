@@ -36,14 +36,14 @@ from google.cloud import vision
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from imaging_cli.local._base import ServerStartError, free_port
-from imaging_cli.local.fault_proxy import FaultProxy
-from imaging_cli.local.fhir_server import FHIR_JSON, FhirServer
-from imaging_cli.local.gcs_emulator import GcsEmulator
-from imaging_cli.local.orthanc import OrthancServer
-from imaging_cli.local.pubsub_server import PubSubServer
-from imaging_cli.local.s3_server import S3Server
-from imaging_cli.local.vision_server import VisionServer
+from imaging_dev.servers._base import ServerStartError, free_port
+from imaging_dev.servers.fault_proxy import FaultProxy
+from imaging_dev.servers.fhir_server import FHIR_JSON, FhirServer
+from imaging_dev.servers.gcs_emulator import GcsEmulator
+from imaging_dev.servers.orthanc import OrthancServer
+from imaging_dev.servers.pubsub_server import PubSubServer
+from imaging_dev.servers.s3_server import S3Server
+from imaging_dev.servers.vision_server import VisionServer
 
 pytestmark = pytest.mark.integration
 
@@ -914,7 +914,7 @@ def test_failed_start_reports_the_server_log(tmp_path: Path) -> None:
 
 
 def test_orthanc_retries_when_its_port_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
-    import imaging_cli.local.orthanc as orthanc_module
+    import imaging_dev.servers.orthanc as orthanc_module
 
     with socket.socket() as squatter:  # another process took the probed port first
         squatter.bind(("127.0.0.1", 0))
@@ -929,7 +929,7 @@ def test_orthanc_retries_when_its_port_is_taken(monkeypatch: pytest.MonkeyPatch)
 
 _STARTS_AND_HANGS = """
 import sys, time
-from imaging_cli.local.orthanc import OrthancServer
+from imaging_dev.servers.orthanc import OrthancServer
 print(OrthancServer().start().pid, flush=True)
 time.sleep(120)
 """

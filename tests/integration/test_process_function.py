@@ -17,10 +17,10 @@ import pytest
 import requests
 from pydicom.dataset import Dataset
 
-from imaging_cli.local.fhir_server import FhirServer
-from imaging_cli.local.orthanc import OrthancServer
-from imaging_cli.local.pubsub_server import PubSubServer
-from tests.integration._process_support import (
+from imaging_dev.servers.fhir_server import FhirServer
+from imaging_dev.servers.orthanc import OrthancServer
+from imaging_dev.servers.pubsub_server import PubSubServer
+from tests.support.process import (
     ALERTS_TOPIC,
     LOCAL_STORE,
     PHI_STRINGS,

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from imaging_cli.local.fault_proxy import FaultProxy
-from imaging_cli.local.fhir_server import FhirServer
-from imaging_cli.local.orthanc import OrthancServer
-from imaging_cli.local.pubsub_server import PubSubServer
-from imaging_cli.local.vision_server import VisionServer
-from tests.integration._process_support import (
+from imaging_dev.servers.fault_proxy import FaultProxy
+from imaging_dev.servers.fhir_server import FhirServer
+from imaging_dev.servers.orthanc import OrthancServer
+from imaging_dev.servers.pubsub_server import PubSubServer
+from imaging_dev.servers.vision_server import VisionServer
+from tests.support.process import (
     ALERTS_TOPIC,
     ProcessFunction,
     fhir_count,

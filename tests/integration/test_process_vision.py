@@ -6,13 +6,13 @@ import io
 
 import numpy as np
 import pytest
-from imaging_pipeline.analysis.vision import VisionAnalyzer
+from imaging_pipeline.adapters.vision import VisionAnalyzer
 from imaging_pipeline.errors import PermanentError, TransientError
 from imaging_pipeline.render import RenderedImage
 from imaging_pipeline.settings import VisionSettings
 from PIL import Image
 
-from imaging_cli.local.vision_server import VisionServer
+from imaging_dev.servers.vision_server import VisionServer
 
 pytestmark = pytest.mark.integration
 

@@ -18,6 +18,6 @@ def make_analyzer(settings: PipelineSettings, vision_endpoint: str | None = None
         from imaging_pipeline.analysis.local import LocalAnalyzer
 
         return LocalAnalyzer(settings.local_analyzer)
-    from imaging_pipeline.analysis.vision import VisionAnalyzer
+    from imaging_pipeline.adapters.vision import VisionAnalyzer
 
     return VisionAnalyzer(settings.vision, endpoint=vision_endpoint)

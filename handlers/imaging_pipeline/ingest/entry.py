@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 import functions_framework
 
-from imaging_pipeline.config import dicom_store, http_url, log_level, require
 from imaging_pipeline.errors import PermanentError
 from imaging_pipeline.logs import configure_logging, event_context, log_event
+from imaging_pipeline.runtime_env import dicom_store, http_url, log_level, require
 
 if TYPE_CHECKING:
     # handlers/main.py imports this module in both functions: pydicom, google-cloud-storage and
@@ -68,7 +68,7 @@ def _clients() -> _Clients:
     """Built once per instance and reused across events (connection pools, credentials)."""
     from google.cloud import storage
 
-    from imaging_pipeline.http import session_for
+    from imaging_pipeline.adapters.http import session_for
 
     config = load_ingest_config()
     configure_logging(config.log_level)

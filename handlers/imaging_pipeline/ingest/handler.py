@@ -17,9 +17,9 @@ import requests
 from google.api_core.exceptions import NotFound
 from google.cloud import storage
 
+from imaging_pipeline.adapters.dicomweb_stow import StowOutcome, stow_instance
+from imaging_pipeline.adapters.gcs_move import SourceVersion, move_object
 from imaging_pipeline.errors import PermanentError
-from imaging_pipeline.ingest.gcs_move import SourceVersion, move_object
-from imaging_pipeline.ingest.stow import StowOutcome, stow_instance
 from imaging_pipeline.ingest.validation import ObjectRejectedError, check_dicom
 from imaging_pipeline.logs import log_event, register_dataset_phi
 

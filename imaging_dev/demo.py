@@ -1,0 +1,151 @@
+"""`imaging demo`: the pipeline end to end on this machine, with no cloud account."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+DESCRIPTION = """\
+Starts Orthanc (the DICOM store), a FHIR R4 server, a Pub/Sub server, a Cloud Storage emulator
+and both Cloud Functions (handlers/main.py under functions-framework, configured with
+{"analyzer": "local"}); generates a synthetic study set (CT in Hounsfield units, MR, CR
+MONOCHROME1, burned-in text, colour US, a blank DX) plus some of pydicom's sample files; stages
+them in gs://staging/incoming/ so the ingest function stores them; publishes the store's
+notifications, which the push subscription delivers to the processor; prints what the processor
+decided for each instance. Exits 0 when every instance reached a final outcome and none failed,
+leaving no process behind.
+"""
+COLUMNS = ("instance (file)", "modality", "outcome", "priority", "findings", "FHIR report")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the whole pipeline locally on synthetic and sample data",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the servers running afterwards (prints Orthanc's explorer "
+        "URL and the FHIR base) until Ctrl-C",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long to wait for the processor (default 120)",
+    )
+    parser.add_argument(
+        "--no-samples",
+        action="store_true",
+        help="only the synthetic studies, not pydicom's sample files",
+    )
+    parser.set_defaults(func=run)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwinds through LocalPipeline.stop(), like Ctrl-C
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from imaging_dev.local_pipeline import LocalPipeline
+    from imaging_dev.servers._base import ServerStartError
+    from imaging_dev.synthetic import sample_files, study_set, write_instances
+
+    # The servers live in their own process groups: a SIGTERM to the demo must stop them too.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    with tempfile.TemporaryDirectory(prefix="imaging-demo-") as tmp:
+        files = write_instances(study_set(), Path(tmp))
+        if not args.no_samples:
+            files += sample_files()
+        _say(f"starting local servers and functions; {len(files)} files to ingest")
+        try:
+            pipeline = LocalPipeline().start()
+        except (ServerStartError, FileNotFoundError) as error:
+            print(f"imaging demo: a local server did not start: {error}", file=sys.stderr)
+            return 2
+        with pipeline:
+            staged = pipeline.stage(files)
+            not_stored = [s for s in staged if s.outcome != "processed"]
+            for result in not_stored:
+                _say(f"ingest: {result.object_name}: {result.outcome} ({result.reason})")
+            instances = pipeline.notify()
+            _say(
+                f"{len(instances)} instances in the DICOM store; notifications published, "
+                "waiting for the processor"
+            )
+            with tqdm(
+                total=len(instances),
+                unit="instance",
+                file=sys.stderr,
+                desc="processed",
+                disable=not sys.stderr.isatty(),
+            ) as progress:
+                results = pipeline.wait_for_results(
+                    instances,
+                    timeout=args.timeout,
+                    on_progress=lambda done: progress.update(done - progress.n),
+                )
+            print(_table([_row(r) for r in results]))
+            unfinished = [r for r in results if r.outcome in ("pending", "retry")]
+            failed = [r for r in results if r.outcome == "failed"]
+            print(
+                f"\ninstances: {len(results)}  processed: "
+                f"{sum(r.outcome == 'processed' for r in results)}  skipped: "
+                f"{sum(r.outcome == 'skipped' for r in results)}  failed: {len(failed)}  "
+                f"unfinished: {len(unfinished)}  staged objects not stored: {len(not_stored)}"
+            )
+            status = 0 if not (unfinished or failed or not_stored) else 1
+            if args.keep:
+                _keep(pipeline)
+    return status
+
+
+def _keep(pipeline: Any) -> None:
+    print(f"\nOrthanc explorer: {pipeline.orthanc.url}/app/explorer.html")
+    print(f"DICOMweb:         {pipeline.orthanc.dicomweb_url}")
+    print(f"FHIR base:        {pipeline.fhir.base_url}")
+    print("servers are running; press Ctrl-C to stop them", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        _say("stopping")
+
+
+def _row(result: Any) -> tuple[str, ...]:
+    findings = (
+        ", ".join(f"{f.get('kind')} {float(f.get('score', 0)):.2f}" for f in result.findings) or "-"
+    )
+    outcome = result.outcome + (f" ({result.reason})" if result.reason else "")
+    return (
+        result.source or result.instance.sop_instance_uid,
+        result.instance.modality or "?",
+        outcome,
+        result.priority or "-",
+        findings,
+        result.report or "-",
+    )
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(str(c)) for c in column) for column in zip(COLUMNS, *rows, strict=False)]
+    lines = [COLUMNS, tuple("-" * w for w in widths), *rows]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
+def _say(message: str) -> None:
+    print(f"imaging demo: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,1 @@
+"""Helpers shared by tests and benchmarks (fixtures data, fake events); not tests themselves."""

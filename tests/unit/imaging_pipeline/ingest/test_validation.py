@@ -1,0 +1,135 @@
+"""The ingest DICOM check: accept Part 10 files and bare datasets, classify everything else."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pydicom
+import pytest
+from imaging_pipeline.adapters.gcs_move import destination_names
+from imaging_pipeline.ingest.validation import ObjectRejectedError, check_dicom, is_part10
+from pydicom.data import get_testdata_file
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+
+from imaging_dev.synthetic import ct_series
+
+
+def _testfile(name: str) -> bytes:
+    path = get_testdata_file(name)
+    assert path is not None, name
+    return Path(str(path)).read_bytes()
+
+
+def _reason(payload: bytes) -> str:
+    with pytest.raises(ObjectRejectedError) as caught:
+        check_dicom(payload)
+    return caught.value.reason
+
+
+@pytest.mark.parametrize(
+    "name", ["CT_small.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm", "rtplan.dcm", "test-SR.dcm"]
+)
+def test_part10_files_pass_unchanged_with_their_uids(name: str) -> None:
+    payload = _testfile(name)
+    header = pydicom.dcmread(io.BytesIO(payload), stop_before_pixels=True)
+    checked = check_dicom(payload)
+    assert checked.part10 is payload
+    assert checked.sop_instance_uid == header.SOPInstanceUID
+    assert checked.study_uid == header.StudyInstanceUID
+    assert checked.series_uid == header.SeriesInstanceUID
+
+
+def test_bare_dataset_is_wrapped_into_part10() -> None:
+    dataset = ct_series(slices=1)[0].dataset
+    raw = DicomBytesIO()
+    raw.is_little_endian, raw.is_implicit_VR = True, True
+    write_dataset(raw, dataset)
+    bare = raw.getvalue()
+    assert not is_part10(bare)
+    checked = check_dicom(bare)
+    assert is_part10(checked.part10)
+    rewritten = pydicom.dcmread(io.BytesIO(checked.part10))
+    assert rewritten.SOPInstanceUID == dataset.SOPInstanceUID
+    assert rewritten.file_meta.MediaStorageSOPClassUID == dataset.SOPClassUID
+    assert rewritten.PixelData == dataset.PixelData
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"plain text, not an image\n" * 20,
+        b"%PDF-1.7\n" + bytes(400),
+        b"\x89PNG\r\n\x1a\n" + bytes(400),
+    ],
+)
+def test_other_content_is_not_dicom(payload: bytes) -> None:
+    assert _reason(payload) == "not-dicom"
+
+
+def test_dicomdir_is_not_an_instance() -> None:
+    path = get_testdata_file("DICOMDIR")
+    assert path is not None
+    assert _reason(Path(str(path)).read_bytes()) == "not-dicom"
+
+
+def test_truncated_header_is_corrupt() -> None:
+    payload = _testfile("CT_small.dcm")
+    assert _reason(payload[:200]) == "corrupt"  # ends inside the file meta group
+    assert _reason(payload[:132] + b"\xff" * 300) == "corrupt"  # garbage after the DICM magic
+
+
+def test_truncated_pixel_data_is_corrupt() -> None:
+    payload = _testfile("CT_small.dcm")
+    assert _reason(payload[: len(payload) - 1000]) == "corrupt"
+    assert _reason(_testfile("MR_truncated.dcm")) == "corrupt"  # pydicom's own truncated file
+
+
+def test_destination_names_keep_the_path_then_add_the_generation() -> None:
+    assert destination_names("site-a/ct 1.dcm", "processed/", 42) == [
+        "processed/site-a/ct 1.dcm",
+        "processed/site-a/ct 1.42.dcm",
+    ]
+    assert destination_names("noext", "failed/", 7) == ["failed/noext", "failed/noext.7"]
+
+
+# Transfer syntaxes and encodings an archive can hold: deflated, big endian, bare datasets...
+ACCEPTED_SAMPLES = [
+    "image_dfl.dcm",
+    "MR_small_bigendian.dcm",
+    "ExplVR_BigEndNoMeta.dcm",
+    "ExplVR_LitEndNoMeta.dcm",
+    "MR_small_implicit.dcm",
+    "SC_rgb_rle.dcm",
+    "JPEG-lossy.dcm",
+    "examples_palette.dcm",
+    "waveform_ecg.dcm",
+    "rtdose.dcm",
+]
+
+
+@pytest.mark.parametrize("name", ACCEPTED_SAMPLES)
+def test_pydicom_samples_in_many_encodings_are_accepted(name: str) -> None:
+    checked = check_dicom(_testfile(name))
+    assert is_part10(checked.part10) and checked.sop_instance_uid
+
+
+@pytest.mark.parametrize(
+    "name", ["CT_small.dcm", "JPEG2000.dcm", "SC_rgb_rle.dcm", "JPEG-lossy.dcm"]
+)
+def test_files_cut_anywhere_after_the_preamble_are_corrupt(name: str) -> None:
+    payload = _testfile(name)
+    cuts = range(200, len(payload), max(1, len(payload) // 25))
+    accepted = [cut for cut in cuts if _accepts(payload[:cut])]
+    assert accepted == []
+
+
+def _accepts(payload: bytes) -> bool:
+    try:
+        check_dicom(payload)
+    except ObjectRejectedError as rejected:
+        assert rejected.reason == "corrupt"
+        return False
+    return True
