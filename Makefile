@@ -1,6 +1,9 @@
 # The two commands of the README's quickstart are `make synth` and `make test`;
 # each installs what it needs first (scripts/bootstrap.sh, idempotent and cached).
 PY := .venv/bin/python
+# Node 22 from bootstrap (when the machine's own is older) comes first for every recipe: jsii,
+# the cdktn CLI and the local FHIR server then run on a supported Node.
+export PATH := $(CURDIR)/.tools/node/bin:$(PATH)
 
 .PHONY: setup synth test lint demo bench
 setup:

@@ -1,4 +1,4 @@
-"""CDKTF app entry point (`cdktf synth` runs it; so can `python main.py [ENVIRONMENT ...]`)."""
+"""CDK Terrain app entry point: `cdktn synth` runs it, and so can `python main.py [ENV ...]`."""
 
 import sys
 from pathlib import Path

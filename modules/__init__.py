@@ -1,4 +1,4 @@
-"""Reusable CDKTF constructs of the imaging pipeline.
+"""Reusable CDK Terrain (cdktn) constructs of the imaging pipeline.
 
 Importing this package first installs the lazy loader of the google provider, so each
 construct pays only for the provider classes it uses (see `_provider.py`).

@@ -1,17 +1,18 @@
-"""Load only the parts of the prebuilt google provider that the stacks use.
+"""Load only the parts of the prebuilt providers that the stacks use.
 
-`import cdktf_cdktf_provider_google.<anything>` first runs the package root, which imports all
-~1,470 submodules (about 16 s and 1.3 GB per process; hashicorp/terraform-cdk#3753). Every
-submodule only needs the jsii assembly (`._jsii`), so we register the package root as a bare
-namespace before the first import; submodules then load on demand. The classes are the same
-objects either way, so the synthesized JSON is byte-identical (tests/infra/test_fast_synth.py).
+`import cdktn_provider_google.<anything>` first runs the package root, which imports all ~1,800
+submodules (about 18 s and 1.5 GB per process; the same trap as hashicorp/terraform-cdk#3753,
+and google-beta is as large). Every submodule only needs the jsii assembly (`._jsii`), so we
+register each package root as a bare namespace before the first import; submodules then load on
+demand. The classes are the same objects either way, so the synthesized JSON is byte-identical
+(tests/infra/test_fast_synth.py).
 
-The Node side of jsii has the same problem: the provider's `lib/index.js` requires every
+The Node side of jsii has the same problem: each provider's `lib/index.js` requires every
 submodule. `_lazy_provider_index.cjs`, preloaded into jsii's Node process through NODE_OPTIONS,
 turns those requires into getters. NODE_OPTIONS must be set before the jsii kernel starts (at the
-first `import cdktf`), which is why `modules` is imported first in main.py.
+first `import cdktn`), which is why `modules` is imported first in main.py.
 
-Set IMAGING_SYNTH_NAIVE=1 to import the provider the ordinary way (the baseline of bench/synth).
+Set IMAGING_SYNTH_NAIVE=1 to import the providers the ordinary way (the baseline of bench/synth).
 """
 
 from __future__ import annotations
@@ -22,35 +23,46 @@ import sys
 import types
 from pathlib import Path
 
-PACKAGE = "cdktf_cdktf_provider_google"
+# The prebuilt providers in pyproject's `infra` extra; one a fork has removed is skipped.
+PACKAGES = ("cdktn_provider_google", "cdktn_provider_google_beta", "cdktn_provider_time")
 NODE_PRELOAD = Path(__file__).resolve().with_name("_lazy_provider_index.cjs")
+# scripts/bootstrap.sh installs Node 22 here when the machine's own is too old for jsii.
+PROJECT_NODE = Path(__file__).resolve().parents[1] / ".tools" / "node" / "bin" / "node"
 
 
-def install_lazy_provider() -> bool:
-    """Registers the lazy package root; returns False when the naive path is requested or the
-    provider is already imported (then nothing changes)."""
-    # jsii's Node process warns on every start that Node 20 is past end of life; the output does
-    # not depend on it. Like NODE_OPTIONS below, this must be set before that process starts.
-    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    if PACKAGE in sys.modules:
-        return False
-    if os.environ.get("IMAGING_SYNTH_NAIVE") == "1":
-        importlib.import_module(PACKAGE)
-        return False
-    spec = importlib.util.find_spec(PACKAGE)
+def use_project_node() -> None:
+    """Points jsii at bootstrap's Node (when there is one), so `python main.py` run by hand uses
+    the same supported Node as `make synth`; jsii reads JSII_NODE when its process starts."""
+    if "JSII_NODE" not in os.environ and PROJECT_NODE.is_file():
+        os.environ["JSII_NODE"] = str(PROJECT_NODE)
+
+
+def lazy_root(package: str) -> bool:
+    """Registers PACKAGE's root as a bare namespace; False when it is not installed."""
+    spec = importlib.util.find_spec(package)
     if spec is None or spec.submodule_search_locations is None:
-        raise ModuleNotFoundError(
-            f"{PACKAGE} is not installed; run `make setup` (scripts/bootstrap.sh)"
-        )
-    root = types.ModuleType(
-        PACKAGE, "Lazy root of the prebuilt google provider (see modules/_provider.py)."
-    )
+        return False
+    root = types.ModuleType(package, "Lazy root of a prebuilt provider (see modules/_provider.py).")
     root.__path__ = list(spec.submodule_search_locations)
     root.__spec__ = spec
     root.__file__ = spec.origin
-    root.__package__ = PACKAGE
-    sys.modules[PACKAGE] = root
+    root.__package__ = package
+    sys.modules[package] = root
+    return True
+
+
+def install_lazy_provider() -> bool:
+    """Registers the lazy package roots; returns False when the naive path is requested or a
+    provider is already imported (then nothing changes)."""
+    use_project_node()
+    if os.environ.get("IMAGING_SYNTH_NAIVE") == "1" or any(p in sys.modules for p in PACKAGES):
+        return False
+    if not lazy_root(PACKAGES[0]):
+        raise ModuleNotFoundError(
+            f"{PACKAGES[0]} is not installed; run `make setup` (scripts/bootstrap.sh)"
+        )
+    for package in PACKAGES[1:]:
+        lazy_root(package)
     if "jsii" not in sys.modules:  # the Node process is not running yet, so it will see this
         preload = f'--require "{NODE_PRELOAD}"'
         options = os.environ.get("NODE_OPTIONS", "")

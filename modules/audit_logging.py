@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cdktf_cdktf_provider_google.logging_project_bucket_config import LoggingProjectBucketConfig
-from cdktf_cdktf_provider_google.project_iam_audit_config import (
+from cdktn_provider_google.logging_project_bucket_config import LoggingProjectBucketConfig
+from cdktn_provider_google.project_iam_audit_config import (
     ProjectIamAuditConfig,
     ProjectIamAuditConfigAuditLogConfig,
 )

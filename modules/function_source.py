@@ -12,8 +12,8 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from cdktf import AssetType, TerraformAsset
-from cdktf_cdktf_provider_google.storage_bucket_object import StorageBucketObject
+from cdktn import AssetType, TerraformAsset
+from cdktn_provider_google.storage_bucket_object import StorageBucketObject
 from constructs import Construct
 
 # Build and editor debris that must not change the hash nor reach the function.

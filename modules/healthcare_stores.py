@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from cdktf import TerraformResourceLifecycle
-from cdktf_cdktf_provider_google.healthcare_dataset import HealthcareDataset
-from cdktf_cdktf_provider_google.healthcare_dicom_store import HealthcareDicomStore
-from cdktf_cdktf_provider_google.healthcare_dicom_store_iam_member import (
+from cdktn import TerraformResourceLifecycle
+from cdktn_provider_google.healthcare_dataset import HealthcareDataset
+from cdktn_provider_google.healthcare_dicom_store import HealthcareDicomStore
+from cdktn_provider_google.healthcare_dicom_store_iam_member import (
     HealthcareDicomStoreIamMember,
 )
-from cdktf_cdktf_provider_google.healthcare_fhir_store import (
+from cdktn_provider_google.healthcare_fhir_store import (
     HealthcareFhirStore,
     HealthcareFhirStoreNotificationConfigs,
 )
-from cdktf_cdktf_provider_google.healthcare_fhir_store_iam_member import (
+from cdktn_provider_google.healthcare_fhir_store_iam_member import (
     HealthcareFhirStoreIamMember,
 )
 from constructs import Construct

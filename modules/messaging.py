@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from cdktf_cdktf_provider_google.pubsub_subscription import PubsubSubscription
-from cdktf_cdktf_provider_google.pubsub_subscription_iam_member import PubsubSubscriptionIamMember
-from cdktf_cdktf_provider_google.pubsub_topic import PubsubTopic
-from cdktf_cdktf_provider_google.pubsub_topic_iam_member import PubsubTopicIamMember
+from cdktn_provider_google.pubsub_subscription import PubsubSubscription
+from cdktn_provider_google.pubsub_subscription_iam_member import PubsubSubscriptionIamMember
+from cdktn_provider_google.pubsub_topic import PubsubTopic
+from cdktn_provider_google.pubsub_topic_iam_member import PubsubTopicIamMember
 from constructs import Construct
 
 PUBLISHER = "roles/pubsub.publisher"

@@ -8,18 +8,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cdktf_cdktf_provider_google.logging_metric import (
+from cdktn_provider_google.logging_metric import (
     LoggingMetric,
     LoggingMetricMetricDescriptorLabels,
 )
-from cdktf_cdktf_provider_google.monitoring_alert_policy import (
+from cdktn_provider_google.monitoring_alert_policy import (
     MonitoringAlertPolicy,
     MonitoringAlertPolicyConditions,
     MonitoringAlertPolicyConditionsConditionThresholdAggregations,
     MonitoringAlertPolicyConditionsConditionThresholdDenominatorAggregations,
 )
-from cdktf_cdktf_provider_google.monitoring_dashboard import MonitoringDashboard
-from cdktf_cdktf_provider_google.monitoring_notification_channel import (
+from cdktn_provider_google.monitoring_dashboard import MonitoringDashboard
+from cdktn_provider_google.monitoring_notification_channel import (
     MonitoringNotificationChannel,
 )
 from constructs import Construct

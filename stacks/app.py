@@ -1,4 +1,4 @@
-"""Builds the CDKTF app: one stack per selected environment."""
+"""Builds the CDK Terrain app: one stack per selected environment."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cdktf import App
+from cdktn import App
 
 import modules  # noqa: F401  (installs the lazy provider loader before any provider import)
 from stacks.config import ENVIRONMENTS_DIR, ConfigError, Environment, load_environments
 from stacks.pipeline_stack import PipelineStack
 
-# `cdktf synth` passes the output directory in CDKTF_OUTDIR; `python main.py` uses the default.
+# `cdktn synth` passes the output directory in CDKTF_OUTDIR (the name CDK Terrain kept from
+# CDKTF); `python main.py` uses the default.
 DEFAULT_OUTDIR = "cdktf.out"
 
 

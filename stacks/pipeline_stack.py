@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cdktf import (
+from cdktn import (
     App,
     GcsBackend,
     LocalBackend,
@@ -17,21 +17,21 @@ from cdktf import (
     TerraformStack,
     Token,
 )
-from cdktf_cdktf_provider_google.healthcare_dataset import HealthcareDataset
-from cdktf_cdktf_provider_google.kms_key_ring import KmsKeyRing
-from cdktf_cdktf_provider_google.logging_metric import LoggingMetric
-from cdktf_cdktf_provider_google.logging_project_bucket_config import LoggingProjectBucketConfig
-from cdktf_cdktf_provider_google.monitoring_dashboard import MonitoringDashboard
-from cdktf_cdktf_provider_google.monitoring_notification_channel import (
+from cdktn_provider_google.healthcare_dataset import HealthcareDataset
+from cdktn_provider_google.kms_key_ring import KmsKeyRing
+from cdktn_provider_google.logging_metric import LoggingMetric
+from cdktn_provider_google.logging_project_bucket_config import LoggingProjectBucketConfig
+from cdktn_provider_google.monitoring_dashboard import MonitoringDashboard
+from cdktn_provider_google.monitoring_notification_channel import (
     MonitoringNotificationChannel,
 )
-from cdktf_cdktf_provider_google.project_iam_audit_config import ProjectIamAuditConfig
-from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
-from cdktf_cdktf_provider_google.project_service import ProjectService
-from cdktf_cdktf_provider_google.provider import GoogleProvider
-from cdktf_cdktf_provider_google.pubsub_topic import PubsubTopic
-from cdktf_cdktf_provider_google.service_account import ServiceAccount
-from cdktf_cdktf_provider_google.storage_bucket import StorageBucket
+from cdktn_provider_google.project_iam_audit_config import ProjectIamAuditConfig
+from cdktn_provider_google.project_iam_member import ProjectIamMember
+from cdktn_provider_google.project_service import ProjectService
+from cdktn_provider_google.provider import GoogleProvider
+from cdktn_provider_google.pubsub_topic import PubsubTopic
+from cdktn_provider_google.service_account import ServiceAccount
+from cdktn_provider_google.storage_bucket import StorageBucket
 from constructs import Construct
 
 from modules.audit_logging import AuditLogging
@@ -337,7 +337,7 @@ class PipelineStack(TerraformStack):
         self, apis: ProjectService, key_grants: dict[str, TerraformResource]
     ) -> None:
         """Every resource waits for the APIs, and every CMEK-encrypted one for its key grant,
-        so one `cdktf deploy` works on a fresh project.
+        so one `cdktn deploy` works on a fresh project.
 
         Only resources that reference no other resource (ROOT_TYPES) get explicit depends_on;
         every other one references a root and so waits for it (tests/infra/test_references.py

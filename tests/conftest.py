@@ -15,11 +15,19 @@ server keeps state that tests would otherwise see from each other.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+# The Node that scripts/bootstrap.sh installed (when the machine's own is too old) comes first,
+# as the Makefile puts it, so `.venv/bin/python -m pytest` runs Node tools as `make test` does.
+_PROJECT_NODE_BIN = Path(__file__).resolve().parents[1] / ".tools" / "node" / "bin"
+if _PROJECT_NODE_BIN.is_dir() and not os.environ["PATH"].startswith(str(_PROJECT_NODE_BIN)):
+    os.environ["PATH"] = f"{_PROJECT_NODE_BIN}{os.pathsep}{os.environ['PATH']}"
 
 # Server modules are imported inside the fixtures: they pull in grpc, moto, the Google clients
 # (about 0.6 s), which a unit-test-only run should not pay for.

@@ -1,7 +1,7 @@
 """Pipeline settings shared by the function (read from its environment) and the stack schema.
 
 The stack validates them per environment at synth time and passes them to the function as
-JSON in `PIPELINE_SETTINGS`, so a bad rule fails `cdktf synth`, not a production event.
+JSON in `PIPELINE_SETTINGS`, so a bad rule fails `cdktn synth`, not a production event.
 """
 
 from __future__ import annotations

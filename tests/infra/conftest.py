@@ -23,7 +23,7 @@ def run_synth(
     env_dir: Path | None = None,
     environments: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """Runs `python main.py` in a fresh process, as `cdktf synth` does."""
+    """Runs `python main.py` in a fresh process, as `cdktn synth` does."""
     env = {**os.environ, "CDKTF_OUTDIR": str(outdir)}
     env.pop("ENVIRONMENTS", None)
     if naive:

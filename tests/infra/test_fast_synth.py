@@ -39,7 +39,7 @@ def test_fast_path_does_not_import_the_provider_root() -> None:
     code = (
         "import sys; sys.path.insert(0, 'handlers');"
         "import stacks.app, stacks.pipeline_stack;"
-        "loaded = [m for m in sys.modules if m.startswith('cdktf_cdktf_provider_google.')];"
+        "loaded = [m for m in sys.modules if m.startswith('cdktn_provider_google.')];"
         "print(len(loaded))"
     )
     env = {k: v for k, v in os.environ.items() if k != "IMAGING_SYNTH_NAIVE"}
@@ -66,11 +66,11 @@ def test_environment_selection(
     assert selected_environments(argv) == expected
 
 
-def test_cdktf_cli_synth_writes_the_same_stacks(synth_dir: Path, tmp_path: Path) -> None:
-    # `cdktf synth` (npm cdktf-cli, pinned in package.json) runs cdktf.json's app command; it
+def test_cdktn_cli_synth_writes_the_same_stacks(synth_dir: Path, tmp_path: Path) -> None:
+    # `cdktn synth` (npm cdktn-cli, pinned in package.json) runs cdktf.json's app command; it
     # must need no cloud account or network and give exactly what `python main.py` gives.
     root = Path(__file__).resolve().parents[2]
-    cli = root / "node_modules" / ".bin" / "cdktf"
+    cli = root / "node_modules" / ".bin" / "cdktn"
     env = {**os.environ, "CHECKPOINT_DISABLE": "1", "CI": "true"}
     env.pop("ENVIRONMENTS", None)
     result = subprocess.run(

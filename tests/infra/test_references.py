@@ -64,7 +64,7 @@ def declared(stack: dict[str, Any]) -> dict[str, set[str]]:
 def attributes(type_: str, data: bool = False) -> frozenset[str]:
     """Attribute names the provider's class for `type_` exposes (arguments and outputs)."""
     module_name = f"data_{type_}" if data else type_.removeprefix("google_")
-    module = importlib.import_module(f"cdktf_cdktf_provider_google.{module_name}")
+    module = importlib.import_module(f"cdktn_provider_google.{module_name}")
     cls = next(
         c
         for _, c in inspect.getmembers(module, inspect.isclass)

@@ -68,7 +68,7 @@ PUBLIC_ACCESS_PREVENTION = {"enforced", "inherited"}
 @cache
 def possible_values(module: str, param: str) -> frozenset[str]:
     """The "Possible values" the provider documents for `param` of resource `module`."""
-    spec = importlib.util.find_spec(f"cdktf_cdktf_provider_google.{module}")
+    spec = importlib.util.find_spec(f"cdktn_provider_google.{module}")
     assert spec is not None and spec.origin is not None
     text = Path(spec.origin).read_text(encoding="utf-8")
     found: set[str] = set()

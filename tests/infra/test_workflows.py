@@ -84,7 +84,7 @@ def test_pull_requests_check_then_plan_every_environment() -> None:
     assert plan["needs"] == "checks"
     assert plan["strategy"]["matrix"]["environment"] == ["dev", "staging", "prod"]
     assert plan["permissions"]["id-token"] == "write"
-    assert any("cdktf diff" in s.get("run", "") for s in plan["steps"])
+    assert any("cdktn diff" in s.get("run", "") for s in plan["steps"])
 
 
 def test_merge_applies_dev_then_staging_then_prod_behind_environments() -> None:
@@ -102,4 +102,4 @@ def test_merge_applies_dev_then_staging_then_prod_behind_environments() -> None:
     apply = load("apply.yml")["jobs"]["apply"]
     # The GitHub environment carries the approval gate (required reviewers on staging and prod).
     assert apply["environment"] == "${{ inputs.environment }}"
-    assert any("cdktf deploy" in s.get("run", "") for s in apply["steps"])
+    assert any("cdktn deploy" in s.get("run", "") for s in apply["steps"])

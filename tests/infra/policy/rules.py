@@ -65,7 +65,7 @@ def open_functions(stack: Stack) -> list[str]:
 @cache
 def label_field(type_: str) -> str | None:
     """`user_labels` or `labels` if the provider's resource accepts labels, else None."""
-    module = importlib.import_module(f"cdktf_cdktf_provider_google.{type_.removeprefix('google_')}")
+    module = importlib.import_module(f"cdktn_provider_google.{type_.removeprefix('google_')}")
     cls = next(
         c
         for _, c in inspect.getmembers(module, inspect.isclass)
