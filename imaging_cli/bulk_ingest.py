@@ -21,7 +21,7 @@ from imaging_pipeline.ingest.validation import ObjectRejectedError, check_dicom
 
 from imaging_cli.ingest_sources import SourceObject
 
-FileOutcome = Literal["stored", "already-present", "skipped-existing", "not-dicom", "failed"]
+FileOutcome = Literal["stored", "already_present", "skipped_existing", "not_dicom", "failed"]
 # Retries inside one run before a file counts as failed (the next run resumes from there).
 CLI_ATTEMPTS = 5
 
@@ -91,13 +91,13 @@ class BulkIngest:
             uids = (instance.study_uid, instance.series_uid, instance.sop_instance_uid)
             if self.existing is not None and self.existing.contains(*uids):
                 return FileResult(
-                    source.uri, "skipped-existing", sop_instance_uid=instance.sop_instance_uid
+                    source.uri, "skipped_existing", sop_instance_uid=instance.sop_instance_uid
                 )
             outcome = stow_instance(
                 self.session, self.dicomweb_url, instance, attempts=CLI_ATTEMPTS
             )
         except ObjectRejectedError as rejected:
-            kind: FileOutcome = "not-dicom" if rejected.reason == "not-dicom" else "failed"
+            kind: FileOutcome = "not_dicom" if rejected.reason == "not_dicom" else "failed"
             return FileResult(source.uri, kind, f"{rejected.reason}: {rejected.detail}")
         except (PipelineError, requests.RequestException) as error:
             return FileResult(source.uri, "failed", str(error))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from cdktn_provider_google.logging_metric import (
@@ -23,53 +22,10 @@ from cdktn_provider_google.monitoring_notification_channel import (
     MonitoringNotificationChannel,
 )
 from constructs import Construct
+from imaging_pipeline.telemetry import EVENT_METRICS, Event
 
 Aggregation = MonitoringAlertPolicyConditionsConditionThresholdAggregations
 USER_METRIC = "logging.googleapis.com/user"
-
-
-@dataclass(frozen=True)
-class EventMetric:
-    """Counts log entries of the processor whose `jsonPayload.event` is one of `events`."""
-
-    key: str
-    events: tuple[str, ...]
-    description: str
-    labels: tuple[str, ...]
-
-
-EVENT_METRICS = (
-    EventMetric(
-        "processed",
-        ("instance_processed",),
-        "DICOM instances analyzed and recorded.",
-        ("modality",),
-    ),
-    EventMetric(
-        "skipped",
-        ("instance_skipped",),
-        "Instances not analyzed, by reason code.",
-        ("modality", "reason"),
-    ),
-    EventMetric(
-        "failed",
-        ("instance_failed",),
-        "Instances that failed, by reason code.",
-        ("modality", "reason"),
-    ),
-    EventMetric(
-        "critical_findings",
-        ("critical_finding",),
-        "Findings of critical priority.",
-        ("modality", "priority"),
-    ),
-    EventMetric(
-        "handled",
-        ("instance_processed", "instance_skipped", "instance_failed"),
-        "Every instance the processor finished with (the failure ratio's denominator).",
-        (),
-    ),
-)
 
 
 def _event_filter(service: str, events: Sequence[str]) -> str:
@@ -172,7 +128,7 @@ class Observability(Construct):
                 labels,
             ),
             self._policy(
-                "critical_finding",
+                Event.CRITICAL_FINDING.value,
                 f"{prefix}: critical finding",
                 "CRITICAL",
                 {

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     def report(result: FileResult) -> None:
         progress.update(1)
-        if args.verbose or result.outcome in ("failed", "not-dicom"):
+        if args.verbose or result.outcome in ("failed", "not_dicom"):
             line = f"{result.outcome:16} {result.uri}" + (
                 f"  ({result.detail})" if result.detail else ""
             )
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     counts = summary.counts
     print(
         f"files: {len(summary.results)}  stored: {counts['stored']}  "
-        f"already in store: {counts['skipped-existing'] + counts['already-present']}  "
-        f"not DICOM: {counts['not-dicom']}  failed: {counts['failed']}"
+        f"already in store: {counts['skipped_existing'] + counts['already_present']}  "
+        f"not DICOM: {counts['not_dicom']}  failed: {counts['failed']}"
     )
     return 0 if summary.ok else 1
