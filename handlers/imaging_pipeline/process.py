@@ -3,24 +3,22 @@
     parse event -> store check -> action filter -> modality filter -> WADO-RS retrieve
       -> SOP class filter -> render -> analyze -> rules -> FHIR transaction -> critical alert
 
-Permanent failures (bad input, unsupported objects) return normally: functions-framework
-answers 200 and Pub/Sub drops the message. Transient failures raise: 500, Pub/Sub retries with
-backoff and dead-letters after the configured attempts. Heavy libraries (numpy, pydicom, PIL,
-dicomweb-client, google clients, fhir.resources) are imported inside the functions that use
-them, so a cold start imports only this light module.
+Permanent failures (bad input, unsupported objects) return an `Outcome`: the glue in
+`process_entry` answers 200 and Pub/Sub drops the message. Transient failures raise: it answers
+500, Pub/Sub retries with backoff and dead-letters after the configured attempts.
+
+Heavy libraries (numpy, pydicom, PIL, dicomweb-client, google clients, fhir.resources) are
+imported inside the functions that use them, so a cold start imports only this light module.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
-
-import functions_framework
 
 from imaging_pipeline import logs
 from imaging_pipeline.adapters.fhir_client import FhirClient
@@ -38,32 +36,33 @@ from imaging_pipeline.fhir.mapping import (
     study_identifier_value,
     validate_bundle,
 )
+from imaging_pipeline.ports import DicomwebReader, FhirStore
 from imaging_pipeline.rules import Assessment, assess
-from imaging_pipeline.runtime_env import ConfigurationError, ProcessorConfig, load_config
+from imaging_pipeline.runtime_env import ProcessorConfig
 from imaging_pipeline.sop_filter import check_modality, check_sop_class
+from imaging_pipeline.telemetry import (
+    IGNORE_REASONS,
+    SKIP_REASONS,
+    UNEXPECTED_ERROR,
+    Event,
+    transient_reason,
+)
 
 if TYPE_CHECKING:
-    from cloudevents.http import CloudEvent
+    from pydicom.dataset import Dataset
 
     from imaging_pipeline.render import RenderedImage
     from imaging_pipeline.settings import PipelineSettings
 
 logger = logging.getLogger("imaging_pipeline.process")
-# Every event ends with one log line whose `event` is one of these; the log-based metrics of
-# modules/observability.py count them (labels `modality`, `reason`).
-PROCESSED_EVENT = "instance_processed"
-SKIPPED_EVENT = "instance_skipped"
-FAILED_EVENT = "instance_failed"
-RETRY_EVENT = "instance_retry"  # transient: not counted as handled, Pub/Sub redelivers
+# Every event ends with one log line whose `event` comes from the telemetry contract; the
+# log-based metrics of modules/observability.py count them (labels `modality`, `reason`).
 _EVENT_OF_STATUS = {
-    "processed": PROCESSED_EVENT,
-    "skipped": SKIPPED_EVENT,
-    "ignored": SKIPPED_EVENT,
-    "failed": FAILED_EVENT,
+    "processed": Event.INSTANCE_PROCESSED,
+    "skipped": Event.INSTANCE_SKIPPED,
+    "ignored": Event.INSTANCE_SKIPPED,
+    "failed": Event.INSTANCE_FAILED,
 }
-# Skips are expected outcomes (we never analyze our own SR outputs); other permanent reasons
-# mean bad input and are counted as failures.
-SKIP_REASONS = frozenset({"unsupported_sop_class", "unsupported_modality"})
 
 OutcomeStatus = Literal["processed", "skipped", "ignored", "failed"]
 
@@ -81,7 +80,7 @@ class Outcome:
 
 
 def analyze_dataset(
-    dataset: Any, settings: PipelineSettings, analyzer: Analyzer
+    dataset: Dataset, settings: PipelineSettings, analyzer: Analyzer
 ) -> tuple[RenderedImage, list[Finding], Assessment]:
     """Render -> analyze -> rules for one pydicom Dataset (shared with `imaging analyze`)."""
     from imaging_pipeline.render import RenderOptions, RenderRejected, render_dataset
@@ -103,17 +102,17 @@ class Processor:
         self,
         config: ProcessorConfig,
         *,
-        dicomweb: Any = None,
+        dicomweb: DicomwebReader | None = None,
         analyzer: Analyzer | None = None,
-        fhir: FhirClient | None = None,
+        fhir: FhirStore | None = None,
     ) -> None:
         self.config = config
         self._dicomweb = dicomweb
         self.analyzer = analyzer or make_analyzer(config.pipeline, config.vision_endpoint)
-        self.fhir = fhir or FhirClient(config.fhir_base_url)
+        self.fhir: FhirStore = fhir or FhirClient(config.fhir_base_url)
 
     @property
-    def dicomweb(self) -> Any:
+    def dicomweb(self) -> DicomwebReader:
         if self._dicomweb is None:
             from imaging_pipeline.adapters.dicomweb import make_client
 
@@ -141,7 +140,7 @@ class Processor:
         outcome.modality = modality
         return outcome
 
-    def _analyze_and_record(self, event: InstanceEvent, dataset: Any) -> Outcome:
+    def _analyze_and_record(self, event: InstanceEvent, dataset: Dataset) -> Outcome:
         settings = self.config.pipeline
         if str(dataset.get("SOPInstanceUID", "")) != event.instance_uid:
             raise PermanentError("invalid_dicom", "SOP Instance UID differs from the event")
@@ -197,24 +196,6 @@ class Processor:
         return outcome
 
 
-@functools.cache
-def _processor() -> Processor:
-    """Built on the first event of an instance (not at import: keeps the cold start small)."""
-    config = load_config()
-    logs.configure_logging(config.log_level)
-    return Processor(config)
-
-
-def _trace(cloud_event: Any) -> tuple[str, str] | None:
-    import flask
-
-    headers: Any = flask.request.headers if flask.has_request_context() else {}
-    traceparent = headers.get("traceparent")
-    with contextlib.suppress(AttributeError):  # a CloudEvent may carry it as an extension
-        traceparent = traceparent or cloud_event.get("traceparent")
-    return logs.parse_trace_header(traceparent, headers.get("X-Cloud-Trace-Context"))
-
-
 def _log_outcome(
     event: InstanceEvent | None,
     result: Outcome | None,
@@ -223,7 +204,7 @@ def _log_outcome(
     **extra: Any,
 ) -> None:
     fields: dict[str, Any] = {
-        "event": _EVENT_OF_STATUS[result.status] if result else RETRY_EVENT,
+        "event": _EVENT_OF_STATUS[result.status] if result else Event.INSTANCE_RETRY,
         "duration_ms": round((time.perf_counter() - started) * 1000, 1),
     }
     if event is not None:
@@ -265,7 +246,13 @@ def handle_event_data(
             event = parse_event(data)
             outcome = processor.handle(event)
         except PermanentError as exc:
-            status: OutcomeStatus = "skipped" if exc.reason in SKIP_REASONS else "failed"
+            status: OutcomeStatus = (
+                "skipped"
+                if exc.reason in SKIP_REASONS
+                else "ignored"
+                if exc.reason in IGNORE_REASONS
+                else "failed"
+            )
             outcome = Outcome(status, reason=exc.reason, modality=exc.modality)
             log(
                 event,
@@ -282,7 +269,7 @@ def handle_event_data(
                 started,
                 logging.ERROR,
                 outcome="retry",
-                reason=f"{exc.dependency}_unavailable",
+                reason=transient_reason(exc.dependency),
                 detail=exc.detail,
                 **({"modality": exc.modality} if exc.modality else {}),
             )
@@ -296,9 +283,9 @@ def handle_event_data(
                 "unexpected error",
                 extra={
                     "fields": {
-                        "event": RETRY_EVENT,
+                        "event": Event.INSTANCE_RETRY,
                         "outcome": "retry",
-                        "reason": "unexpected_error",
+                        "reason": UNEXPECTED_ERROR,
                         "message_id": message_id(data),
                         **({"instance_uid": event.instance_uid} if event else {}),
                     }
@@ -312,27 +299,3 @@ def handle_event_data(
             logging.WARNING if outcome.priority == "critical" else logging.INFO,
         )
         return outcome
-
-
-@functions_framework.cloud_event
-def process_dicom_instance(cloud_event: CloudEvent) -> None:
-    """Cloud Functions gen2 entry point (CloudEvent, or a converted Pub/Sub push envelope)."""
-    try:
-        processor = _processor()
-    except ConfigurationError as exc:
-        # A deployment mistake: retry (and dead-letter) rather than drop events, and say why.
-        logs.configure_logging("INFO")
-        logs.log_event(
-            logger,
-            logging.CRITICAL,
-            f"invalid configuration: {exc}",
-            event=RETRY_EVENT,
-            outcome="retry",
-            reason="configuration_error",
-        )
-        raise
-    try:
-        trace = _trace(cloud_event)
-    except Exception:  # trace context is best effort; never fail an event for it
-        trace = None
-    handle_event_data(processor, cloud_event.get_data(), trace)

@@ -8,13 +8,16 @@ DICOMweb server (Orthanc) reached without authentication.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from imaging_pipeline.adapters.http import uses_google_auth
 from imaging_pipeline.errors import PermanentError, TransientError, classify_http_status
 
 if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
     from imaging_pipeline.events import InstanceEvent
+    from imaging_pipeline.ports import DicomwebReader
 
 # Ask for the stored transfer syntax: no transcoding on the server (the rendering core decodes
 # JPEG, JPEG 2000 and RLE itself), and nothing is lost to a lossy re-encode.
@@ -22,7 +25,7 @@ MEDIA_TYPES = (("application/dicom", "*"),)
 TIMEOUT_S = 60.0
 
 
-def make_client(base_url: str) -> Any:
+def make_client(base_url: str) -> DicomwebReader:
     from dicomweb_client.api import DICOMwebClient
 
     if uses_google_auth(base_url):
@@ -44,7 +47,7 @@ def make_client(base_url: str) -> Any:
     return client
 
 
-def retrieve_instance(client: Any, event: InstanceEvent) -> Any:
+def retrieve_instance(client: DicomwebReader, event: InstanceEvent) -> Dataset:
     """The pydicom Dataset of the event's instance; failures classified for Pub/Sub."""
     import requests
     from pydicom.errors import InvalidDicomError
