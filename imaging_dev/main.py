@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from imaging_dev import demo
 
 # Python packages of the `dev` extra the local servers import.
-DEV_MODULES = ("gcp_storage_emulator", "moto", "tqdm")
+DEV_MODULES = ("gcp_storage_emulator", "moto")
 INSTALL_HINT = (
     "install the dev extra: pip install -e '.[dev]' from a clone "
     "(or run `make setup`, which also installs Orthanc, Node and the Pub/Sub emulator)"

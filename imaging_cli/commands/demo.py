@@ -14,7 +14,9 @@ MOVED = (
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("demo", help="moved: see `imaging-dev demo`", description=MOVED)
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    # The options it used to take, so that an old invocation gets the message, not a usage error.
+    parser.add_argument("--keep", "--no-samples", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", help=argparse.SUPPRESS)
     parser.set_defaults(func=run)
 
 
