@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from imaging_pipeline.adapters.fhir_client import EntryOutcome
 
 JsonObject = dict[str, Any]  # a parsed JSON object (FHIR resources and bundles)
-MediaTypes = tuple[tuple[str, ...], ...]
+MediaTypes = tuple[tuple[str, str], ...]  # (media type, transfer syntax UID or "*")
 
 
 class DicomwebReader(Protocol):

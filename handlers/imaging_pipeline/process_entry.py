@@ -46,10 +46,10 @@ def _processor() -> Processor:
 def respond(processor: Processor, headers: Mapping[str, str], body: bytes) -> tuple[str, int]:
     """(body, HTTP status) for one push: 2xx acknowledges, anything else makes Pub/Sub retry.
 
-    `headers` must look names up case-insensitively (as Werkzeug's do).
+    `headers` has lower-case names.
     """
     trace = logs.parse_trace_header(
-        trace_header(headers, body), headers.get("X-Cloud-Trace-Context")
+        trace_header(headers, body), headers.get("x-cloud-trace-context")
     )
     try:
         outcome = handle_event_data(processor, event_data(headers, body), trace)
@@ -74,4 +74,5 @@ def process_dicom_instance(request: flask.Request) -> tuple[str, int]:
             reason=CONFIGURATION_ERROR,
         )
         return Outcome.RETRY.value, HTTPStatus.INTERNAL_SERVER_ERROR
-    return respond(processor, request.headers, request.get_data(cache=False))
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    return respond(processor, headers, request.get_data(cache=False))

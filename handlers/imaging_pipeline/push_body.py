@@ -28,9 +28,10 @@ def _json(body: bytes) -> Any:
 
 def event_data(headers: Mapping[str, str], body: bytes) -> Any:
     """The `{"message": {...}}` document of a push in any delivery shape, as far as it can be
-    read (None if it is not JSON); `events.parse_event` validates it."""
+    read (None if it is not JSON); `events.parse_event` validates it. Header names in lower
+    case."""
     document = _json(body)
-    content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == STRUCTURED_CLOUD_EVENT and isinstance(document, Mapping):
         if "data_base64" in document:
             try:
@@ -45,7 +46,7 @@ def trace_header(headers: Mapping[str, str], body: bytes) -> str | None:
     """`traceparent` from the headers, or from a structured CloudEvent's extension."""
     if headers.get("traceparent"):
         return headers["traceparent"]
-    if headers.get("Content-Type", "").lower().startswith(STRUCTURED_CLOUD_EVENT):
+    if headers.get("content-type", "").lower().startswith(STRUCTURED_CLOUD_EVENT):
         try:
             document = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):

@@ -52,7 +52,7 @@ class StandInDicomweb:
         study_instance_uid: str,
         series_instance_uid: str,
         sop_instance_uid: str,
-        media_types: tuple[tuple[str, ...], ...] | None = None,
+        media_types: tuple[tuple[str, str], ...] | None = None,
     ) -> Dataset:
         self.calls += 1
         if isinstance(self.answer, Exception):
@@ -99,7 +99,9 @@ def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
         )
         processor = Processor(
             config,
-            dicomweb=StandInDicomweb(answer),
+            dicomweb=StandInDicomweb(
+                answer if answer is not None else TransientError("dicomweb", "unused")
+            ),
             analyzer=cast(Any, Unused()),
             fhir=cast(Any, Unused()),
         )
@@ -107,7 +109,7 @@ def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
         client = functions_framework.create_app(
             "process_dicom_instance", str(MAIN), "http"
         ).test_client()
-        client.log = stream  # type: ignore[attr-defined]
+        client.log = stream
         return client
 
     yield make
