@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cdktf import TerraformOutput, TerraformStack, Testing
+from cdktn import TerraformOutput, TerraformStack, Testing
 from constructs import Construct
 
 import modules  # noqa: F401  (first: the lazy provider must be installed before jsii starts)
