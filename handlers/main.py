@@ -2,8 +2,9 @@
 
 Deployed as is from `handlers/`: `process_dicom_instance` is the processor (DICOM store
 notification -> analysis -> FHIR -> alert), `ingest_dicom_object` the ingest function
-(staging bucket object -> DICOM store).
+(staging bucket object -> DICOM store), `review_app` the review web app (HTTP, behind IAP).
 """
 
 from imaging_pipeline.ingest.entry import ingest_dicom_object  # noqa: F401  (entry point)
 from imaging_pipeline.process_entry import process_dicom_instance  # noqa: F401  (entry point)
+from imaging_pipeline.review.entry import review_app  # noqa: F401  (entry point)

@@ -13,9 +13,10 @@ from typing import Any
 
 DESCRIPTION = """\
 Starts Orthanc (the DICOM store), a FHIR R4 server, Google's Pub/Sub emulator, a Cloud Storage
-emulator and both Cloud Functions (handlers/main.py under functions-framework, configured with
-{"analyzer": "local"}); generates a synthetic study set (CT in Hounsfield units, MR, CR
-MONOCHROME1, burned-in text, colour US, a blank DX) plus some of pydicom's sample files; stages
+emulator, both Cloud Functions (handlers/main.py under functions-framework, configured with
+{"analyzer": "local"}) and the review app (local mode: no authentication, a banner says so);
+generates a synthetic study set (CT in Hounsfield units, MR, CR MONOCHROME1, burned-in text,
+colour US, a blank DX) plus some of pydicom's sample files; stages
 them in gs://staging/incoming/ so the ingest function stores them; publishes the store's
 notifications, which the push subscription delivers to the processor; prints what the processor
 decided for each instance. Exits 0 when every instance reached a final outcome and none failed,
@@ -34,8 +35,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--keep",
         action="store_true",
-        help="keep the servers running afterwards (prints Orthanc's explorer "
-        "URL and the FHIR base) until Ctrl-C",
+        help="keep the servers running afterwards (prints the review app's URL, "
+        "Orthanc's explorer URL and the FHIR base) until Ctrl-C",
     )
     parser.add_argument(
         "--timeout",
@@ -72,11 +73,13 @@ def run(args: argparse.Namespace) -> int:
             files += sample_files()
         _say(f"starting local servers and functions; {len(files)} files to ingest")
         try:
-            pipeline = LocalPipeline().start()
+            pipeline = LocalPipeline(review_app=True).start()
         except (ServerStartError, FileNotFoundError) as error:
             print(f"imaging demo: a local server did not start: {error}", file=sys.stderr)
             return 2
         with pipeline:
+            assert pipeline.review_app is not None
+            _say(f"review app (local mode, no authentication): {pipeline.review_app.url}")
             staged = pipeline.stage(files)
             not_stored = [s for s in staged if s.outcome != "processed"]
             for result in not_stored:
@@ -117,6 +120,7 @@ def _keep(pipeline: Any) -> None:
     print(f"\nOrthanc explorer: {pipeline.orthanc.url}/app/explorer.html")
     print(f"DICOMweb:         {pipeline.orthanc.dicomweb_url}")
     print(f"FHIR base:        {pipeline.fhir.base_url}")
+    print(f"Review app:       {pipeline.review_app.url}  (local mode, no authentication)")
     print("servers are running; press Ctrl-C to stop them", flush=True)
     try:
         threading.Event().wait()

@@ -45,6 +45,8 @@ STAGING_BUCKET = "staging"
 NOTIFICATION_TOPIC = f"projects/{PROJECT}/topics/dicom-notifications"
 DEAD_LETTER_TOPIC = f"projects/{PROJECT}/topics/dicom-notifications-dead-letter"
 PROCESSOR_SUBSCRIPTION = f"projects/{PROJECT}/subscriptions/imaging-processor"
+# The pull subscription that holds dead letters for inspection and replay (as in the stack).
+DEAD_LETTER_SUBSCRIPTION = f"projects/{PROJECT}/subscriptions/imaging-processor-dead-letter"
 ALERTS_TOPIC = f"projects/{PROJECT}/topics/imaging-critical-alerts"
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 PUSH_ACK_DEADLINE_S = 120
@@ -80,6 +82,8 @@ class LocalPipeline:
         settings: Mapping[str, Any] = DEFAULT_SETTINGS,
         environment: str = "demo",
         processor_env: Mapping[str, str] | None = None,
+        *,
+        review_app: bool = False,
     ) -> None:
         self.settings = dict(settings)
         self.environment = environment
@@ -91,6 +95,8 @@ class LocalPipeline:
         self.gcs = GcsEmulator(project=PROJECT)
         self.ingest_function: FunctionServer | None = None
         self.processor: FunctionServer | None = None
+        self.with_review_app = review_app
+        self.review_app: FunctionServer | None = None
         self.staged: list[StagedResult] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -106,6 +112,7 @@ class LocalPipeline:
             self.gcs.client().create_bucket(STAGING_BUCKET)
             self.pubsub.create_topic(ALERTS_TOPIC)
             self.pubsub.create_topic(DEAD_LETTER_TOPIC)  # must exist, or Pub/Sub keeps retrying
+            self._create_dead_letter_hold()
             self.pubsub.create_push_subscription(
                 PROCESSOR_SUBSCRIPTION,
                 NOTIFICATION_TOPIC,
@@ -116,10 +123,24 @@ class LocalPipeline:
                 # machine must not turn slow answers into redeliveries.
                 ack_deadline_seconds=PUSH_ACK_DEADLINE_S,
             )
+            if self.with_review_app:
+                self.review_app = FunctionServer("review_app", self._review_env())
+                self._start_all([self.review_app])
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _create_dead_letter_hold(self) -> None:
+        from imaging_pipeline.adapters.dead_letters import subscriber_client
+
+        subscriber_client(self.pubsub.host).create_subscription(
+            request={
+                "name": DEAD_LETTER_SUBSCRIPTION,
+                "topic": DEAD_LETTER_TOPIC,
+                "ack_deadline_seconds": 60,
+            }
+        )
 
     def _start_all(self, servers: list[LocalServer]) -> None:
         """Starts independent servers side by side; each is stopped by stop(), even if another
@@ -133,7 +154,7 @@ class LocalPipeline:
     def stop(self) -> None:
         """Stops functions first, then servers (reverse start order); safe to call twice."""
         self._stack.close()
-        self.ingest_function = self.processor = None
+        self.ingest_function = self.processor = self.review_app = None
 
     def __enter__(self) -> Self:
         return self.start()
@@ -169,6 +190,20 @@ class LocalPipeline:
             "PIPELINE_SETTINGS": json.dumps(self.settings),
             "PUBSUB_EMULATOR_HOST": self.pubsub.host,
             **self.processor_env_overrides,
+        }
+
+    def _review_env(self) -> dict[str, str]:
+        assert self.processor is not None
+        return {
+            "FHIR_BASE_URL": self.fhir.base_url,
+            "DICOMWEB_URL": self.orthanc.dicomweb_url,
+            "ENVIRONMENT": self.environment,
+            "LOG_LEVEL": "INFO",
+            "AUTH_MODE": "local",  # the banner says so on every page
+            "EVENTS_TOPIC": NOTIFICATION_TOPIC,
+            "DEAD_LETTER_SUBSCRIPTION": DEAD_LETTER_SUBSCRIPTION,
+            "PUBSUB_EMULATOR_HOST": self.pubsub.host,
+            "OUTCOME_LOG": str(self.processor.log_path),
         }
 
     # --- the flow ----------------------------------------------------------------------------

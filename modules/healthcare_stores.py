@@ -117,6 +117,17 @@ class HealthcareStores(Construct):
             member=member,
         )
 
+    def grant_fhir(self, role: str, member: str) -> HealthcareFhirStoreIamMember:
+        """Any role on the FHIR store (e.g. a custom role narrower than the predefined ones)."""
+        self._grants += 1
+        return HealthcareFhirStoreIamMember(
+            self,
+            f"grant_{self._grants}",
+            fhir_store_id=self.fhir_store.id,
+            role=role,
+            member=member,
+        )
+
     def _dicom(self, role: str, member: str) -> HealthcareDicomStoreIamMember:
         self._grants += 1
         return HealthcareDicomStoreIamMember(

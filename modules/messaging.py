@@ -149,3 +149,18 @@ class PushSubscription(Construct):
     @property
     def dead_letter_subscription_name(self) -> str:
         return self.dead_letter_hold.name
+
+    @property
+    def dead_letter_subscription_id(self) -> str:
+        """`projects/P/subscriptions/S`, what clients take."""
+        return self.dead_letter_hold.id
+
+    def grant_dead_letter_consume(self, key: str, member: str) -> PubsubSubscriptionIamMember:
+        """Pull, inspect and acknowledge dead letters (for replay); `key` names the grant."""
+        return PubsubSubscriptionIamMember(
+            self,
+            f"dead_letter_consumer_{key}",
+            subscription=self.dead_letter_hold.name,
+            role=SUBSCRIBER,
+            member=member,
+        )

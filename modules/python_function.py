@@ -45,7 +45,8 @@ class PythonFunction(Construct):
     """Cloud Functions gen2 running `entry_point` from `source`.
 
     Ingress is internal only and invocation needs IAM (`grant_invoke`): nothing on the
-    internet can call it, and only identities we name can call it from inside Google.
+    internet can call it, and only identities we name can call it from inside Google. A
+    function behind a load balancer (the review app) passes `ingress="ALLOW_INTERNAL_AND_GCLB"`.
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class PythonFunction(Construct):
         labels: dict[str, str],
         build_service_account: str,
         trigger: StorageTrigger | None = None,
+        ingress: str = INGRESS,
     ) -> None:
         super().__init__(scope, id_)
         self.service_account = ServiceAccount(
@@ -110,7 +112,7 @@ class PythonFunction(Construct):
                 "min_instance_count": sizing.min_instances,
                 "max_instance_count": sizing.max_instances,
                 "max_instance_request_concurrency": sizing.concurrency,
-                "ingress_settings": INGRESS,
+                "ingress_settings": ingress,
                 "all_traffic_on_latest_revision": True,
                 "service_account_email": self.service_account.email,
                 "environment_variables": dict(environment),

@@ -33,6 +33,11 @@ class ServiceAgents(Construct):
     def pubsub(self) -> str:
         return self._agent("gcp-sa-pubsub")
 
+    @property
+    def iap(self) -> str:
+        """Identity-Aware Proxy's agent: it invokes the services IAP fronts."""
+        return self._agent("gcp-sa-iap")
+
     def _agent(self, domain: str) -> str:
         return f"serviceAccount:service-{self.project_number}@{domain}.iam.gserviceaccount.com"
 

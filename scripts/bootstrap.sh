@@ -4,7 +4,7 @@
 #     own when it is new enough, otherwise Node and npm from the npm registry into .tools/node
 #     (no root; the Makefile puts .tools/node/bin first on PATH);
 #   - Debian packages: Orthanc with its DICOMweb plugin and Tesseract (local servers for tests
-#     and the demo);
+#     and the demo), Chromium (the review app's browser tests);
 #   - Google's Pub/Sub emulator (google-cloud-cli-pubsub-emulator, from Google Cloud's apt
 #     repository: installed if apt knows the package, else a message says how to add it);
 #   - .venv with the project, its function runtime and dev tools (pip's cache makes reruns cheap);
@@ -43,6 +43,8 @@ missing=()
 [ -x /usr/sbin/Orthanc ] || missing+=(orthanc)
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || missing+=(orthanc-dicomweb)
 command -v tesseract >/dev/null || missing+=(tesseract-ocr tesseract-ocr-eng)
+# Headless browser for the review app's browser tests (Playwright drives this executable).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then

@@ -189,6 +189,49 @@ class Alerting(_Strict):
     )
 
 
+_IAM_MEMBER = re.compile(r"^(user|group):[^@\s:]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+
+
+class ReviewApp(_Strict):
+    """The review web app (worklist, study page, review, dead-letter replay) behind IAP."""
+
+    enabled: bool = Field(default=False, description="Deploy the review app.")
+    domain: str | None = Field(
+        default=None,
+        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+        max_length=253,
+        description="Host name of its HTTPS load balancer (Google-managed certificate).",
+    )
+    access: tuple[str, ...] = Field(
+        default=(), description="Who may enter: IAM members, `group:NAME@DOMAIN` or `user:...`."
+    )
+    viewer_url: str | None = Field(
+        default=None,
+        pattern=r"^https://\S*\{study_uid\}\S*$",
+        description="A DICOMweb viewer link for the study page; {study_uid} is replaced.",
+    )
+    sizing: FunctionSizing = Field(
+        default=FunctionSizing(memory_mib=1024, timeout_seconds=60, max_instances=5, concurrency=8),
+        description="Sizing of the review app's function (pages are short requests).",
+    )
+
+    @field_validator("access")
+    @classmethod
+    def _members(cls, access: tuple[str, ...]) -> tuple[str, ...]:
+        for member in access:
+            if not _IAM_MEMBER.fullmatch(member):
+                raise ValueError(f"{member!r} is not group:NAME@DOMAIN or user:NAME@DOMAIN")
+        return access
+
+    @model_validator(mode="after")
+    def _complete(self) -> ReviewApp:
+        if self.enabled and (not self.domain or not self.access):
+            raise ValueError(
+                "an enabled review_app needs 'domain' and at least one 'access' member"
+            )
+        return self
+
+
 class EnvironmentConfig(_Strict):
     """One deployment of the pipeline: a GCP project and region with its own settings."""
 
@@ -209,6 +252,7 @@ class EnvironmentConfig(_Strict):
     delivery: Delivery = Delivery()
     alerting: Alerting = Alerting()
     pipeline: PipelineSettings = PipelineSettings()
+    review_app: ReviewApp = ReviewApp()
 
     @field_validator("region")
     @classmethod

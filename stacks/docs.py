@@ -80,9 +80,10 @@ class Key:
 
 
 def _generic(path: str) -> str:
-    """`functions.processor.cpu` -> `functions.*.cpu`, the key the tables above use."""
+    """`functions.processor.cpu` (or `review_app.sizing.cpu`) -> `functions.*.cpu`, the key
+    the tables above use: every function's sizing means the same."""
     parts = path.split(".")
-    if len(parts) == 3 and parts[0] == "functions":
+    if len(parts) == 3 and (parts[0] == "functions" or parts[:2] == ["review_app", "sizing"]):
         return f"functions.*.{parts[2]}"
     return path
 

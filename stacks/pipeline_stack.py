@@ -17,6 +17,14 @@ from cdktn import (
     TerraformStack,
     Token,
 )
+from cdktn_provider_google.compute_global_address import ComputeGlobalAddress
+from cdktn_provider_google.compute_managed_ssl_certificate import (
+    ComputeManagedSslCertificate,
+)
+from cdktn_provider_google.compute_region_network_endpoint_group import (
+    ComputeRegionNetworkEndpointGroup,
+)
+from cdktn_provider_google.compute_ssl_policy import ComputeSslPolicy
 from cdktn_provider_google.healthcare_dataset import HealthcareDataset
 from cdktn_provider_google.kms_key_ring import KmsKeyRing
 from cdktn_provider_google.logging_metric import LoggingMetric
@@ -26,6 +34,7 @@ from cdktn_provider_google.monitoring_notification_channel import (
     MonitoringNotificationChannel,
 )
 from cdktn_provider_google.project_iam_audit_config import ProjectIamAuditConfig
+from cdktn_provider_google.project_iam_custom_role import ProjectIamCustomRole
 from cdktn_provider_google.project_iam_member import ProjectIamMember
 from cdktn_provider_google.project_service import ProjectService
 from cdktn_provider_google.provider import GoogleProvider
@@ -43,6 +52,7 @@ from modules.messaging import PushSubscription, Topic
 from modules.observability import Observability
 from modules.private_bucket import ExpireRule, PrivateBucket
 from modules.python_function import PythonFunction, Sizing, StorageTrigger
+from modules.review_app import ReviewApp
 from modules.service_agents import ServiceAgents
 from stacks.config import Environment, FunctionSizing
 
@@ -88,6 +98,7 @@ class PipelineStack(TerraformStack):
             default_labels=labels,
         )
         services = list(SERVICES) + (["cloudkms"] if cfg.security.cmek else [])
+        services += ["compute", "iap"] if cfg.review_app.enabled else []
         # One resource with for_each: one address for everything else to wait on.
         enabled = TerraformIterator.from_list([f"{name}.googleapis.com" for name in services])
         apis = ProjectService(
@@ -291,6 +302,10 @@ class PipelineStack(TerraformStack):
             labels=labels,
         )
 
+        review_outputs = self._review_app(
+            env, agents, stores, source, builder, common_env, dicom_events, subscription, labels
+        )
+
         # Structured logs -> log-based metrics -> alert policies -> e-mail, dashboard.
         Observability(
             self,
@@ -323,9 +338,71 @@ class PipelineStack(TerraformStack):
                 "processor_service_account": processor.service_account.email,
                 "ingest_service_account": ingest.service_account.email,
                 "push_service_account": pusher.email,
+                **review_outputs,
             }
         )
         self._after_dependencies(apis, key_grants)
+
+    def _review_app(
+        self,
+        env: Environment,
+        agents: ServiceAgents,
+        stores: HealthcareStores,
+        source: FunctionSource,
+        builder: BuildIdentity,
+        common_env: dict[str, str],
+        events: Topic,
+        subscription: PushSubscription,
+        labels: dict[str, str],
+    ) -> dict[str, str]:
+        """Review app (behind IAP): worklist <- FHIR; image + findings <- DICOMweb;
+        accept/reject -> FHIR (status, Provenance); dead letters -> replay -> events topic."""
+        cfg = env.config
+        review_cfg = cfg.review_app
+        if not review_cfg.enabled:
+            return {}
+        assert review_cfg.domain is not None  # guaranteed by the schema
+        prefix = cfg.name_prefix
+        review = ReviewApp(
+            self,
+            "review",
+            name=f"{prefix}-review",
+            location=cfg.region,
+            project_id=cfg.project_id,
+            project_number=agents.project_number,
+            domain=review_cfg.domain,
+            access=review_cfg.access,
+            source=source,
+            sizing=_sizing(review_cfg.sizing),
+            environment={
+                **common_env,
+                "FHIR_BASE_URL": stores.fhir_base_url,
+                "EVENTS_TOPIC": events.id,
+                "DEAD_LETTER_SUBSCRIPTION": subscription.dead_letter_subscription_id,
+                "MONITORING_PROJECT": cfg.project_id,
+                "METRIC_PREFIX": prefix.replace("-", "_"),
+                **({"VIEWER_URL": review_cfg.viewer_url} if review_cfg.viewer_url else {}),
+            },
+            labels=labels,
+            build_service_account=builder.resource_name,
+            iap_agent=agents.iap,
+        )
+        stores.grant_dicom_read(review.member)
+        stores.grant_fhir(review.fhir_role, review.member)
+        subscription.grant_dead_letter_consume("review", review.member)
+        events.grant_publish(review.member)  # replay republishes to the events topic
+        # The operations page's counts come from the log-based metrics (read-only).
+        ProjectIamMember(
+            self,
+            "review_monitoring_viewer",
+            project=cfg.project_id,
+            role="roles/monitoring.viewer",
+            member=review.member,
+        )
+        return {
+            "review_app_address": review.address.address,
+            "review_app_service_account": review.function.service_account.email,
+        }
 
     def _outputs(self, values: dict[str, str]) -> None:
         scope = Construct(self, "outputs")
@@ -382,6 +459,12 @@ ROOT_TYPES = (
     ProjectIamAuditConfig,
     LoggingProjectBucketConfig,
     ProjectIamMember,
+    # The review app's load balancer pieces that name what they point at by string.
+    ComputeRegionNetworkEndpointGroup,
+    ComputeSslPolicy,
+    ComputeManagedSslCertificate,
+    ComputeGlobalAddress,
+    ProjectIamCustomRole,
 )
 # Resource types that take a CMEK key: created only after the service agents may use it.
 CMEK_TYPES: dict[type, str] = {

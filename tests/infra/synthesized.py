@@ -62,6 +62,7 @@ TARGET_FIELDS = (
     "subscription",
     "bucket",
     "crypto_key_id",
+    "web_backend_service",
     "name",
     "project",
 )

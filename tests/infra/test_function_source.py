@@ -95,6 +95,6 @@ def test_stacks_upload_the_zip_under_its_hash_and_both_functions_use_it(
         assert not [e for e in entries if "__pycache__" in e or e.endswith(".pyc")]
         functions = stack["resource"]["google_cloudfunctions2_function"].values()
         objects = {f["build_config"]["source"]["storage_source"]["object"] for f in functions}
-        assert len(functions) == 2
+        assert len(functions) == 3  # ingest, processor, review app: one source for all
         assert objects == {f"${{google_storage_bucket_object.{key}.name}}"}
     assert len(names) == 1  # every environment deploys the same bytes

@@ -60,6 +60,44 @@ def _sizing(fn: str, field: str, tf_field: str, value: Any, expected: Any) -> Kn
     return Knob(f"functions.{fn}.{field}", value, check)
 
 
+def _review_sizing(field: str, tf_field: str, value: Any, expected: Any) -> Knob:
+    def check(base: Stack, changed: Stack) -> None:
+        fn = "review/app"
+        assert _service(changed, fn)[tf_field] == expected != _service(base, fn)[tf_field]
+
+    return Knob(f"review_app.sizing.{field}", value, check)
+
+
+def _check_review_enabled(base: Stack, changed: Stack) -> None:
+    assert len(of_type(base, "google_compute_backend_service")) == 1
+    assert of_type(changed, "google_compute_backend_service") == []
+    assert len(of_type(changed, "google_cloudfunctions2_function")) == 2
+    assert "review_app_address" not in json.dumps(changed["output"])
+
+
+def _check_review_domain(base: Stack, changed: Stack) -> None:
+    domains = at(changed, "review/certificate").body["managed"]["domains"]
+    assert (
+        domains
+        == ["review.knob.example.org"]
+        != at(base, "review/certificate").body["managed"]["domains"]
+    )
+
+
+def _check_review_access(base: Stack, changed: Stack) -> None:
+    members = [
+        b.body["member"] for b in of_type(changed, "google_iap_web_backend_service_iam_member")
+    ]
+    assert members == ["user:dr.knob@example.org"]
+    assert len(of_type(base, "google_iap_web_backend_service_iam_member")) == 2
+
+
+def _check_review_viewer(base: Stack, changed: Stack) -> None:
+    env = _service(changed, "review/app")["environment_variables"]
+    assert env["VIEWER_URL"] == "https://viewer.example.org/?study={study_uid}"
+    assert "VIEWER_URL" not in _service(base, "review/app")["environment_variables"]
+
+
 def _pipeline_knob(key: str, value: Any, expected: Any = None) -> Knob:
     def check(base: Stack, changed: Stack) -> None:
         node_base, node_changed = _pipeline(base), _pipeline(changed)
@@ -274,6 +312,20 @@ KNOBS = [
     _sizing("ingest", "min_instances", "min_instance_count", 1, 1),
     _sizing("ingest", "max_instances", "max_instance_count", 30, 30),
     _sizing("ingest", "concurrency", "max_instance_request_concurrency", 8, 8),
+    Knob("review_app.enabled", False, _check_review_enabled),
+    Knob("review_app.domain", "review.knob.example.org", _check_review_domain),
+    Knob("review_app.access", ["user:dr.knob@example.org"], _check_review_access),
+    Knob(
+        "review_app.viewer_url",
+        "https://viewer.example.org/?study={study_uid}",
+        _check_review_viewer,
+    ),
+    _review_sizing("memory_mib", "available_memory", 2048, "2048Mi"),
+    _review_sizing("cpu", "available_cpu", "2", "2"),
+    _review_sizing("timeout_seconds", "timeout_seconds", 90, 90),
+    _review_sizing("min_instances", "min_instance_count", 1, 1),
+    _review_sizing("max_instances", "max_instance_count", 9, 9),
+    _review_sizing("concurrency", "max_instance_request_concurrency", 4, 4),
     Knob("retention.staging_processed_days", 14, _staging_rule("processed/", 14)),
     Knob("retention.staging_failed_days", 60, _staging_rule("failed/", 60)),
     Knob("retention.noncurrent_versions_days", 12, _check_noncurrent),

@@ -19,6 +19,7 @@ PROJECT_ROLES = {
     ("roles/pubsub.publisher", "storage_agent"),  # GCS publishes to Eventarc's own topic
     ("roles/logging.logWriter", "build"),  # Cloud Build logs of the function builds
     ("roles/artifactregistry.writer", "build"),  # gcf-artifacts repo is created by GCF
+    ("roles/monitoring.viewer", "review"),  # the operations page reads the outcome metrics
 }
 CONFIG = {env.name: env.config for env in load_environments(list(ENVIRONMENTS))}
 
@@ -63,6 +64,7 @@ def test_project_level_grants_are_only_the_documented_ones(
     names = {
         _identity(stack, "ingest/identity"): "ingest",
         _identity(stack, "build/identity"): "build",
+        _identity(stack, "review/app/identity"): "review",
         _data_ref(stack, "google_storage_project_service_account", "member"): "storage_agent",
     }
     project = {
@@ -112,14 +114,48 @@ def test_only_the_push_identity_may_invoke_the_processor(
     by_function = {b.target: b.member for b in invokers}
     processor = ref(at(stack, "processor/function"), "name")
     ingest = ref(at(stack, "ingest/function"), "name")
+    review = ref(at(stack, "review/app/function"), "name")
+    number = _data_ref(stack, "google_project", "number")
     assert by_function == {
         processor: _identity(stack, "push_identity"),
         ingest: _identity(stack, "ingest/identity"),
+        review: f"serviceAccount:service-{number}@gcp-sa-iap.iam.gserviceaccount.com",
     }
-    assert len(invokers) == 2
+    assert len(invokers) == 3
     push = at(stack, "processor_subscription/push").body["push_config"]
     assert push["oidc_token"]["service_account_email"] == ref(at(stack, "push_identity"), "email")
     assert _grants(stack, _identity(stack, "push_identity")) == {("roles/run.invoker", "processor")}
+
+
+def test_review_app_identity_has_exactly_its_grants(
+    stacks: dict[str, dict[str, Any]], env: str
+) -> None:
+    """FHIR read + the review's writes (custom role), DICOM read, dead letters in, events out."""
+    stack = stacks[env]
+    review = _identity(stack, "review/app/identity")
+    role = ref(at(stack, "review/fhir_reviewer"), "name")
+    assert _grants(stack, review) == {
+        ("roles/healthcare.dicomViewer", "healthcare"),
+        (role, "healthcare"),
+        ("roles/pubsub.subscriber", "processor_subscription"),
+        ("roles/pubsub.publisher", "dicom_events"),
+        ("roles/monitoring.viewer", "review_monitoring_viewer"),
+    }
+    targets = {b.role: b.target for b in iam_bindings(stack) if b.member == review}
+    assert targets[role] == ref(at(stack, "healthcare/fhir"), "id")
+    assert targets["roles/pubsub.subscriber"] == ref(
+        at(stack, "processor_subscription/dead_letter_hold"), "name"
+    )
+    permissions = at(stack, "review/fhir_reviewer").body["permissions"]
+    assert not [p for p in permissions if p.endswith((".delete", ".purge", ".patch"))]
+    # Who may enter: exactly the configured members, through IAP on the app's backend.
+    access = {
+        b.member
+        for b in iam_bindings(stack)
+        if b.type == "google_iap_web_backend_service_iam_member"
+    }
+    assert access == set(CONFIG[env].review_app.access)
+    assert at(stack, "review/backend").body["iap"] == {"enabled": True}
 
 
 def test_service_agents_get_what_notifications_and_dead_lettering_need(
@@ -228,13 +264,14 @@ def test_the_rules_catch_each_kind_of_violation(stacks: dict[str, dict[str, Any]
     del topic["kms_key_name"]
     at(broken, "staging/bucket").body["public_access_prevention"] = "inherited"
     at(broken, "ingest/function").body["service_config"]["ingress_settings"] = "ALLOW_ALL"
+    at(broken, "review/backend").body["iap"] = {"enabled": False}
     del at(broken, "healthcare/fhir").body["lifecycle"]
 
     assert rules.public_members(broken) == ["allUsers"]
     assert rules.broad_roles(broken) == ["planted: roles/editor"]
     assert rules.authoritative_iam(broken) == ["google_pubsub_topic_iam_binding.planted"]
     assert rules.open_buckets(broken) == ["staging/bucket"]
-    assert rules.open_functions(broken) == ["ingest/function"]
+    assert rules.open_functions(broken) == ["ingest/function", "review/app/function"]
     assert rules.unlabeled(broken, CONFIG["prod"].labels.model_dump()) == [
         at(broken, "dicom_events/topic").address
     ]

@@ -12,14 +12,18 @@ import pytest
 from imaging_cli import commands
 
 IMAGING = Path(sys.executable).with_name("imaging")
-# One module per subcommand, named like it (imaging_cli.main discovers them the same way).
+# One module per subcommand, named like it with "_" for "-" (imaging_cli.main discovers them
+# the same way): replay_dead_letters is `imaging replay-dead-letters`.
 SUBCOMMANDS = sorted(
-    m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")
+    m.name.replace("_", "-")
+    for m in pkgutil.iter_modules(commands.__path__)
+    if not m.name.startswith("_")
 )
 
 
 def test_every_expected_subcommand_is_registered() -> None:
-    assert {"ingest", "backfill", "demo", "render", "analyze"} <= set(SUBCOMMANDS)
+    expected = {"ingest", "backfill", "demo", "render", "analyze", "replay-dead-letters"}
+    assert expected <= set(SUBCOMMANDS)
 
 
 @pytest.mark.parametrize(

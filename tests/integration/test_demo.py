@@ -100,6 +100,11 @@ def test_demo_keep_serves_until_ctrl_c(marker: str) -> None:
         reports = requests.get(f"{urls['FHIR base']}/DiagnosticReport", timeout=10).json()
         assert reports["resourceType"] == "Bundle"
         assert len(reports.get("entry", [])) == 8  # one per synthetic instance
+        # The review app, local mode: no authentication, and the page says so.
+        worklist = requests.get(urls["Review app"].split()[0] + "worklist", timeout=60)
+        assert worklist.status_code == 200
+        assert "Local mode, no authentication" in worklist.text
+        assert worklist.text.count("data-report=") == 8
         assert _processes_with(marker)  # still serving
     finally:
         demo.send_signal(signal.SIGINT)

@@ -38,6 +38,13 @@ FINDING_CODE_SYSTEM = "urn:imaging-pipeline:finding-kind"
 INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
 DIAGNOSTIC_SERVICE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0074"
+# Searchable triage facts of a report (the review app's worklist filters and sorts on them):
+# the priority as conclusionCode, the modality as a second category (DICOM's code).
+PRIORITY_SYSTEM = "urn:imaging-pipeline:priority"
+# Observation components: where the finding is (normalised "x0 y0 x1 y1", DCM 111030 Image
+# Region) and each rule that fired for it.
+REGION_CODE = ("111030", "Image Region")
+RULE_CODE_SYSTEM = "urn:imaging-pipeline:rule"
 # Priority -> v3 ObservationInterpretation: critical findings are "critical abnormal".
 INTERPRETATION = {
     "routine": ("N", "Normal"),
@@ -276,6 +283,9 @@ def build_transaction(
             "device": {"reference": device_url},
             "derivedFrom": [{"reference": study_url}],
         }
+        components = _finding_components(finding, assessment)
+        if components:
+            observation["component"] = components
         if effective:
             observation["effectiveDateTime"] = effective
         entries.append(_put(url, observation, OBSERVATION_IDENTIFIER_SYSTEM, value))
@@ -285,12 +295,18 @@ def build_transaction(
         "resourceType": "DiagnosticReport",
         "identifier": [_identifier(REPORT_IDENTIFIER_SYSTEM, report_value)],
         "status": "preliminary",
-        "category": [{"coding": [_coding(DIAGNOSTIC_SERVICE_SYSTEM, "RAD", "Radiology")]}],
+        "category": [
+            {"coding": [_coding(DIAGNOSTIC_SERVICE_SYSTEM, "RAD", "Radiology")]},
+            {"coding": [_coding(DCM_SYSTEM, info.modality)]},
+        ],
         "code": {"coding": [_coding(LOINC_SYSTEM, *REPORT_LOINC)], "text": REPORT_LOINC[1]},
         "subject": subject,
         "imagingStudy": [{"reference": study_url}],
         "result": [{"reference": u} for u in observation_urls],
         "conclusion": _conclusion(assessment, findings),
+        "conclusionCode": [
+            {"coding": [_coding(PRIORITY_SYSTEM, assessment.priority, assessment.priority)]}
+        ],
     }
     if effective:
         report["effectiveDateTime"] = effective
@@ -300,6 +316,25 @@ def build_transaction(
         del report["result"]
     entries.append(_put(report_url, report, REPORT_IDENTIFIER_SYSTEM, report_value))
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def _finding_components(finding: Finding, assessment: Assessment) -> list[dict[str, Any]]:
+    components: list[dict[str, Any]] = []
+    if finding.box is not None:
+        components.append(
+            {
+                "code": {"coding": [_coding(DCM_SYSTEM, *REGION_CODE)]},
+                "valueString": " ".join(f"{v:.4f}" for v in finding.box),
+            }
+        )
+    for rule in sorted({m.rule.name for m in assessment.matches if m.finding is finding}):
+        components.append(
+            {
+                "code": {"coding": [_coding(RULE_CODE_SYSTEM, rule)], "text": "rule fired"},
+                "valueString": rule,
+            }
+        )
+    return components
 
 
 def _study_entry(

@@ -54,11 +54,30 @@ def open_buckets(stack: Stack) -> list[str]:
     ]
 
 
+def iap_fronted_functions(stack: Stack) -> set[str]:
+    """Names of functions whose only way in from outside is a load balancer backend with IAP."""
+    negs = {
+        f"${{google_compute_region_network_endpoint_group.{r.key}.id}}": r.body.get(
+            "cloud_function", {}
+        ).get("function")
+        for r in of_type(stack, "google_compute_region_network_endpoint_group")
+    }
+    fronted: set[str | None] = set()
+    for backend in of_type(stack, "google_compute_backend_service"):
+        if backend.body.get("iap", {}).get("enabled") is True:
+            fronted.update(negs.get(b.get("group")) for b in backend.body.get("backend", []))
+    return {name for name in fronted if name}
+
+
 def open_functions(stack: Stack) -> list[str]:
+    """Functions reachable from outside Google: anything but internal-only ingress, except
+    internal + load balancer when that load balancer's backend enforces IAP."""
+    fronted = iap_fronted_functions(stack)
     return [
         f.path
         for f in of_type(stack, "google_cloudfunctions2_function")
-        if f.body["service_config"].get("ingress_settings") != "ALLOW_INTERNAL_ONLY"
+        if (ingress := f.body["service_config"].get("ingress_settings")) != "ALLOW_INTERNAL_ONLY"
+        and not (ingress == "ALLOW_INTERNAL_AND_GCLB" and f.body["name"] in fronted)
     ]
 
 
