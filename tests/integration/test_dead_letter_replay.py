@@ -1,5 +1,5 @@
-"""Dead-letter replay (imaging_pipeline.dead_letters and `imaging replay-dead-letters`) against
-the local Pub/Sub server, through the standard google-cloud-pubsub clients only."""
+"""Dead-letter replay (imaging_pipeline.adapters.dead_letters, `imaging replay-dead-letters`)
+against Google's Pub/Sub emulator, through the standard google-cloud-pubsub clients only."""
 
 from __future__ import annotations
 
@@ -23,14 +23,14 @@ def _path(n: int) -> str:
 
 
 @pytest.fixture
-def wired(pubsub_server: Any) -> tuple[Any, Any, str, str]:
+def wired(pubsub_emulator: Any) -> tuple[Any, Any, str, str]:
     """The dev environment's topics and dead-letter subscription, holding three dead letters
     (data and attributes as Pub/Sub dead-letters them), and a watcher on the events topic."""
     subscription, topic = resource_names(PROJECT, PREFIX)
     publisher = dead_letters.publisher_client()
     subscriber = dead_letters.subscriber_client()
     for name in (topic, DLQ_TOPIC):
-        publisher.create_topic(request={"name": name})
+        pubsub_emulator.create_topic(name)  # (the fixture deletes what it created)
     subscriber.create_subscription(
         request={"name": subscription, "topic": DLQ_TOPIC, "ack_deadline_seconds": 60}
     )
@@ -99,7 +99,7 @@ def test_cli_dry_run_then_limit_then_the_rest(
 
 
 def test_selected_only_and_failed_publish_keeps_the_dead_letter(
-    wired: tuple[Any, Any, str, str], pubsub_server: Any
+    wired: tuple[Any, Any, str, str],
 ) -> None:
     subscriber, publisher, subscription, topic = wired
     letters = dead_letters.list_dead_letters(subscriber, subscription)
@@ -109,7 +109,6 @@ def test_selected_only_and_failed_publish_keeps_the_dead_letter(
     left = dead_letters.list_dead_letters(subscriber, subscription)
     assert chosen not in {d.message_id for d in left} and len(left) == 2
 
-    pubsub_server.auto_create_topics = False  # publishing to a missing topic now fails
     missing = f"projects/{PROJECT}/topics/does-not-exist"
     failed = dead_letters.replay(subscriber, publisher, subscription, missing)
     assert failed.replayed == [] and len(failed.failed) == 2 and not failed.ok
