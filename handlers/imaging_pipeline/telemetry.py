@@ -125,6 +125,15 @@ LOG_FIELDS: Final[dict[str, FieldKind]] = {
     "detail": FieldKind.TEXT,
     "object": FieldKind.TEXT,  # uploaders name files; a name may be a patient's
     "destination": FieldKind.TEXT,
+    # The review app: one access line per request (paths hold ids and UIDs, never names), its
+    # worklist index and dead-letter replays.
+    "method": FieldKind.CODE,
+    "route": FieldKind.CODE,  # the Flask endpoint name, e.g. `study`
+    "path": FieldKind.REFERENCE,
+    "auth_failure": FieldKind.CODE,
+    "reports": FieldKind.NUMBER,
+    "replayed": FieldKind.NUMBER,
+    "failed": FieldKind.NUMBER,
 }
 
 

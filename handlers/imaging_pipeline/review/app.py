@@ -133,7 +133,7 @@ def create_app(config: ReviewConfig, services: Services | None = None) -> Flask:
         fields: dict[str, Any] = {
             "event": ACCESS_EVENT,
             "method": request.method,
-            "route": request.url_rule.rule if request.url_rule else None,
+            "route": request.endpoint,
             "path": request.path,  # ids and UIDs only: names never appear in our URLs
             "status": response.status_code,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),

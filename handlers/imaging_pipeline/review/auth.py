@@ -57,7 +57,7 @@ class IapVerifier:
         from google.auth import jwt
 
         if not token:
-            raise Unauthorized("missing assertion")
+            raise Unauthorized("missing_assertion")
         try:
             header: dict[str, Any] = jwt.decode_header(token)
             claims = jwt.decode(
@@ -69,8 +69,8 @@ class IapVerifier:
         except Exception as exc:  # bad signature, expired, wrong audience, malformed, no keys
             raise Unauthorized(type(exc).__name__) from None
         if claims.get("iss") != IAP_ISSUER:
-            raise Unauthorized("wrong issuer")
+            raise Unauthorized("wrong_issuer")
         email = str(claims.get("email") or "")
         if not email:
-            raise Unauthorized("no email claim")
+            raise Unauthorized("no_email_claim")
         return Identity(email=email.removeprefix("accounts.google.com:"), authenticated=True)
