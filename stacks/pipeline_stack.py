@@ -5,6 +5,7 @@ logs feed metrics, alerts and a dashboard."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cdktn import (
@@ -33,6 +34,7 @@ from cdktn_provider_google.pubsub_topic import PubsubTopic
 from cdktn_provider_google.service_account import ServiceAccount
 from cdktn_provider_google.storage_bucket import StorageBucket
 from constructs import Construct
+from imaging_pipeline.version import label_value as version_label
 
 from modules.audit_logging import AuditLogging
 from modules.build_identity import BuildIdentity
@@ -66,6 +68,8 @@ SERVICES = (
 # Data Access audit logs (ADMIN_READ, DATA_READ, DATA_WRITE) for the services holding PHI.
 AUDITED_SERVICES = ("healthcare.googleapis.com", "storage.googleapis.com")
 HANDLERS_DIR = Path(__file__).resolve().parent.parent / "handlers"
+# Local Terraform state (state_backend type `local`): never under cdktf.out, which is disposable.
+STATE_DIR = Path(__file__).resolve().parent.parent / "state"
 LOG_LEVEL = {"dev": "DEBUG"}  # every other environment logs at INFO
 
 
@@ -199,6 +203,8 @@ class PipelineStack(TerraformStack):
         )
         source_bucket.grant_object_read(builder.member)
 
+        # Which release a deployed function runs: visible in the console and in billing exports.
+        function_labels = {**labels, "pipeline_version": version_label()}
         common_env = {
             "ENVIRONMENT": env.name,
             "LOG_LEVEL": LOG_LEVEL.get(env.name, "INFO"),
@@ -219,7 +225,7 @@ class PipelineStack(TerraformStack):
             source=source,
             sizing=_sizing(cfg.functions.ingest),
             environment={**common_env, "STAGING_BUCKET": staging.name},
-            labels=labels,
+            labels=function_labels,
             build_service_account=builder.resource_name,
             trigger=StorageTrigger(bucket=staging.name, region=cfg.region),
         )
@@ -257,7 +263,7 @@ class PipelineStack(TerraformStack):
                 "ALERTS_TOPIC": critical_alerts.id,
                 "PIPELINE_SETTINGS": cfg.pipeline.model_dump_json(),
             },
-            labels=labels,
+            labels=function_labels,
             build_service_account=builder.resource_name,
         )
         stores.grant_dicom_read(processor.member)
@@ -361,7 +367,14 @@ class PipelineStack(TerraformStack):
             assert backend.bucket is not None  # guaranteed by the schema
             GcsBackend(self, bucket=backend.bucket, prefix=backend.prefix or env.name)
         else:
-            LocalBackend(self, path=f"terraform.{env.name}.tfstate")
+            LocalBackend(self, path=local_state_path(Path(App.of(self).outdir), env.name))
+
+
+def local_state_path(outdir: Path, env_name: str) -> str:
+    """`state/<env>.tfstate` at the repository root, relative to the directory Terraform runs
+    in (`<outdir>/stacks/<env>`): outside cdktf.out, so cleaning the output keeps the state."""
+    stack_dir = outdir.resolve() / "stacks" / env_name
+    return os.path.relpath(STATE_DIR / f"{env_name}.tfstate", stack_dir)
 
 
 def _address(resource: TerraformResource) -> str:
