@@ -26,6 +26,8 @@ from constructs import Construct
 
 Aggregation = MonitoringAlertPolicyConditionsConditionThresholdAggregations
 USER_METRIC = "logging.googleapis.com/user"
+# Where each alert's runbook lives, relative to the repository root; one section per policy key.
+RUNBOOKS = "docs/runbooks.md"
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,8 @@ class Observability(Construct):
             ],
             notification_channels=[c.id for c in self.channels],
             documentation={
-                "content": f"Runbook: see README, section on alert `{key}`.",
+                "content": f"Runbook: {RUNBOOKS}#alert-{key} (what it means, what to check "
+                "first, log queries, how to fix).",
                 "mime_type": "text/markdown",
             },
             user_labels=labels,
