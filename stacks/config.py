@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from stacks import config_errors
+
 ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
 
 # Cloud Healthcare, Cloud Functions gen2, Vision and KMS are all offered in these regions.
@@ -229,33 +231,23 @@ class Environment(BaseModel):
     config: EnvironmentConfig
 
 
-def _describe(error: Any) -> str:
-    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return f"{where}: unknown key"
-    if kind == "missing":
-        return f"{where}: required key is missing"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}"
-
-
 def load_environment(path: Path) -> Environment:
     name = path.stem
     if not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", name):
         raise ConfigError(f"{path}: file name must be a lowercase environment name like 'dev'")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(config_errors.describe_yaml_error(path, exc)) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
     try:
         config = EnvironmentConfig.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"{path}: {_describe(e)}" for e in exc.errors()]
+        lines = config_errors.describe_validation(path, exc.errors(), EnvironmentConfig, text)
         raise ConfigError("\n".join(lines)) from None
     if config.labels.environment != name:
         raise ConfigError(
@@ -266,7 +258,23 @@ def load_environment(path: Path) -> Environment:
 
 
 def discover(directory: Path = ENVIRONMENTS_DIR) -> list[Path]:
-    return sorted(p for p in directory.glob("*.yaml") if not p.name.startswith("_"))
+    """Every environment file; any other file (`qa.yml`, `qa.json`) is an error rather than an
+    environment that silently does not exist. Names starting with `_` or `.` are ignored."""
+    found: list[Path] = []
+    others: list[Path] = []
+    for path in sorted(directory.iterdir()) if directory.is_dir() else []:
+        if path.name.startswith(("_", ".")):
+            continue
+        (found if path.suffix == ".yaml" and path.is_file() else others).append(path)
+    if others:
+        raise ConfigError(
+            "\n".join(
+                f"{p}: not an environment file: environments are `<name>.yaml` files"
+                + (f"; rename it to {p.stem}.yaml" if p.suffix in (".yml", ".YAML") else "")
+                for p in others
+            )
+        )
+    return found
 
 
 def load_environments(

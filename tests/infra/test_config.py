@@ -57,7 +57,7 @@ CASES = [
     pytest.param(
         "functions.processor.timeout_seconds",
         "slow",
-        ["functions.processor.timeout_seconds", "integer"],
+        ["functions.processor.timeout_seconds", "whole number"],
         id="wrong-type",
     ),
     pytest.param(
@@ -75,7 +75,7 @@ CASES = [
     pytest.param(
         "alert_emails",
         ["oncall-at-example.org"],
-        ["alert_emails.0", "not a valid e-mail address"],
+        ["alert_emails[0]", "not a valid e-mail address"],
         id="invalid-email",
     ),
     pytest.param("alert_emails", [], ["alert_emails", "at least 1"], id="no-email"),
@@ -107,13 +107,13 @@ CASES = [
     pytest.param(
         "retention.pubsub_message_days",
         60,
-        ["retention.pubsub_message_days", "less than or equal to 31"],
+        ["retention.pubsub_message_days", "at most 31"],
         id="out-of-range",
     ),
     pytest.param(
         "pipeline.rules",
         [{"name": "x", "finding": "label", "priority": "panic"}],
-        ["pipeline.rules.0.priority", "'critical'"],
+        ["pipeline.rules[0].priority", "'critical'"],
         id="bad-rule-priority",
     ),
     pytest.param(
