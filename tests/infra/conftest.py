@@ -12,8 +12,11 @@ from typing import Any
 
 import pytest
 
+from stacks.config import ENVIRONMENTS_DIR, discover
+
 ROOT = Path(__file__).resolve().parents[2]
-ENVIRONMENTS = ("dev", "staging", "prod")
+# Every environment file, as synth finds them: a new environment gets every invariant test.
+ENVIRONMENTS = tuple(path.stem for path in discover(ENVIRONMENTS_DIR))
 
 
 def run_synth(
