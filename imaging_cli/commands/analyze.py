@@ -24,21 +24,69 @@ def register(subparsers: Any) -> None:
         "(SR, SEG, RT, ...) or cannot render exit with status 2 and the reason on stderr.",
     )
     parser.add_argument("file", type=Path, metavar="FILE", help="DICOM Part 10 file")
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--env",
+        metavar="ENV",
+        help="apply this environment's pipeline settings (rules, modalities, render): "
+        "environments/ENV.yaml, or a path to an environment file",
+    )
+    source.add_argument(
         "--settings",
-        type=Path,
-        metavar="JSON",
-        help="PipelineSettings as JSON (rules, modalities, render); the analyzer is always "
-        "the local one. Default: the built-in settings.",
+        metavar="FILE.json|JSON",
+        help="pipeline settings as a JSON file, or inline JSON ('{\"rules\": [...]}'); the "
+        "analyzer is always the local one. Default: the built-in settings.",
     )
     parser.set_defaults(func=run)
 
 
-def _settings(path: Path | None) -> Any:
-    from imaging_pipeline.settings import PipelineSettings
+class SettingsError(Exception):
+    """--env or --settings cannot be used; `str()` is the one-line reason."""
 
-    data: dict[str, Any] = json.loads(path.read_text()) if path else {}
-    return PipelineSettings.model_validate({**data, "analyzer": "local"})
+
+def environment_file(env: str) -> Path:
+    """ENV as a path, else environments/ENV.yaml here, else in the checkout the CLI runs from."""
+    given = Path(env)
+    if given.suffix in (".yaml", ".yml") or given.is_file():
+        return given
+    for directory in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        candidate = directory / "environments" / f"{env}.yaml"
+        if candidate.is_file():
+            return candidate
+    raise SettingsError(f"--env {env}: no environments/{env}.yaml here or in the checkout")
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from imaging_pipeline.settings import PipelineSettings
+    from pydantic import ValidationError
+
+    data: dict[str, Any] = {}
+    if args.env:
+        from stacks.config import ConfigError, load_environment
+
+        try:
+            env = load_environment(environment_file(args.env))
+        except ConfigError as error:
+            raise SettingsError(str(error)) from None
+        data = env.config.pipeline.model_dump()
+    elif args.settings:
+        text = args.settings.strip()
+        try:
+            raw = text if text.startswith("{") else Path(text).read_text(encoding="utf-8")
+            data = json.loads(raw)
+        except OSError as error:
+            raise SettingsError(f"--settings {text}: {error.strerror}") from None
+        except json.JSONDecodeError as error:
+            raise SettingsError(f"--settings: not valid JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise SettingsError("--settings: expected a JSON object of pipeline settings")
+    try:
+        return PipelineSettings.model_validate({**data, "analyzer": "local"})
+    except ValidationError as error:
+        from stacks.config_errors import describe_validation
+
+        lines = describe_validation(Path("--settings"), error.errors(), PipelineSettings)
+        raise SettingsError("\n".join(lines)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,13 +102,12 @@ def run(args: argparse.Namespace) -> int:
     )
     from imaging_pipeline.process import analyze_dataset
     from imaging_pipeline.sop_filter import check_modality, check_sop_class
-    from pydantic import ValidationError
     from pydicom.errors import InvalidDicomError
 
     try:
-        settings = _settings(args.settings)
-    except (OSError, ValueError, ValidationError) as error:
-        print(f"imaging analyze: --settings: {error}", file=sys.stderr)
+        settings = _settings(args)
+    except SettingsError as error:
+        print(f"imaging analyze: {error}", file=sys.stderr)
         return 2
     try:
         dataset = pydicom.dcmread(args.file)
