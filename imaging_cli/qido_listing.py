@@ -23,8 +23,8 @@ from datetime import date, timedelta
 from typing import Any
 
 import requests
+from imaging_pipeline.adapters.http import request_with_retries
 from imaging_pipeline.errors import classify_http_status
-from imaging_pipeline.http import request_with_retries
 
 STUDY_INSTANCE_UID = "0020000D"
 SERIES_INSTANCE_UID = "0020000E"

@@ -105,8 +105,8 @@ def _positive(text: str) -> int:
 
 
 def run_bulk_import(args: argparse.Namespace) -> int:
+    from imaging_pipeline.adapters.http import session_for
     from imaging_pipeline.events import STORE_PATH
-    from imaging_pipeline.http import session_for
 
     from imaging_cli.bulk_import import (
         HEALTHCARE_API,

@@ -15,7 +15,7 @@ import requests
 
 from imaging_cli.qido_listing import GOOGLE_CAPS, ListingError, QidoCaps, QidoLister
 from imaging_cli.store_notifications import list_instances
-from tests.integration.capped_store import CappedStore, Caps, VirtualArchive
+from tests.support.capped_qido_store import CappedStore, Caps, VirtualArchive
 
 pytestmark = pytest.mark.integration
 SMALL = QidoCaps(

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from imaging_cli.local.fault_proxy import FaultProxy
-from imaging_cli.local.gcs_emulator import GcsEmulator
-from imaging_cli.local.orthanc import OrthancServer
 from imaging_cli.main import main
-from imaging_cli.synthetic import ct_series, study_set, write_instances
-from tests.integration.healthcare_import_server import HealthcareImportServer
+from imaging_dev.servers.fault_proxy import FaultProxy
+from imaging_dev.servers.gcs_emulator import GcsEmulator
+from imaging_dev.servers.orthanc import OrthancServer
+from imaging_dev.synthetic import ct_series, study_set, write_instances
+from tests.support.healthcare_import_server import HealthcareImportServer
 
 pytestmark = pytest.mark.integration
 IMAGING = Path(sys.executable).with_name("imaging")

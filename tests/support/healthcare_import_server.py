@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
-from imaging_pipeline.ingest.stow import stow_instance
+from imaging_pipeline.adapters.dicomweb_stow import stow_instance
 from imaging_pipeline.ingest.validation import ObjectRejectedError, check_dicom
 
 IMPORT = re.compile(
