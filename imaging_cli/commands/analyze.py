@@ -101,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         validate_bundle,
     )
     from imaging_pipeline.process import analyze_dataset
+    from imaging_pipeline.render import RenderRejected
+    from imaging_pipeline.render.decode import opener, read_dataset
     from imaging_pipeline.sop_filter import check_modality, check_sop_class
     from pydicom.errors import InvalidDicomError
 
@@ -108,6 +110,15 @@ def run(args: argparse.Namespace) -> int:
         settings = _settings(args)
     except SettingsError as error:
         print(f"imaging analyze: {error}", file=sys.stderr)
+        return 2
+    try:
+        # The renderer's reader first: it tells a truncated file from one that is not DICOM.
+        read_dataset(opener(args.file))
+    except RenderRejected as rejected:
+        print(f"imaging analyze: {args.file}: {rejected}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"imaging analyze: {args.file}: {error.strerror}", file=sys.stderr)
         return 2
     try:
         dataset = pydicom.dcmread(args.file)
