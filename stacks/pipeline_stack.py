@@ -5,7 +5,6 @@ logs feed metrics, alerts and a dashboard."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cdktn import (
@@ -69,7 +68,7 @@ SERVICES = (
 AUDITED_SERVICES = ("healthcare.googleapis.com", "storage.googleapis.com")
 HANDLERS_DIR = Path(__file__).resolve().parent.parent / "handlers"
 # Local Terraform state (state_backend type `local`): never under cdktf.out, which is disposable.
-STATE_DIR = Path(__file__).resolve().parent.parent / "state"
+STATE_DIR_NAME = "state"
 LOG_LEVEL = {"dev": "DEBUG"}  # every other environment logs at INFO
 
 
@@ -367,14 +366,14 @@ class PipelineStack(TerraformStack):
             assert backend.bucket is not None  # guaranteed by the schema
             GcsBackend(self, bucket=backend.bucket, prefix=backend.prefix or env.name)
         else:
-            LocalBackend(self, path=local_state_path(Path(App.of(self).outdir), env.name))
+            LocalBackend(self, path=local_state_path(env.name))
 
 
-def local_state_path(outdir: Path, env_name: str) -> str:
-    """`state/<env>.tfstate` at the repository root, relative to the directory Terraform runs
-    in (`<outdir>/stacks/<env>`): outside cdktf.out, so cleaning the output keeps the state."""
-    stack_dir = outdir.resolve() / "stacks" / env_name
-    return os.path.relpath(STATE_DIR / f"{env_name}.tfstate", stack_dir)
+def local_state_path(env_name: str) -> str:
+    """`state/<env>.tfstate` next to the output directory (the repository root for the default
+    cdktf.out), relative to where Terraform runs (`<outdir>/stacks/<env>`): never inside the
+    output, so cleaning cdktf.out keeps the state; the same bytes whatever the outdir."""
+    return f"../../../{STATE_DIR_NAME}/{env_name}.tfstate"
 
 
 def _address(resource: TerraformResource) -> str:

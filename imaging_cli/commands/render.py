@@ -6,11 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-_SUFFIXES = {"jpeg": ".jpg", "png": ".png"}
+ImageFormat = Literal["jpeg", "png"]
+_SUFFIXES: dict[ImageFormat, str] = {"jpeg": ".jpg", "png": ".png"}
 # The output's extension decides its format; --format only fills in the default name.
-_FORMAT_OF_SUFFIX = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}
+_FORMAT_OF_SUFFIX: dict[str, ImageFormat] = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}
 
 
 def register(subparsers: Any) -> None:
@@ -53,11 +54,13 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def output_and_format(file: Path, output: Path | None, fmt: str | None) -> tuple[Path, str]:
+def output_and_format(
+    file: Path, output: Path | None, fmt: ImageFormat | None
+) -> tuple[Path, ImageFormat]:
     """Where to write and in which format; ValueError for a contradiction or an unknown type,
     or an output directory that does not exist (checked before the work, not after)."""
     if output is None:
-        chosen = fmt or "jpeg"
+        chosen: ImageFormat = fmt or "jpeg"
         return Path(file.name).with_suffix(_SUFFIXES[chosen]), chosen
     by_suffix = _FORMAT_OF_SUFFIX.get(output.suffix.lower())
     if by_suffix is None:

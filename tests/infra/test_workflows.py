@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.infra.conftest import ENVIRONMENTS
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
@@ -81,8 +83,17 @@ def test_pull_requests_check_then_plan_every_environment() -> None:
     checks = " ".join(s.get("run", "") for s in wf["jobs"]["checks"]["steps"])
     assert "make lint" in checks and "make test" in checks
     plan = wf["jobs"]["plan"]
-    assert plan["needs"] == "checks"
-    assert plan["strategy"]["matrix"]["environment"] == ["dev", "staging", "prod"]
+    assert plan["needs"] == ["checks", "environments"]
+    # The matrix is every environments/*.yaml, listed by the same command CI runs.
+    assert plan["strategy"]["matrix"]["environment"] == (
+        "${{ fromJSON(needs.environments.outputs.names) }}"
+    )
+    [step] = [s for s in wf["jobs"]["environments"]["steps"] if s.get("id") == "list"]
+    script = step["run"].split("$(", 1)[1].rsplit(")", 1)[0]
+    listed = subprocess.run(
+        ["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert json.loads(listed.stdout) == sorted(ENVIRONMENTS)
     assert plan["permissions"]["id-token"] == "write"
     assert any("cdktn diff" in s.get("run", "") for s in plan["steps"])
 

@@ -46,16 +46,10 @@ def _instances(store: OrthancServer) -> int:
     return len(requests.get(f"{store.url}/instances", timeout=10).json())
 
 
-def _imaging(*argv: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def _imaging(*argv: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_GCE_CHECK": "True"}
     return subprocess.run(
-        [str(IMAGING), *argv],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        check=False,
-        **kwargs,  # type: ignore[arg-type]
+        [str(IMAGING), *argv], capture_output=True, text=True, timeout=180, env=env, check=False
     )
 
 
