@@ -1,10 +1,50 @@
-"""Reading helpers for synthesized cdk.tf.json stacks (shared by the infrastructure tests)."""
+"""Synthesizing and reading cdk.tf.json stacks (shared by the infrastructure tests and by
+tests.infra.write_inventory, which runs without pytest after `make synth`)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_synth(
+    outdir: Path,
+    *,
+    naive: bool = False,
+    env_dir: Path | None = None,
+    environments: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess[str]:
+    """Runs `python main.py` in a fresh process, as `cdktn synth` does."""
+    env = {**os.environ, "CDKTF_OUTDIR": str(outdir)}
+    env.pop("ENVIRONMENTS", None)
+    if naive:
+        env["IMAGING_SYNTH_NAIVE"] = "1"
+    if env_dir is not None:
+        env["IMAGING_ENVIRONMENTS_DIR"] = str(env_dir)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *environments],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def load_stacks(outdir: Path) -> dict[str, dict[str, Any]]:
+    return {
+        p.parent.name: json.loads(p.read_text())
+        for p in sorted((outdir / "stacks").glob("*/cdk.tf.json"))
+    }
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,7 @@ from typing import Any
 
 import yaml
 
-from tests.infra.conftest import load_stacks, run_synth
-from tests.infra.synthesized import resources
+from tests.infra.synthesized import load_stacks, resources, run_synth
 
 INVENTORY = Path(__file__).resolve().parent / "inventory"
 HEADER = (
