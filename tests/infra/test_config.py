@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from stacks.config import ENVIRONMENTS_DIR, ConfigError, load_environment, load_environments
+from stacks.config import (
+    ENVIRONMENTS_DIR,
+    ConfigError,
+    discover,
+    load_environment,
+    load_environments,
+)
 from tests.infra.conftest import run_synth
 
 BASE: dict[str, Any] = yaml.safe_load((ENVIRONMENTS_DIR / "dev.yaml").read_text())
@@ -39,7 +45,8 @@ _DELETE = object()
 
 def test_shipped_environments_are_valid() -> None:
     envs = load_environments()
-    assert [e.name for e in envs] == ["dev", "prod", "staging"]
+    assert [e.name for e in envs] == [p.stem for p in discover()]  # every file, a fork's too
+    assert {"dev", "prod", "staging"} <= {e.name for e in envs}
     prod = next(e for e in envs if e.name == "prod").config
     assert prod.security.cmek and prod.security.deletion_protection
     assert prod.state_backend.type == "gcs"
