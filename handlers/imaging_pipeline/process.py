@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from imaging_pipeline import logs
 from imaging_pipeline.adapters.fhir_client import FhirClient
-from imaging_pipeline.analysis import make_analyzer
-from imaging_pipeline.analysis.base import Analyzer, Finding
+from imaging_pipeline.analysis import AnalyzerRouter
+from imaging_pipeline.analysis.base import Analyzer, Finding, SourceAnalyzer
 from imaging_pipeline.critical_findings import Alert, publish_alert
 from imaging_pipeline.errors import PermanentError, PipelineError, TransientError
 from imaging_pipeline.events import InstanceEvent, check_store, message_id, parse_event
@@ -96,7 +97,10 @@ def analyze_dataset(
 
 
 class Processor:
-    """Holds the clients for the life of a function instance (connection reuse across events)."""
+    """Holds the clients for the life of a function instance (connection reuse across events).
+
+    One instance serves concurrent requests on threads: what is shared is immutable after
+    construction (config, analyzers) or per thread (HTTP sessions, the DICOMweb client)."""
 
     def __init__(
         self,
@@ -108,16 +112,33 @@ class Processor:
     ) -> None:
         self.config = config
         self._dicomweb = dicomweb
-        self.analyzer = analyzer or make_analyzer(config.pipeline, config.vision_endpoint)
+        self._local = threading.local()
+        # An injected analyzer (tests, tools) serves every modality; else the routes decide.
+        self.analyzer = analyzer
+        self.router = AnalyzerRouter(
+            config.pipeline,
+            vision_endpoint=config.vision_endpoint,
+            vertex_api_base=config.vertex_endpoint,
+        )
         self.fhir: FhirStore = fhir or FhirClient(config.fhir_base_url)
 
     @property
     def dicomweb(self) -> DicomwebReader:
-        if self._dicomweb is None:
+        if self._dicomweb is not None:
+            return self._dicomweb
+        client: DicomwebReader | None = getattr(self._local, "dicomweb", None)
+        if client is None:
             from imaging_pipeline.adapters.dicomweb import make_client
 
-            self._dicomweb = make_client(self.config.dicomweb_url)
-        return self._dicomweb
+            client = self._local.dicomweb = make_client(self.config.dicomweb_url)
+        return client
+
+    def analyzer_for(self, modality: str | None) -> Analyzer:
+        """The modality's analyzer; PermanentError('not_analyzed') when its route is `none`."""
+        analyzer = self.analyzer or self.router.for_modality(modality)
+        if analyzer is None:
+            raise PermanentError("not_analyzed", f"modality {modality} is routed to none")
+        return analyzer
 
     def handle(self, event: InstanceEvent) -> Outcome:
         """Process one parsed event; raises PermanentError or TransientError on failure."""
@@ -128,6 +149,8 @@ class Processor:
         if not event.is_new_instance:
             return Outcome("ignored", reason="not_a_new_instance")
         check_modality(event.modality_hint, settings.modalities)
+        if event.modality_hint:
+            self.analyzer_for(event.modality_hint)  # a `none` route skips before retrieval
 
         dataset = retrieve_instance(self.dicomweb, event)
         logs.register_dataset_phi(dataset)
@@ -146,14 +169,20 @@ class Processor:
             raise PermanentError("invalid_dicom", "SOP Instance UID differs from the event")
         check_sop_class(dataset.get("SOPClassUID"))
         check_modality(dataset.get("Modality"), settings.modalities)
+        analyzer = self.analyzer_for(str(dataset.get("Modality") or ""))
 
-        _, findings, assessment = analyze_dataset(dataset, settings, self.analyzer)
+        if isinstance(analyzer, SourceAnalyzer) and analyzer.reads_source:
+            # The model reads the instance itself: nothing to render here.
+            findings = analyzer.analyze_source(self._instance_url(event))
+            assessment = assess(findings, settings.rules)
+        else:
+            _, findings, assessment = analyze_dataset(dataset, settings, analyzer)
         info = instance_info(dataset)
 
         existing = self.fhir.search_by_identifier(
             "ImagingStudy", DICOM_UID_SYSTEM, study_identifier_value(info.study_uid)
         )
-        identity = AnalyzerIdentity(self.analyzer.name, self.analyzer.version)
+        identity = AnalyzerIdentity(analyzer.name, analyzer.version)
         bundle = build_transaction(
             info,
             findings,
@@ -194,6 +223,13 @@ class Processor:
                 ),
             )
         return outcome
+
+    def _instance_url(self, event: InstanceEvent) -> str:
+        return (
+            f"{self.config.dicomweb_url}/studies/{event.study_uid}"
+            f"/series/{event.series_uid}/instances/{event.instance_uid}"
+        )
+
 
 
 def _log_outcome(

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 import requests
-from imaging_pipeline.dicomweb import make_client, retrieve_instance
+from imaging_pipeline.adapters.dicomweb import make_client, retrieve_instance
 from imaging_pipeline.events import InstanceEvent, parse_event
 
-from imaging_cli.local.orthanc import OrthancServer
-from tests.integration._process_support import (
+from imaging_dev.servers.orthanc import OrthancServer
+from tests.support.process import (
     instance_path,
     projection,
     pubsub_message,

@@ -10,7 +10,7 @@ from imaging_pipeline.render import RenderOptions, render_dataset
 from imaging_pipeline.render.resize import REDUCING_GAP, resize
 from PIL import Image
 
-from tests.unit.render_fixtures import synthetic
+from tests.support.render_fixtures import synthetic
 
 
 @functools.cache
