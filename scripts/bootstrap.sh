@@ -43,6 +43,8 @@ missing=()
 [ -x /usr/sbin/Orthanc ] || missing+=(orthanc)
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || missing+=(orthanc-dicomweb)
 command -v tesseract >/dev/null || missing+=(tesseract-ocr tesseract-ocr-eng)
+# dcmtk's dcmj2pnm: the reference renderer bench/render compares with.
+command -v dcmj2pnm >/dev/null || missing+=(dcmtk)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then

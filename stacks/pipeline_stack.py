@@ -44,7 +44,9 @@ from modules.observability import Observability
 from modules.private_bucket import ExpireRule, PrivateBucket
 from modules.python_function import PythonFunction, Sizing, StorageTrigger
 from modules.service_agents import ServiceAgents
+from modules.vertex_endpoint_access import VertexEndpointAccess
 from stacks.config import Environment, FunctionSizing
+from stacks.routing_filter import subscription_filter
 
 # APIs the pipeline calls; cloudkms is added when CMEK is on.
 SERVICES = (
@@ -80,7 +82,7 @@ class PipelineStack(TerraformStack):
         prefix = cfg.name_prefix
         labels = cfg.labels.model_dump()
         self._backend(env)
-        GoogleProvider(
+        google = GoogleProvider(
             self,
             "google",
             project=cfg.project_id,
@@ -88,6 +90,7 @@ class PipelineStack(TerraformStack):
             default_labels=labels,
         )
         services = list(SERVICES) + (["cloudkms"] if cfg.security.cmek else [])
+        services += ["aiplatform"] if cfg.pipeline.vertex_endpoints() else []
         # One resource with for_each: one address for everything else to wait on.
         enabled = TerraformIterator.from_list([f"{name}.googleapis.com" for name in services])
         apis = ProjectService(
@@ -256,6 +259,8 @@ class PipelineStack(TerraformStack):
                 "FHIR_BASE_URL": stores.fhir_base_url,
                 "ALERTS_TOPIC": critical_alerts.id,
                 "PIPELINE_SETTINGS": cfg.pipeline.model_dump_json(),
+                # functions-framework's request threads: one per concurrent request.
+                "THREADS": str(cfg.functions.processor.concurrency),
             },
             labels=labels,
             build_service_account=builder.resource_name,
@@ -263,6 +268,19 @@ class PipelineStack(TerraformStack):
         stores.grant_dicom_read(processor.member)
         stores.grant_fhir_resource_edit(processor.member)
         critical_alerts.grant_publish(processor.member)
+        # Vertex AI models the routes use: prediction on those endpoints only.
+        if endpoints := cfg.pipeline.vertex_endpoints():
+            VertexEndpointAccess(
+                self,
+                "vertex",
+                project_id=cfg.project_id,
+                region=cfg.region,
+                role_id=f"{prefix.replace('-', '_')}_vertex_predictor",
+                endpoints=endpoints,
+                provider_version=google.terraform_generator_metadata.provider_version_constraint
+                if google.terraform_generator_metadata
+                else None,
+            ).grant_predict(processor.member)
 
         pusher = ServiceAccount(
             self,
@@ -289,6 +307,7 @@ class PipelineStack(TerraformStack):
             retention_days=days,
             pubsub_agent=agents.pubsub,
             labels=labels,
+            message_filter=subscription_filter(cfg.pipeline),
         )
 
         # Structured logs -> log-based metrics -> alert policies -> e-mail, dashboard.

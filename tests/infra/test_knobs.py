@@ -238,6 +238,48 @@ def _check_window(base: Stack, changed: Stack) -> None:
         assert _policy(base, key)["aggregations"][0]["alignment_period"] == "300s"
 
 
+VERTEX_ENDPOINT = "projects/imaging-knob-models/locations/us-central1/endpoints/4242"
+ROUTES = {
+    "CT": {"analyzer": "none"},
+    "US": {"analyzer": "vision", "vision_features": ["text"]},
+    "DX": {"analyzer": "vertex", "vertex": {"endpoint": VERTEX_ENDPOINT, "input": "dicomweb"}},
+}
+
+
+def _check_routes(base: Stack, changed: Stack) -> None:
+    """Routes reach the processor; a Vertex route enables the API and grants the processor
+    prediction on that endpoint only; a `none` route is filtered out of the subscription."""
+    routes = _pipeline(changed)["routes"]
+    assert routes["CT"]["analyzer"] == "none" and routes["US"]["vision_features"] == ["text"]
+    assert routes["DX"]["vertex"]["endpoint"] == VERTEX_ENDPOINT and not _pipeline(base)["routes"]
+    [grant] = of_type(changed, "google_vertex_ai_endpoint_iam_member")
+    assert not of_type(base, "google_vertex_ai_endpoint_iam_member")
+    processor = at(changed, "processor/identity").body
+    assert (grant.body["project"], grant.body["location"], grant.body["endpoint"]) == (
+        "imaging-knob-models",
+        "us-central1",
+        "4242",
+    )
+    account = _key(changed, processor)
+    assert grant.body["member"] == f"${{google_service_account.{account}.member}}"
+    [role] = of_type(changed, "google_project_iam_custom_role")
+    assert role.body["permissions"] == ["aiplatform.endpoints.predict"]
+    assert grant.body["role"] == f"${{google_project_iam_custom_role.{role.key}.id}}"
+    # Endpoint IAM is a google-beta resource, pinned like the google provider.
+    assert grant.body["provider"] == "google-beta"
+    assert changed["provider"]["google-beta"][0]["project"] == "imaging-pipeline-dev"
+    required = changed["terraform"]["required_providers"]
+    assert required["google-beta"]["source"] == "hashicorp/google-beta"
+    assert required["google-beta"]["version"] == required["google"]["version"]
+    assert "aiplatform.googleapis.com" in json.dumps(changed["resource"]["google_project_service"])
+    assert "aiplatform.googleapis.com" not in json.dumps(base["resource"]["google_project_service"])
+    assert 'NOT attributes.modality = "CT"' in _push(changed)["filter"]
+
+
+def _key(stack: Stack, body: dict[str, Any]) -> str:
+    return next(k for k, v in stack["resource"]["google_service_account"].items() if v is body)
+
+
 KNOBS = [
     Knob("project_id", "imaging-knob-project", _check_project),
     Knob("region", "europe-west4", _check_region),
@@ -296,6 +338,8 @@ KNOBS = [
     _pipeline_knob("pipeline.vision.timeout_seconds", 10.0),
     _pipeline_knob("pipeline.vision.max_attempts", 2),
     _pipeline_knob("pipeline.vision.max_results", 5),
+    _pipeline_knob("pipeline.vision.features", ["text"]),
+    Knob("pipeline.routes", {"routes": ROUTES}, _check_routes),
     _pipeline_knob("pipeline.local_analyzer.ocr_min_confidence", 50),
     _pipeline_knob("pipeline.local_analyzer.ocr_timeout_seconds", 12.0),
     _pipeline_knob("pipeline.fhir.patient_identifier_system", "urn:knob:patient"),
@@ -371,8 +415,9 @@ def test_knob_changes_the_synthesized_json(knob_stacks: dict[str, Stack], index:
 def test_every_config_key_has_a_knob_test() -> None:
     covered = {k.key for k in KNOBS}
     leaves = [k.path for k in docs.config_keys() if k.type != "mapping"]
-    # List items (`pipeline.rules[].x`) are covered by the list's own knob.
-    missing = [p for p in leaves if "[]" not in p and p not in covered]
+    # List items (`pipeline.rules[].x`) and mapping entries (`pipeline.routes.<MODALITY>.x`)
+    # are covered by the list's or mapping's own knob.
+    missing = [p for p in leaves if "[]" not in p and ".<" not in p and p not in covered]
     assert missing == [], f"add a knob test for: {missing}"
 
 
