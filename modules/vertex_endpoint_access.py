@@ -22,7 +22,7 @@ BETA_SOURCE = "hashicorp/google-beta"
 
 def _beta_metadata(version: str | None) -> TerraformProviderGeneratorMetadata:
     return TerraformProviderGeneratorMetadata(
-        provider_name="google-beta", provider_version_constraint=version
+        provider_name="google-beta", provider_version=version, provider_version_constraint=version
     )
 
 

@@ -277,7 +277,7 @@ class PipelineStack(TerraformStack):
                 region=cfg.region,
                 role_id=f"{prefix.replace('-', '_')}_vertex_predictor",
                 endpoints=endpoints,
-                provider_version=google.terraform_generator_metadata.provider_version_constraint
+                provider_version=google.terraform_generator_metadata.provider_version
                 if google.terraform_generator_metadata
                 else None,
             ).grant_predict(processor.member)
