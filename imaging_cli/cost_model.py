@@ -182,6 +182,4 @@ def today_baseline(pipeline: PipelineSettings) -> PipelineSettings:
     """The configuration before routing: Vision with all three features for every modality,
     keeping everything else (the comparison `imaging cost --compare-today` prints)."""
     vision = pipeline.vision.model_copy(update={"features": ALL_VISION_FEATURES})
-    return pipeline.model_copy(
-        update={"analyzer": "vision", "routes": {}, "vision": vision}
-    )
+    return pipeline.model_copy(update={"analyzer": "vision", "routes": {}, "vision": vision})

@@ -27,14 +27,14 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from imaging_pipeline.analysis.base import Finding
-from imaging_pipeline.errors import PermanentError, TransientError
 from imaging_pipeline.adapters.http import (
     PerThreadSession,
     raise_for_status,
     request_with_retries,
     uses_google_auth,
 )
+from imaging_pipeline.analysis.base import Finding
+from imaging_pipeline.errors import PermanentError, TransientError
 from imaging_pipeline.settings import VertexSettings
 
 if TYPE_CHECKING:

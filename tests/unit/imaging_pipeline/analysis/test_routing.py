@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from imaging_pipeline.analysis import AnalyzerRouter, make_analyzer
-from imaging_pipeline.analysis.local import LocalAnalyzer
 from imaging_pipeline.adapters.vertex import VertexAnalyzer, predict_url
 from imaging_pipeline.adapters.vision import VisionAnalyzer, annotate_request
+from imaging_pipeline.analysis import AnalyzerRouter, make_analyzer
+from imaging_pipeline.analysis.local import LocalAnalyzer
 from imaging_pipeline.settings import PipelineSettings, VertexSettings
 from pydantic import ValidationError
 
