@@ -82,7 +82,7 @@ class PipelineStack(TerraformStack):
         prefix = cfg.name_prefix
         labels = cfg.labels.model_dump()
         self._backend(env)
-        google = GoogleProvider(
+        GoogleProvider(
             self,
             "google",
             project=cfg.project_id,
@@ -277,9 +277,6 @@ class PipelineStack(TerraformStack):
                 region=cfg.region,
                 role_id=f"{prefix.replace('-', '_')}_vertex_predictor",
                 endpoints=endpoints,
-                provider_version=google.terraform_generator_metadata.provider_version
-                if google.terraform_generator_metadata
-                else None,
             ).grant_predict(processor.member)
 
         pusher = ServiceAccount(
