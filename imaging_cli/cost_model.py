@@ -122,8 +122,11 @@ def estimate(
 
     # The processor: billed instance time per event at its concurrency (measured), plus idle
     # minimum instances. An instance busy with C concurrent events bills once for all C.
-    per_event = measured["instance_seconds_per_event"]
-    instance_s = float(per_event["concurrent" if sizing.concurrency > 1 else "concurrency_1"])
+    instance_s = (
+        float(assume["instance_seconds_per_event_concurrent"]["value"])
+        if sizing.concurrency > 1
+        else float(measured["instance_seconds_per_event_concurrency_1"])
+    )
     fn = prices["functions"]
     gib = sizing.memory_mib / 1024
     busy = per_month * instance_s
