@@ -231,7 +231,6 @@ class Processor:
         )
 
 
-
 def _log_outcome(
     event: InstanceEvent | None,
     result: Outcome | None,

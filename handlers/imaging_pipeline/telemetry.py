@@ -55,9 +55,7 @@ PermanentReason = Literal[
 PERMANENT_REASONS: Final = frozenset(get_args(PermanentReason))
 # Skips are expected outcomes (we never analyze our own SR outputs, nor other modalities); the
 # other permanent reasons mean bad input and count as failures.
-SKIP_REASONS: Final = frozenset(
-    {"unsupported_sop_class", "unsupported_modality", "not_analyzed"}
-)
+SKIP_REASONS: Final = frozenset({"unsupported_sop_class", "unsupported_modality", "not_analyzed"})
 IGNORE_REASONS: Final = frozenset({"not_a_new_instance"})
 
 # Transient reasons: `<dependency>_unavailable`, plus these two.

@@ -41,7 +41,8 @@ def test_orthanc_would_gzip_but_our_client_gets_identity(orthanc: OrthancServer)
     assert default.headers.get("Content-Encoding") == "gzip"
 
     client = make_client(orthanc.dicomweb_url)
-    ours = client._session.get(url, headers={"Accept": ACCEPT}, timeout=30)
+    session = client._session  # type: ignore[attr-defined]  # DICOMwebClient's own session
+    ours = session.get(url, headers={"Accept": ACCEPT}, timeout=30)
     assert ours.status_code == 200
     assert "Content-Encoding" not in ours.headers
     assert len(ours.content) > 2 * 1024 * 1024  # 1024 x 1024 x 16 bit, as stored

@@ -24,7 +24,7 @@ from pydicom.uid import generate_uid
 
 from imaging_dev.servers.fhir_server import FhirServer
 from imaging_dev.servers.orthanc import OrthancServer
-from imaging_dev.servers.pubsub_server import PubSubServer
+from imaging_dev.servers.pubsub_emulator import PubSubEmulator
 from imaging_dev.servers.vision_server import VisionServer
 from tests.support.process import (
     LOCAL_STORE,
@@ -80,7 +80,7 @@ def instances(orthanc: OrthancServer) -> list[Any]:
 def function(
     orthanc: OrthancServer,
     fhir_server: FhirServer,
-    _pubsub_session: PubSubServer,
+    _pubsub_session: PubSubEmulator,
     _vision_session: VisionServer,
 ) -> Iterator[ProcessFunction]:
     env = function_env(
