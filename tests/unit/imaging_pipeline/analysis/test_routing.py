@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from imaging_pipeline.adapters.vertex import VertexAnalyzer, predict_url
 from imaging_pipeline.adapters.vision import VisionAnalyzer, annotate_request
 from imaging_pipeline.analysis import AnalyzerRouter, make_analyzer
 from imaging_pipeline.analysis.local import LocalAnalyzer
+from imaging_pipeline.errors import PermanentError
 from imaging_pipeline.settings import PipelineSettings, VertexSettings
 from pydantic import ValidationError
 
@@ -101,3 +104,33 @@ def test_imaging_analyze_default_route() -> None:
     assert isinstance(make_analyzer(PipelineSettings(analyzer="local")), LocalAnalyzer)
     with pytest.raises(ValueError, match="none"):
         make_analyzer(PipelineSettings(analyzer="none"))
+
+
+class _NoRetrieval:
+    def retrieve_instance(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a modality routed to none must not be retrieved")
+
+
+def test_a_none_route_skips_before_retrieval() -> None:
+    from imaging_pipeline.events import parse_event
+    from imaging_pipeline.process import Processor
+    from imaging_pipeline.runtime_env import ProcessorConfig
+    from imaging_pipeline.telemetry import SKIP_REASONS
+
+    from tests.support.process import LOCAL_STORE, pubsub_message, push_envelope
+
+    config = ProcessorConfig(
+        dicomweb_url="http://127.0.0.1:1/dicom-web",
+        dicom_store=LOCAL_STORE,
+        fhir_base_url="http://127.0.0.1:1/fhir",
+        alerts_topic="projects/local-project/topics/alerts",
+        pipeline=PipelineSettings.model_validate(ROUTED),
+        environment="test",
+        log_level="INFO",
+    )
+    processor = Processor(config, dicomweb=_NoRetrieval())
+    path = f"{LOCAL_STORE}/dicomWeb/studies/1.2/series/1.2.3/instances/1.2.3.4"
+    message = pubsub_message(path, {"action": "StoreInstances", "modality": "CT"})
+    with pytest.raises(PermanentError) as caught:
+        processor.handle(parse_event(push_envelope(message)))
+    assert caught.value.reason == "not_analyzed" and "not_analyzed" in SKIP_REASONS
