@@ -251,7 +251,7 @@ def duplicates(fhir_url: str) -> int:
     total = 0
     for resource_type in ("DiagnosticReport", "ImagingStudy", "Observation", "Device"):
         found = fhir_search(fhir_url, resource_type, _count="10000")
-        keys = Counter(r["identifier"][0]["value"] for r in found)
+        keys = Counter(r["identifier"][0]["value"] for r in found if r.get("identifier"))
         total += sum(n - 1 for n in keys.values())
     return total
 
