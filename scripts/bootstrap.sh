@@ -43,6 +43,12 @@ missing=()
 [ -x /usr/sbin/Orthanc ] || missing+=(orthanc)
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || missing+=(orthanc-dicomweb)
 command -v tesseract >/dev/null || missing+=(tesseract-ocr tesseract-ocr-eng)
+# Independent validators of the DICOM SRs the processor writes: dciodvfy (IOD conformance) and
+# PixelMed's DicomSRValidator (templates) on a headless JRE; dsrdump (dcmtk) shows SR trees.
+command -v dciodvfy >/dev/null || missing+=(dicom3tools)
+[ -f /usr/share/java/pixelmed.jar ] || missing+=(libpixelmed-java)
+command -v java >/dev/null || missing+=(default-jre-headless)
+command -v dsrdump >/dev/null || missing+=(dcmtk)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then

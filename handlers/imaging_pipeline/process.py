@@ -1,7 +1,8 @@
 """The processor: one DICOM store notification in, analysis, FHIR and alerts out.
 
     parse event -> store check -> action filter -> modality filter -> WADO-RS retrieve
-      -> SOP class filter -> render -> analyze -> rules -> FHIR transaction -> critical alert
+      -> SOP class filter -> render -> analyze -> rules -> DICOM SR (STOW-RS)
+      -> FHIR transaction -> critical alert
 
 Permanent failures (bad input, unsupported objects) return an `Outcome`: the glue in
 `process_entry` answers 200 and Pub/Sub drops the message. Transient failures raise: it answers
@@ -28,8 +29,11 @@ from imaging_pipeline.critical_findings import Alert, publish_alert
 from imaging_pipeline.errors import PermanentError, PipelineError, TransientError
 from imaging_pipeline.events import InstanceEvent, check_store, message_id, parse_event
 from imaging_pipeline.fhir.mapping import (
+    ANALYZED_INSTANCE_SYSTEM,
     DICOM_UID_SYSTEM,
     AnalyzerIdentity,
+    StructuredReport,
+    analyzed_instance_value,
     build_transaction,
     instance_info,
     report_identifier_value,
@@ -110,6 +114,7 @@ class Processor:
         self._dicomweb = dicomweb
         self.analyzer = analyzer or make_analyzer(config.pipeline, config.vision_endpoint)
         self.fhir: FhirStore = fhir or FhirClient(config.fhir_base_url)
+        self._stow_session: Any = None
 
     @property
     def dicomweb(self) -> DicomwebReader:
@@ -147,13 +152,18 @@ class Processor:
         check_sop_class(dataset.get("SOPClassUID"))
         check_modality(dataset.get("Modality"), settings.modalities)
 
-        _, findings, assessment = analyze_dataset(dataset, settings, self.analyzer)
+        image, findings, assessment = analyze_dataset(dataset, settings, self.analyzer)
         info = instance_info(dataset)
 
         existing = self.fhir.search_by_identifier(
             "ImagingStudy", DICOM_UID_SYSTEM, study_identifier_value(info.study_uid)
         )
         identity = AnalyzerIdentity(self.analyzer.name, self.analyzer.version)
+        structured_report = (
+            self._store_sr(dataset, image, findings, assessment, identity, existing)
+            if settings.structured_report
+            else None
+        )
         bundle = build_transaction(
             info,
             findings,
@@ -162,6 +172,7 @@ class Processor:
             patient_system=settings.fhir.patient_identifier_system,
             existing_study=existing[0] if existing else None,
             issued=datetime.now(UTC).isoformat(timespec="seconds"),
+            structured_report=structured_report,
         )
         validate_bundle(bundle)
         outcomes = self.fhir.transaction(bundle)
@@ -194,6 +205,72 @@ class Processor:
                 ),
             )
         return outcome
+
+    def _store_sr(
+        self,
+        dataset: Any,
+        image: RenderedImage,
+        findings: list[Finding],
+        assessment: Assessment,
+        identity: AnalyzerIdentity,
+        existing_studies: list[dict[str, Any]],
+    ) -> StructuredReport:
+        """Build the SR (TID 1500) and STOW-RS it into the source's study, before FHIR
+        references it; a redelivery stores the same UIDs again ("already exists" is success)."""
+        from imaging_pipeline.adapters.sr_store import store_sr
+        from imaging_pipeline.http import session_for
+        from imaging_pipeline.sr.build import build_sr, source_image, sr_identity
+
+        ids = sr_identity(str(dataset.StudyInstanceUID), str(dataset.SOPInstanceUID), identity)
+        sr = build_sr(
+            dataset,
+            source_image(image),
+            findings,
+            assessment,
+            identity,
+            predecessors=self._earlier_srs(dataset, ids.series_uid, existing_studies),
+        )
+        if self._stow_session is None:
+            self._stow_session = session_for(self.config.dicomweb_url)
+        store_sr(self._stow_session, self.config.dicomweb_url, sr)
+        base = self.config.dicomweb_url.rstrip("/")
+        return StructuredReport(
+            series_uid=ids.series_uid,
+            instance_uid=ids.instance_uid,
+            sop_class_uid=ids.sop_class_uid,
+            series_number=int(sr.SeriesNumber),
+            instance_number=int(sr.InstanceNumber),
+            series_description=str(sr.SeriesDescription),
+            url=f"{base}/studies/{ids.study_uid}/series/{ids.series_uid}"
+            f"/instances/{ids.instance_uid}",
+        )
+
+    def _earlier_srs(
+        self, dataset: Any, sr_series_uid: str, existing_studies: list[dict[str, Any]]
+    ) -> list[str]:
+        """SOP Instance UIDs of the SRs earlier analyzer versions wrote for this instance.
+
+        Only looked up when the study already lists this analyzer's SR series (otherwise there
+        is none, and the common first analysis costs no extra request).
+        """
+        if not any(
+            s.get("uid") == sr_series_uid for st in existing_studies for s in st.get("series", [])
+        ):
+            return []
+        reports = self.fhir.search_by_identifier(
+            "DiagnosticReport",
+            ANALYZED_INSTANCE_SYSTEM,
+            analyzed_instance_value(str(dataset.SOPInstanceUID), self.analyzer.name),
+        )
+        prefix = study_identifier_value("")
+        return sorted(
+            {
+                i["value"].removeprefix(prefix)
+                for r in reports
+                for i in r.get("identifier", [])
+                if i.get("system") == DICOM_UID_SYSTEM and i.get("value", "").startswith(prefix)
+            }
+        )
 
 
 def _log_outcome(

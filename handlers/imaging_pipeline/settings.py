@@ -109,6 +109,10 @@ class PipelineSettings(_Strict):
     vision: VisionSettings = VisionSettings()
     local_analyzer: LocalAnalyzerSettings = LocalAnalyzerSettings()
     fhir: FhirSettings = FhirSettings()
+    structured_report: bool = Field(
+        default=True,
+        description="Store a DICOM SR (TID 1500) of each analysis next to the images (STOW-RS).",
+    )
     rules: tuple[Rule, ...] = (
         Rule(name="burned-in-text", finding="burned_in_text", min_score=0.6, priority="urgent"),
         Rule(name="blank-image", finding="blank_image", min_score=0.9, priority="urgent"),
