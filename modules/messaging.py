@@ -93,6 +93,7 @@ class PushSubscription(Construct):
         retention_days: int,
         pubsub_agent: str,
         labels: dict[str, str],
+        message_filter: str | None = None,
     ) -> None:
         super().__init__(scope, id_)
         self.subscription = PubsubSubscription(
@@ -100,6 +101,8 @@ class PushSubscription(Construct):
             "push",
             name=name,
             topic=topic.id,
+            # Messages that do not match are acknowledged by Pub/Sub and never pushed.
+            filter=message_filter or None,
             ack_deadline_seconds=ack_deadline_seconds,
             message_retention_duration=_seconds(retention_days),
             push_config={

@@ -33,6 +33,7 @@ from cdktn_provider_google.pubsub_topic import PubsubTopic
 from cdktn_provider_google.service_account import ServiceAccount
 from cdktn_provider_google.storage_bucket import StorageBucket
 from constructs import Construct
+from imaging_pipeline.notification_filter import push_subscription_filter
 
 from modules.audit_logging import AuditLogging
 from modules.build_identity import BuildIdentity
@@ -260,7 +261,12 @@ class PipelineStack(TerraformStack):
             labels=labels,
             build_service_account=builder.resource_name,
         )
-        stores.grant_dicom_read(processor.member)
+        if cfg.pipeline.structured_report:
+            # STOW-RS of the SR: no predefined role has dicomWebWrite without more (dicomEditor
+            # adds delete); a custom role would be a project-level object. Store-level only.
+            stores.grant_dicom_write(processor.member)
+        else:
+            stores.grant_dicom_read(processor.member)
         stores.grant_fhir_resource_edit(processor.member)
         critical_alerts.grant_publish(processor.member)
 
@@ -289,6 +295,8 @@ class PipelineStack(TerraformStack):
             retention_days=days,
             pubsub_agent=agents.pubsub,
             labels=labels,
+            # The SRs the processor stores notify this topic too: never push them back to it.
+            message_filter=push_subscription_filter(),
         )
 
         # Structured logs -> log-based metrics -> alert policies -> e-mail, dashboard.

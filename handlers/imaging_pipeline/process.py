@@ -217,9 +217,15 @@ class Processor:
     ) -> StructuredReport:
         """Build the SR (TID 1500) and STOW-RS it into the source's study, before FHIR
         references it; a redelivery stores the same UIDs again ("already exists" is success)."""
+        from imaging_pipeline.adapters.http import session_for
         from imaging_pipeline.adapters.sr_store import store_sr
-        from imaging_pipeline.http import session_for
-        from imaging_pipeline.sr.build import build_sr, source_image, sr_identity
+        from imaging_pipeline.sr.build import (
+            build_sr,
+            fhir_reference,
+            source_image,
+            sr_identity,
+            wado_url,
+        )
 
         ids = sr_identity(str(dataset.StudyInstanceUID), str(dataset.SOPInstanceUID), identity)
         sr = build_sr(
@@ -233,17 +239,7 @@ class Processor:
         if self._stow_session is None:
             self._stow_session = session_for(self.config.dicomweb_url)
         store_sr(self._stow_session, self.config.dicomweb_url, sr)
-        base = self.config.dicomweb_url.rstrip("/")
-        return StructuredReport(
-            series_uid=ids.series_uid,
-            instance_uid=ids.instance_uid,
-            sop_class_uid=ids.sop_class_uid,
-            series_number=int(sr.SeriesNumber),
-            instance_number=int(sr.InstanceNumber),
-            series_description=str(sr.SeriesDescription),
-            url=f"{base}/studies/{ids.study_uid}/series/{ids.series_uid}"
-            f"/instances/{ids.instance_uid}",
-        )
+        return fhir_reference(sr, wado_url(self.config.dicomweb_url, sr))
 
     def _earlier_srs(
         self, dataset: Any, sr_series_uid: str, existing_studies: list[dict[str, Any]]

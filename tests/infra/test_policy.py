@@ -78,13 +78,14 @@ def test_processor_identity_has_exactly_its_resource_grants(
 ) -> None:
     stack = stacks[env]
     processor = _identity(stack, "processor/identity")
+    # dicomEditor for the STOW-RS of its SRs (see pipeline_stack), on the DICOM store only.
     assert _grants(stack, processor) == {
-        ("roles/healthcare.dicomViewer", "healthcare"),
+        ("roles/healthcare.dicomEditor", "healthcare"),
         ("roles/healthcare.fhirResourceEditor", "healthcare"),
         ("roles/pubsub.publisher", "critical_alerts"),
     }
     targets = {b.role: b.target for b in iam_bindings(stack) if b.member == processor}
-    assert targets["roles/healthcare.dicomViewer"] == ref(at(stack, "healthcare/dicom"), "id")
+    assert targets["roles/healthcare.dicomEditor"] == ref(at(stack, "healthcare/dicom"), "id")
     assert targets["roles/healthcare.fhirResourceEditor"] == ref(at(stack, "healthcare/fhir"), "id")
     assert targets["roles/pubsub.publisher"] == ref(at(stack, "critical_alerts/topic"), "name")
 

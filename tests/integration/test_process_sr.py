@@ -13,19 +13,19 @@ import pydicom
 import pytest
 import requests
 from imaging_pipeline.analysis.local import LocalAnalyzer
-from imaging_pipeline.config import load_config
 from imaging_pipeline.events import parse_event
 from imaging_pipeline.fhir.mapping import AnalyzerIdentity
 from imaging_pipeline.process import Processor, handle_event_data
+from imaging_pipeline.runtime_env import load_config
 from imaging_pipeline.sr.build import SR_SOP_CLASS_UID, SourceImage, sr_identity
 from imaging_pipeline.sr.read import read_report
 from pydicom.dataset import Dataset
 
-from imaging_cli.local.fhir_server import FhirServer
-from imaging_cli.local.orthanc import OrthancServer
-from imaging_cli.local.pubsub_server import PubSubServer
 from imaging_cli.store_notifications import StoredInstance, notification
-from tests.integration._process_support import (
+from imaging_dev.servers.fhir_server import FhirServer
+from imaging_dev.servers.orthanc import OrthancServer
+from imaging_dev.servers.pubsub_server import PubSubServer
+from tests.support.process import (
     LOCAL_STORE,
     ProcessFunction,
     fhir_count,

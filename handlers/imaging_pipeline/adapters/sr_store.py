@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
+from imaging_pipeline.adapters.dicomweb_stow import StowOutcome, stow_instance
 from imaging_pipeline.errors import PermanentError
-from imaging_pipeline.ingest.stow import StowOutcome, stow_instance
 from imaging_pipeline.ingest.validation import CheckedInstance, ObjectRejectedError
 
 if TYPE_CHECKING:

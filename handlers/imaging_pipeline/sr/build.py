@@ -39,7 +39,7 @@ from imaging_pipeline.sr.uids import device_uid, sr_instance_uid, sr_series_uid,
 
 if TYPE_CHECKING:
     from imaging_pipeline.analysis.base import Finding
-    from imaging_pipeline.fhir.mapping import AnalyzerIdentity
+    from imaging_pipeline.fhir.mapping import AnalyzerIdentity, StructuredReport
     from imaging_pipeline.render import RenderedImage
     from imaging_pipeline.rules import Assessment
 
@@ -307,3 +307,26 @@ def _instance_number(source: Dataset) -> int:
         return max(1, int(source.get("InstanceNumber") or 1))
     except (TypeError, ValueError):
         return 1
+
+
+def fhir_reference(sr: Dataset, url: str) -> StructuredReport:
+    """What the FHIR transaction lists (ImagingStudy) and references (DiagnosticReport)."""
+    from imaging_pipeline.fhir.mapping import StructuredReport
+
+    return StructuredReport(
+        series_uid=str(sr.SeriesInstanceUID),
+        instance_uid=str(sr.SOPInstanceUID),
+        sop_class_uid=str(sr.SOPClassUID),
+        series_number=int(sr.SeriesNumber),
+        instance_number=int(sr.InstanceNumber),
+        series_description=str(sr.SeriesDescription),
+        url=url,
+    )
+
+
+def wado_url(dicomweb_url: str, sr: Dataset) -> str:
+    """The WADO-RS URL of the SR instance in the store it is written to."""
+    return (
+        f"{dicomweb_url.rstrip('/')}/studies/{sr.StudyInstanceUID}"
+        f"/series/{sr.SeriesInstanceUID}/instances/{sr.SOPInstanceUID}"
+    )

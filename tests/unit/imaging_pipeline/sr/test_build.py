@@ -21,8 +21,8 @@ from imaging_pipeline.sr.build import (
 from imaging_pipeline.sr.read import read_report
 from pydicom.dataset import Dataset
 
+from tests.support.render_fixtures import synthetic
 from tests.support.sr import ANALYZER, EVERY_KIND, assessment_of
-from tests.unit.render_fixtures import synthetic
 
 EXTRA_PHI = {
     "OtherPatientIDs": "MRN-55501234",
