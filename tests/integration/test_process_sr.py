@@ -248,3 +248,49 @@ def test_a_new_analyzer_version_writes_a_new_sr_that_references_the_earlier(
     assert predecessor.ReferencedSOPInstanceUID == old.instance_uid
     earlier = retrieve(orthanc, old.study_uid, old.series_uid, old.instance_uid)
     assert "PredecessorDocumentsSequence" not in earlier
+
+
+def test_no_loop_when_the_store_notifies_the_processor_of_its_own_sr(
+    fhir_server: FhirServer, pubsub_server: PubSubServer
+) -> None:
+    """The whole arrow: Orthanc publishes a notification for every stored instance (as the
+    DICOM store does), a push subscription delivers it to the processor, which stores its SR
+    back into Orthanc, whose notification comes back: it must end there."""
+    topic = "projects/local-project/topics/sr-loop"
+    with OrthancServer(
+        notification_url=pubsub_server.publish_url(topic), store_name=LOCAL_STORE
+    ) as orthanc:
+        env = function_env(
+            dicomweb_url=orthanc.dicomweb_url,
+            fhir_base_url=fhir_server.base_url,
+            pubsub_host=pubsub_server.host,
+        )
+        with ProcessFunction(env) as function:
+            pubsub_server.create_push_subscription(
+                "projects/local-project/subscriptions/sr-loop",
+                topic,
+                function.url,
+                ack_deadline_seconds=120,
+            )
+            ds = projection("DX", text="STAT PNEUMOTHORAX", size=512, seed=14)
+            upload(orthanc.url, ds)  # -> notification -> push -> SR stored -> notification
+            messages = pubsub_server.wait_for_messages(topic, 2, timeout=120)
+            attempts = pubsub_server.wait_for_push_attempts(2, timeout=120)
+            outcomes = {o["instance_uid"]: o for o in function.outcomes()}
+            time_for_a_third = pubsub_server.published(topic)
+
+    identity = AnalyzerIdentity("imaging-pipeline-local-analyzer", LocalAnalyzer().version)
+    ids = sr_identity(ds.StudyInstanceUID, ds.SOPInstanceUID, identity)
+    assert [m.attributes["modality"] for m in messages] == ["DX", "SR"]
+    assert messages[1].attributes["sopInstanceUID"] == ids.instance_uid
+    assert all(a.status == 200 for a in attempts)
+    assert outcomes[ds.SOPInstanceUID]["outcome"] == "processed"
+    sr_outcome = outcomes[ids.instance_uid]
+    assert sr_outcome["outcome"] == "skipped" and sr_outcome["detail"] == "non-image modality SR"
+    assert len(time_for_a_third) == 2  # no second SR, so no third notification
+    [report] = fhir_search(
+        fhir_server.base_url,
+        "DiagnosticReport",
+        identifier=f"urn:dicom:uid|urn:oid:{ids.instance_uid}",
+    )
+    assert report["status"] == "preliminary"

@@ -30,9 +30,11 @@ from typing import TYPE_CHECKING
 import highdicom as hd
 import numpy as np
 from highdicom.sr import CodedConcept
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes as pydicom_codes
 from pydicom.uid import Comprehensive3DSRStorage, ExplicitVRLittleEndian
+from pydicom.valuerep import DA, TM
 
 from imaging_pipeline.sr import codes
 from imaging_pipeline.sr.uids import device_uid, sr_instance_uid, sr_series_uid, tracking_uid
@@ -106,11 +108,23 @@ def _evidence(source: Dataset) -> Dataset:
     """A copy of the source's header reduced to what the SR may copy and reference."""
     evidence = Dataset()
     for keyword in (*COPIED_ATTRIBUTES, "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
-        if keyword in source:
+        if keyword in source and _conformant(source[keyword]):
             setattr(evidence, keyword, source[keyword].value)
         elif keyword in TYPE_2_ATTRIBUTES:
             setattr(evidence, keyword, None)  # required, may be empty: present without a value
     return evidence
+
+
+def _conformant(element: DataElement) -> bool:
+    """False for dates and times pydicom cannot parse (e.g. "14:04:38" as TM): the SR keeps
+    such type 2 attributes empty rather than copy an invalid value (or fail on it)."""
+    if element.VR not in ("DA", "TM") or not element.value:
+        return True
+    try:
+        (DA if element.VR == "DA" else TM)(element.value)
+    except ValueError:
+        return False
+    return True
 
 
 def _source_reference(source: Dataset, image: SourceImage) -> dict[str, object]:
