@@ -214,7 +214,7 @@ class _Versioned(LocalAnalyzer):
         super().__init__()
         self._version = version
 
-    @property  # type: ignore[override]
+    @property
     def version(self) -> str:
         return self._version
 

@@ -11,7 +11,8 @@ Warnings that remain, each justified:
   Sequence; dciodvfy only knows the registered designators.
 - dciodvfy "Missing attribute or value that would be needed to build DICOMDIR" for Study Date,
   Study Time, Study ID or Patient ID: type 2 attributes the source leaves empty stay empty in
-  the SR, which invents no patient or study values.
+  the SR, which invents no patient or study values; "Retired Person Name form" for a Patient's
+  Name the source holds in that form (copied verbatim, never altered).
 - PixelMed "Content Item not in template" for the qualitative evaluations inside a Measurement
   Group (Priority, Image Quality, the description and rule TEXT items): TID 1501 and TID 1410
   allow qualitative evaluations (CODE and TEXT) in a group, but PixelMed's 2022 template tables
@@ -43,6 +44,7 @@ from tests.support.render_fixtures import PYDICOM_TEST_FILES, synthetic
 from tests.support.sr import ANALYZER, EVERY_KIND, assessment_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+MULTIFRAME_SC = "1.2.840.10008.5.1.4.1.1.7.3"  # Multi-frame Grayscale Word Secondary Capture
 
 ROOT = Path(__file__).resolve().parents[2]
 PIXELMED_JAR = Path("/usr/share/java/pixelmed.jar")
@@ -59,6 +61,9 @@ DCIODVFY_ALLOWED = re.compile(
     # values); dciodvfy notes that a DICOMDIR could not index them.
     r"|^Warning - Missing attribute or value that would be needed to build DICOMDIR - "
     r"(Study Date|Study Time|Study ID|Patient ID)$"
+    # Patient's Name is copied verbatim: a single-component name ("PLA") is the source's.
+    r"|^Warning - Value dubious for this VR - \(0x0010,0x0010\) PN Patient's Name  PN \[1\] = "
+    r"<[^>]*> - Retired Person Name form$"
 )
 PIXELMED_ALLOWED = re.compile(
     r'^Warning: [0-9.]+: .*/CONTAINER \(125007,DCM,"Measurement Group"\)/'
@@ -95,18 +100,19 @@ def written_srs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for instance in study_set("validators"):
         sources[f"synthetic-{Path(instance.name).stem}"] = instance.dataset
     written: dict[str, Path] = {}
-    for name, ds in sources.items():
-        sr = _analyzed_sr(ds, settings, analyzer)
+    for name, source in sources.items():
+        sr = _analyzed_sr(source, settings, analyzer)
         if sr is not None:
             written[name] = out / f"{name}.dcm"
             sr.save_as(written[name], enforce_file_format=True)
     for frames in (1, 4):
         shape = (frames, 48, 64) if frames > 1 else (48, 64)
-        ds = synthetic(np.zeros(shape, dtype=np.uint16), Modality="OT", SeriesInstanceUID="1.2.3.9")
-        ds.StudyInstanceUID = "1.2.3"
+        # A multi-frame source has a multi-frame SOP class (frame references need one).
+        every = synthetic(np.zeros(shape, dtype=np.uint16), sop_class=MULTIFRAME_SC, Modality="OT")
+        every.StudyInstanceUID, every.SeriesInstanceUID = "1.2.3", "1.2.3.9"
         image = SourceImage(48, 64, frames=frames, frame=frames // 2)
         sr = build_sr(
-            ds, image, EVERY_KIND, assessment_of(EVERY_KIND), ANALYZER, predecessors=["2.25.1"]
+            every, image, EVERY_KIND, assessment_of(EVERY_KIND), ANALYZER, predecessors=["2.25.1"]
         )
         written[f"every-kind-{frames}-frames"] = out / f"every-kind-{frames}.dcm"
         sr.save_as(written[f"every-kind-{frames}-frames"], enforce_file_format=True)

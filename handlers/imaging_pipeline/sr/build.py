@@ -23,6 +23,7 @@ source reaches the SR. The burned-in words themselves never do (they may be a na
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -34,7 +35,6 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes as pydicom_codes
 from pydicom.uid import Comprehensive3DSRStorage, ExplicitVRLittleEndian
-from pydicom.valuerep import DA, TM
 
 from imaging_pipeline.sr import codes
 from imaging_pipeline.sr.uids import device_uid, sr_instance_uid, sr_series_uid, tracking_uid
@@ -69,6 +69,10 @@ COPIED_ATTRIBUTES = (
 TYPE_2_ATTRIBUTES = frozenset(COPIED_ATTRIBUTES) - {"IssuerOfPatientID", "StudyInstanceUID"}
 _LO = 64
 WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
+_DATE_TIME_FORMATS = {
+    "DA": re.compile(r"\d{8}"),
+    "TM": re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?"),
+}
 
 
 @dataclass(frozen=True)
@@ -116,15 +120,10 @@ def _evidence(source: Dataset) -> Dataset:
 
 
 def _conformant(element: DataElement) -> bool:
-    """False for dates and times pydicom cannot parse (e.g. "14:04:38" as TM): the SR keeps
-    such type 2 attributes empty rather than copy an invalid value (or fail on it)."""
-    if element.VR not in ("DA", "TM") or not element.value:
-        return True
-    try:
-        (DA if element.VR == "DA" else TM)(element.value)
-    except ValueError:
-        return False
-    return True
+    """False for dates and times outside the DA/TM formats (e.g. ACR-NEMA "1997.04.24" or
+    "14:04:38"): the SR keeps such type 2 attributes empty rather than copy invalid values."""
+    pattern = _DATE_TIME_FORMATS.get(element.VR)
+    return pattern is None or not element.value or bool(pattern.fullmatch(str(element.value)))
 
 
 def _source_reference(source: Dataset, image: SourceImage) -> dict[str, object]:

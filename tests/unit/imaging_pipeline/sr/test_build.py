@@ -36,7 +36,9 @@ EXTRA_PHI = {
 
 def _source(frames: int = 1) -> Dataset:
     shape = (frames, 40, 60) if frames > 1 else (40, 60)
-    ds = synthetic(np.zeros(shape, dtype=np.uint16), Modality="CT", **EXTRA_PHI)
+    ds = synthetic(np.zeros(shape, dtype=np.uint16), Modality="CT")
+    for keyword, value in EXTRA_PHI.items():
+        setattr(ds, keyword, value)
     ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Zzyzx^Quintessa", "PHI-7734921", "19610203"
     ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.4", "1.2.3.4.5"
     ds.StudyDate, ds.AccessionNumber, ds.InstanceNumber = "20250102", "ACC1", 7
@@ -88,7 +90,7 @@ def test_codes_standard_where_they_exist_and_the_private_scheme_is_declared() ->
     assert schemes <= {*declared, "RFC5646"}
 
 
-def _walk(ds: Dataset):  # type: ignore[no-untyped-def]
+def _walk(ds: Dataset):
     for element in ds:
         yield element
         if element.VR == "SQ":
