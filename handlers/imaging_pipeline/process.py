@@ -214,7 +214,7 @@ class Processor:
         assessment: Assessment,
         identity: AnalyzerIdentity,
         existing_studies: list[dict[str, Any]],
-    ) -> StructuredReport:
+    ) -> StructuredReport | None:
         """Build the SR (TID 1500) and STOW-RS it into the source's study, before FHIR
         references it; a redelivery stores the same UIDs again ("already exists" is success)."""
         from imaging_pipeline.adapters.http import session_for
@@ -228,17 +228,33 @@ class Processor:
         )
 
         ids = sr_identity(str(dataset.StudyInstanceUID), str(dataset.SOPInstanceUID), identity)
-        sr = build_sr(
-            dataset,
-            source_image(image),
-            findings,
-            assessment,
-            identity,
-            predecessors=self._earlier_srs(dataset, ids.series_uid, existing_studies),
-        )
-        if self._stow_session is None:
-            self._stow_session = session_for(self.config.dicomweb_url)
-        store_sr(self._stow_session, self.config.dicomweb_url, sr)
+        predecessors = self._earlier_srs(dataset, ids.series_uid, existing_studies)
+        try:
+            sr = build_sr(
+                dataset,
+                source_image(image),
+                findings,
+                assessment,
+                identity,
+                predecessors=predecessors,
+            )
+            if self._stow_session is None:
+                self._stow_session = session_for(self.config.dicomweb_url)
+            store_sr(self._stow_session, self.config.dicomweb_url, sr)
+        except (PermanentError, ValueError, TypeError, AttributeError) as exc:
+            # A source highdicom cannot turn into an SR, or a store that refuses it: the SR is
+            # lost, but the FHIR results and a critical finding's alert must still go out.
+            # Transient STOW failures are raised (retry); these would fail on every retry.
+            logs.log_event(
+                logger,
+                logging.WARNING,
+                "structured report not stored",
+                event=Event.STRUCTURED_REPORT_NOT_STORED,
+                instance_uid=str(dataset.SOPInstanceUID),
+                reason=getattr(exc, "reason", "sr_not_built"),
+                detail=getattr(exc, "detail", type(exc).__name__),
+            )
+            return None
         return fhir_reference(sr, wado_url(self.config.dicomweb_url, sr))
 
     def _earlier_srs(

@@ -294,3 +294,44 @@ def test_no_loop_when_the_store_notifies_the_processor_of_its_own_sr(
         identifier=f"urn:dicom:uid|urn:oid:{ids.instance_uid}",
     )
     assert report["status"] == "preliminary"
+
+
+def test_a_store_that_rejects_the_sr_still_gets_fhir_and_transient_failures_retry(
+    env: dict[str, str],
+    orthanc: OrthancServer,
+    fhir_server: FhirServer,
+    fault_proxy: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from dataclasses import replace
+
+    from imaging_pipeline.adapters.dicomweb import make_client
+    from imaging_pipeline.errors import TransientError
+
+    proxy = fault_proxy(orthanc.dicomweb_url)  # only the STOW goes through it
+    config = replace(load_config(env), dicomweb_url=proxy.url)
+    processor = Processor(config, dicomweb=make_client(orthanc.dicomweb_url))
+    identity = AnalyzerIdentity("imaging-pipeline-local-analyzer", LocalAnalyzer().version)
+
+    rejected = projection("DX", size=256, seed=15)
+    upload(orthanc.url, rejected)
+    proxy.fail_next(1, status=400)
+    with caplog.at_level("WARNING", logger="imaging_pipeline.process"):
+        outcome = handle_event_data(processor, {"message": pubsub_message(instance_path(rejected))})
+    assert outcome.status == "processed" and outcome.report  # FHIR written regardless
+    assert any(
+        getattr(r, "fields", {}).get("event") == "structured_report_not_stored"
+        for r in caplog.records
+    )
+    ids = sr_identity(rejected.StudyInstanceUID, rejected.SOPInstanceUID, identity)
+    assert series_instances(orthanc, ids.study_uid, ids.series_uid) == []
+
+    flaky = projection("DX", size=256, seed=16)
+    upload(orthanc.url, flaky)
+    message = pubsub_message(instance_path(flaky))
+    proxy.fail_next(3, status=503)  # every in-process attempt of the STOW
+    with pytest.raises(TransientError):
+        handle_event_data(processor, {"message": message})
+    assert handle_event_data(processor, {"message": message}).status == "processed"
+    ids = sr_identity(flaky.StudyInstanceUID, flaky.SOPInstanceUID, identity)
+    assert series_instances(orthanc, ids.study_uid, ids.series_uid) == [ids.instance_uid]

@@ -270,9 +270,15 @@ def build_sr(
         )
     root.ContentSequence.append(_report_evaluations(assessment))
     previous = [_previous(identity, uid) for uid in predecessors if uid != identity.instance_uid]
+    # highdicom's SR constructor deep-copies the content tree, parses it back and searches it
+    # for references: most of the SR's CPU. It gets the root container alone (same concept,
+    # template and continuity) and the tree built above is attached afterwards; the evidence
+    # (the source, referenced by every group) is passed explicitly, so nothing is lost.
+    shell = hd.sr.ContainerContentItem(name=root.ConceptNameCodeSequence[0], template_id="1500")
+    shell.ContentSequence = hd.sr.ContentSequence()
     sr = hd.sr.Comprehensive3DSR(
         evidence=[evidence],
-        content=report,
+        content=hd.sr.ContentSequence([shell], is_root=True),
         series_instance_uid=identity.series_uid,
         series_number=SERIES_NUMBER,
         sop_instance_uid=identity.instance_uid,
@@ -288,6 +294,7 @@ def build_sr(
         coding_schemes=[codes.coding_scheme()],
         transfer_syntax_uid=ExplicitVRLittleEndian,
     )
+    sr.ContentSequence = root.ContentSequence
     # highdicom lists the source's acquisition equipment (institution, station...) as
     # contributing equipment; those values are not ours to copy, keep only highdicom's entry.
     sr.ContributingEquipmentSequence = [
