@@ -299,6 +299,7 @@ KNOBS = [
     _pipeline_knob("pipeline.local_analyzer.ocr_min_confidence", 50),
     _pipeline_knob("pipeline.local_analyzer.ocr_timeout_seconds", 12.0),
     _pipeline_knob("pipeline.fhir.patient_identifier_system", "urn:knob:patient"),
+    _pipeline_knob("pipeline.structured_report", False),
     _pipeline_knob(
         "pipeline.rules",
         [

@@ -6,6 +6,7 @@ twice, the SR's own notification never loops, and a new analyzer version superse
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,8 +25,9 @@ from pydicom.dataset import Dataset
 from imaging_cli.store_notifications import StoredInstance, notification
 from imaging_dev.servers.fhir_server import FhirServer
 from imaging_dev.servers.orthanc import OrthancServer
-from imaging_dev.servers.pubsub_server import PubSubServer
+from imaging_dev.servers.pubsub_emulator import PubSubEmulator
 from tests.support.process import (
+    ALERTS_TOPIC,
     LOCAL_STORE,
     ProcessFunction,
     fhir_count,
@@ -44,8 +46,9 @@ RESOURCE_TYPES = ("ImagingStudy", "DiagnosticReport", "Observation", "Device")
 
 @pytest.fixture(scope="module")
 def env(
-    orthanc: OrthancServer, fhir_server: FhirServer, _pubsub_session: PubSubServer
+    orthanc: OrthancServer, fhir_server: FhirServer, _pubsub_session: PubSubEmulator
 ) -> dict[str, str]:
+    _pubsub_session.create_topic(ALERTS_TOPIC)  # the emulator, like Pub/Sub, needs it
     return function_env(
         dicomweb_url=orthanc.dicomweb_url,
         fhir_base_url=fhir_server.base_url,
@@ -250,44 +253,60 @@ def test_a_new_analyzer_version_writes_a_new_sr_that_references_the_earlier(
     assert "PredecessorDocumentsSequence" not in earlier
 
 
+@pytest.mark.parametrize("subscription_filter", [True, False], ids=["filtered", "unfiltered"])
 def test_no_loop_when_the_store_notifies_the_processor_of_its_own_sr(
-    fhir_server: FhirServer, pubsub_server: PubSubServer
+    subscription_filter: bool, fhir_server: FhirServer, pubsub_emulator: PubSubEmulator
 ) -> None:
     """The whole arrow: Orthanc publishes a notification for every stored instance (as the
-    DICOM store does), a push subscription delivers it to the processor, which stores its SR
-    back into Orthanc, whose notification comes back: it must end there."""
-    topic = "projects/local-project/topics/sr-loop"
+    DICOM store does), a push subscription of Google's Pub/Sub emulator delivers it to the
+    processor, which stores its SR back into Orthanc, whose notification comes back. With the
+    stack's subscription filter it never reaches the processor; without it, the processor drops
+    it on its `modality` attribute. Either way: one SR, one analysis, one FHIR report."""
+    from imaging_pipeline.notification_filter import push_subscription_filter
+
+    topic = f"projects/local-project/topics/sr-loop-{int(subscription_filter)}"
+    pubsub_emulator.create_topic(topic)
+    pubsub_emulator.create_topic(ALERTS_TOPIC)
     with OrthancServer(
-        notification_url=pubsub_server.publish_url(topic), store_name=LOCAL_STORE
+        notification_url=pubsub_emulator.publish_url(topic), store_name=LOCAL_STORE
     ) as orthanc:
         env = function_env(
             dicomweb_url=orthanc.dicomweb_url,
             fhir_base_url=fhir_server.base_url,
-            pubsub_host=pubsub_server.host,
+            pubsub_host=pubsub_emulator.host,
         )
         with ProcessFunction(env) as function:
-            pubsub_server.create_push_subscription(
-                "projects/local-project/subscriptions/sr-loop",
+            pubsub_emulator.create_push_subscription(
+                f"projects/local-project/subscriptions/sr-loop-{int(subscription_filter)}",
                 topic,
                 function.url,
                 ack_deadline_seconds=120,
+                message_filter=push_subscription_filter() if subscription_filter else None,
             )
             ds = projection("DX", text="STAT PNEUMOTHORAX", size=512, seed=14)
             upload(orthanc.url, ds)  # -> notification -> push -> SR stored -> notification
-            messages = pubsub_server.wait_for_messages(topic, 2, timeout=120)
-            attempts = pubsub_server.wait_for_push_attempts(2, timeout=120)
+            messages = pubsub_emulator.wait_for_messages(topic, 2, timeout=120)
+            identity = AnalyzerIdentity("imaging-pipeline-local-analyzer", LocalAnalyzer().version)
+            ids = sr_identity(ds.StudyInstanceUID, ds.SOPInstanceUID, identity)
+            expected = 1 if subscription_filter else 2
+            deadline = time.monotonic() + 60
+            while len(function.outcomes()) < expected and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(2)  # a looping SR would have been pushed and stored by now
             outcomes = {o["instance_uid"]: o for o in function.outcomes()}
-            time_for_a_third = pubsub_server.published(topic)
+            published = pubsub_emulator.published(topic)
 
-    identity = AnalyzerIdentity("imaging-pipeline-local-analyzer", LocalAnalyzer().version)
-    ids = sr_identity(ds.StudyInstanceUID, ds.SOPInstanceUID, identity)
     assert [m.attributes["modality"] for m in messages] == ["DX", "SR"]
     assert messages[1].attributes["sopInstanceUID"] == ids.instance_uid
-    assert all(a.status == 200 for a in attempts)
     assert outcomes[ds.SOPInstanceUID]["outcome"] == "processed"
-    sr_outcome = outcomes[ids.instance_uid]
-    assert sr_outcome["outcome"] == "skipped" and sr_outcome["detail"] == "non-image modality SR"
-    assert len(time_for_a_third) == 2  # no second SR, so no third notification
+    if subscription_filter:
+        assert ids.instance_uid not in outcomes  # never invoked the function
+    else:
+        sr_outcome = outcomes[ids.instance_uid]
+        assert sr_outcome["outcome"] == "skipped"
+        assert sr_outcome["detail"] == "non-image modality SR"
+    assert len(outcomes) == expected
+    assert len(published) == 2  # no second SR, so no third notification
     [report] = fhir_search(
         fhir_server.base_url,
         "DiagnosticReport",
