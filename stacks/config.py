@@ -329,7 +329,7 @@ def load_environment(path: Path) -> Environment:
         raw = validations.load_yaml_unique(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except validations.DuplicateKey as exc:
+    except validations.DuplicateKeyError as exc:
         raise ConfigError(f"{path}: {exc.problem.key}: {exc.problem.message}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None

@@ -26,14 +26,14 @@ REQUIRE_REMOTE_STATE = "IMAGING_REQUIRE_REMOTE_STATE"
 
 # Modality (0008,0060) defined terms, DICOM PS3.3 C.7.3.1.1.1 (current and retired terms, since
 # archives keep sending retired ones).
-DICOM_MODALITIES = frozenset(
+_CURRENT_MODALITIES = (
     "AR ASMT AU BDUS BI BMD CFM CR CT CTPROTOCOL DMS DG DOC DX ECG EEG EMG EOG EPS ES FID GM HC "
     "HD IO IOL IVOCT IVUS KER KO LEN LS MG MR M3D NM OAM OCT OP OPM OPT OPTBSV OPTENF OPV OSS OT "
     "PA PLAN POS PR PT PX REG RESP RF RG RTDOSE RTIMAGE RTINTENT RTPLAN RTRAD RTRECORD RTSEGANN "
-    "RTSTRUCT RWV SEG SM SMR SR SRF STAIN TEXTUREMAP TG US VA XA XAPROTOCOL XC "
-    # retired
-    "AS CD CF CP CS DD DF DM DS EC FA FS LP MA MS OPR ST VF".split()
+    "RTSTRUCT RWV SEG SM SMR SR SRF STAIN TEXTUREMAP TG US VA XA XAPROTOCOL XC"
 )
+_RETIRED_MODALITIES = "AS CD CF CP CS DD DF DM DS EC FA FS LP MA MS OPR ST VF"
+DICOM_MODALITIES = frozenset(f"{_CURRENT_MODALITIES} {_RETIRED_MODALITIES}".split())
 
 # Cloud Run (which runs Cloud Functions gen2): whole vCPUs it accepts, and the least vCPU each
 # memory size needs ("Configure memory limits" and "Configure CPU limits" in Cloud Run's docs).
@@ -59,7 +59,7 @@ class Problem:
     message: str  # what is wrong and what is allowed
 
 
-class DuplicateKey(Exception):
+class DuplicateKeyError(Exception):
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem.message)
         self.problem = problem
@@ -71,7 +71,7 @@ def load_yaml_unique(text: str) -> Any:
     node = yaml.compose(text, Loader=yaml.SafeLoader)
     if node is not None:
         for problem in _duplicate_keys(node, ""):
-            raise DuplicateKey(problem)
+            raise DuplicateKeyError(problem)
     return yaml.safe_load(text)
 
 

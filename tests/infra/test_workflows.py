@@ -195,7 +195,9 @@ def _workspace(root: Path) -> Path:
     return root
 
 
-def _run(script: str, cwd: Path, bin_dir: Path, log: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    script: str, cwd: Path, bin_dir: Path, log: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
     import os
     import sys
 
