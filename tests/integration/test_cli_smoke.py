@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 import requests
 
-from imaging_cli.local_pipeline import NOTIFICATION_TOPIC, STORE, LocalPipeline
 from imaging_cli.main import main
 from imaging_cli.store_notifications import (
     list_instances,
     publish_notifications,
     publisher_client,
 )
+from imaging_dev.local_pipeline import NOTIFICATION_TOPIC, STORE, LocalPipeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
