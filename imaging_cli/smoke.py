@@ -20,8 +20,8 @@ from functools import partial
 from typing import Any
 
 import requests
+from imaging_pipeline.adapters.http import request_with_retries, session_for
 from imaging_pipeline.fhir.mapping import DICOM_UID_SYSTEM, study_identifier_value
-from imaging_pipeline.http import request_with_retries, session_for
 
 TIMEOUT_S = 30.0
 ATTEMPTS = 4
@@ -52,7 +52,7 @@ class SmokeResult:
 
 def test_instance(run_id: str) -> Any:
     """A one-slice synthetic CT whose identity says it is test data (no PHI)."""
-    from imaging_cli.synthetic import ct_series
+    from imaging_dev.synthetic import ct_series
 
     (instance,) = ct_series(seed=f"smoke-{run_id}", slices=1)
     ds = instance.dataset
