@@ -17,8 +17,7 @@ from pathlib import Path
 # Like main.py: the handlers' settings schema is importable without installing anything.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "handlers"))
 
-from cdktn import App, TerraformDataSource, TerraformResource
-from cdktn_provider_google.project_iam_member import ProjectIamMember
+from cdktn import App
 
 import modules  # noqa: F401  (lazy provider loading before any provider import)
 from stacks.app import DEFAULT_OUTDIR

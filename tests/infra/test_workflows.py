@@ -94,7 +94,7 @@ def test_pull_requests_check_then_plan_every_environment() -> None:
     assert plan["strategy"]["matrix"]["environment"] == ["dev", "staging", "prod"]
     assert plan["permissions"]["id-token"] == "write"
     assert "scripts/ci/plan.sh" in _runs(plan)
-    assert "cdktf diff" not in _runs(plan) and "cdktf deploy" not in _runs(plan)
+    assert "diff" not in _runs(plan) and " deploy" not in _runs(plan)
 
 
 def test_planner_identities_are_per_environment_behind_github_environments() -> None:
@@ -165,7 +165,14 @@ def test_the_apply_job_applies_the_plan_artifact_and_never_plans() -> None:
     (applying,) = [s for s in apply["steps"] if "scripts/ci/apply.sh" in str(s.get("run", ""))]
     assert applying["env"]["PLAN_SHA256"] == "${{ needs.plan.outputs.sha256 }}"
     runs = _runs(apply)
-    for forbidden in ("terraform plan", "cdktf", "auto-approve", "main.py", "make "):
+    for forbidden in (
+        "terraform plan",
+        "cdktn",
+        "cdktf deploy",
+        "auto-approve",
+        "main.py",
+        "make ",
+    ):
         assert forbidden not in runs
 
 
