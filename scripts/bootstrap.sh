@@ -32,7 +32,7 @@ if [ "$(cat "$NODE_PREFIX/.bootstrap" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$NODE_PREFIX"  # the machine's Node is supported: use it
   else
     log "installing Node.js and npm from the npm registry into .tools/node"
-    python3 scripts/install_node.py "$NODE_PREFIX"
+    "${PYTHON:-python3}" scripts/install_node.py "$NODE_PREFIX"
     echo "$stamp" > "$NODE_PREFIX/.bootstrap"
   fi
 fi
