@@ -107,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{sum(r.outcome == 'skipped' for r in results)}  failed: {len(failed)}  "
                 f"unfinished: {len(unfinished)}  staged objects not stored: {len(not_stored)}"
             )
+            srs = pipeline.structured_reports()
+            print(f"DICOM SRs (TID 1500) stored in Orthanc next to the images: {len(srs)}")
             status = 0 if not (unfinished or failed or not_stored) else 1
             if args.keep:
                 _keep(pipeline)

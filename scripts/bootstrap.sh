@@ -32,7 +32,7 @@ if [ "$(cat "$NODE_PREFIX/.bootstrap" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$NODE_PREFIX"  # the machine's Node is supported: use it
   else
     log "installing Node.js and npm from the npm registry into .tools/node"
-    python3 scripts/install_node.py "$NODE_PREFIX"
+    "${PYTHON:-python3}" scripts/install_node.py "$NODE_PREFIX"
     echo "$stamp" > "$NODE_PREFIX/.bootstrap"
   fi
 fi
@@ -43,8 +43,13 @@ missing=()
 [ -x /usr/sbin/Orthanc ] || missing+=(orthanc)
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || missing+=(orthanc-dicomweb)
 command -v tesseract >/dev/null || missing+=(tesseract-ocr tesseract-ocr-eng)
-# dcmtk's dcmj2pnm: the reference renderer bench/render compares with.
-command -v dcmj2pnm >/dev/null || missing+=(dcmtk)
+# Independent validators of the DICOM SRs the processor writes: dciodvfy (IOD conformance) and
+# PixelMed's DicomSRValidator (templates) on a headless JRE; dcmtk: dsrdump shows SR trees,
+# dcmj2pnm is the reference renderer bench/render compares with.
+command -v dciodvfy >/dev/null || missing+=(dicom3tools)
+[ -f /usr/share/java/pixelmed.jar ] || missing+=(libpixelmed-java)
+command -v java >/dev/null || missing+=(default-jre-headless)
+command -v dsrdump >/dev/null || missing+=(dcmtk)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then

@@ -1,7 +1,8 @@
 """The processor: one DICOM store notification in, analysis, FHIR and alerts out.
 
     parse event -> store check -> action filter -> modality filter -> WADO-RS retrieve
-      -> SOP class filter -> render -> analyze -> rules -> FHIR transaction -> critical alert
+      -> SOP class filter -> render -> analyze -> rules -> DICOM SR (STOW-RS)
+      -> FHIR transaction -> critical alert
 
 Permanent failures (bad input, unsupported objects) return an `Outcome`: the glue in
 `process_entry` answers 200 and Pub/Sub drops the message. Transient failures raise: it answers
@@ -29,8 +30,11 @@ from imaging_pipeline.critical_findings import Alert, publish_alert
 from imaging_pipeline.errors import PermanentError, PipelineError, TransientError
 from imaging_pipeline.events import InstanceEvent, check_store, message_id, parse_event
 from imaging_pipeline.fhir.mapping import (
+    ANALYZED_INSTANCE_SYSTEM,
     DICOM_UID_SYSTEM,
     AnalyzerIdentity,
+    StructuredReport,
+    analyzed_instance_value,
     build_transaction,
     instance_info,
     report_identifier_value,
@@ -121,6 +125,7 @@ class Processor:
             vertex_api_base=config.vertex_endpoint,
         )
         self.fhir: FhirStore = fhir or FhirClient(config.fhir_base_url)
+        self._stow_session: Any = None
 
     @property
     def dicomweb(self) -> DicomwebReader:
@@ -171,18 +176,24 @@ class Processor:
         check_modality(dataset.get("Modality"), settings.modalities)
         analyzer = self.analyzer_for(str(dataset.get("Modality") or ""))
 
+        image: RenderedImage | None = None
         if isinstance(analyzer, SourceAnalyzer) and analyzer.reads_source:
             # The model reads the instance itself: nothing to render here.
             findings = analyzer.analyze_source(self._instance_url(event))
             assessment = assess(findings, settings.rules)
         else:
-            _, findings, assessment = analyze_dataset(dataset, settings, analyzer)
+            image, findings, assessment = analyze_dataset(dataset, settings, analyzer)
         info = instance_info(dataset)
 
         existing = self.fhir.search_by_identifier(
             "ImagingStudy", DICOM_UID_SYSTEM, study_identifier_value(info.study_uid)
         )
         identity = AnalyzerIdentity(analyzer.name, analyzer.version)
+        structured_report = (
+            self._store_sr(dataset, image, findings, assessment, identity, existing)
+            if settings.structured_report
+            else None
+        )
         bundle = build_transaction(
             info,
             findings,
@@ -191,6 +202,7 @@ class Processor:
             patient_system=settings.fhir.patient_identifier_system,
             existing_study=existing[0] if existing else None,
             issued=datetime.now(UTC).isoformat(timespec="seconds"),
+            structured_report=structured_report,
         )
         validate_bundle(bundle)
         outcomes = self.fhir.transaction(bundle)
@@ -228,6 +240,85 @@ class Processor:
         return (
             f"{self.config.dicomweb_url}/studies/{event.study_uid}"
             f"/series/{event.series_uid}/instances/{event.instance_uid}"
+        )
+
+    def _store_sr(
+        self,
+        dataset: Any,
+        image: RenderedImage | None,
+        findings: list[Finding],
+        assessment: Assessment,
+        identity: AnalyzerIdentity,
+        existing_studies: list[dict[str, Any]],
+    ) -> StructuredReport | None:
+        """Build the SR (TID 1500) and STOW-RS it into the source's study, before FHIR
+        references it; a redelivery stores the same UIDs again ("already exists" is success)."""
+        from imaging_pipeline.adapters.http import session_for
+        from imaging_pipeline.adapters.sr_store import store_sr
+        from imaging_pipeline.sr.build import (
+            build_sr,
+            fhir_reference,
+            source_geometry,
+            source_image,
+            sr_identity,
+            wado_url,
+        )
+
+        ids = sr_identity(str(dataset.StudyInstanceUID), str(dataset.SOPInstanceUID), identity)
+        predecessors = self._earlier_srs(dataset, ids.series_uid, existing_studies)
+        try:
+            sr = build_sr(
+                dataset,
+                source_image(image) if image is not None else source_geometry(dataset),
+                findings,
+                assessment,
+                identity,
+                predecessors=predecessors,
+            )
+            if self._stow_session is None:
+                self._stow_session = session_for(self.config.dicomweb_url)
+            store_sr(self._stow_session, self.config.dicomweb_url, sr)
+        except (PermanentError, ValueError, TypeError, AttributeError) as exc:
+            # A source highdicom cannot turn into an SR, or a store that refuses it: the SR is
+            # lost, but the FHIR results and a critical finding's alert must still go out.
+            # Transient STOW failures are raised (retry); these would fail on every retry.
+            logs.log_event(
+                logger,
+                logging.WARNING,
+                "structured report not stored",
+                event=Event.STRUCTURED_REPORT_NOT_STORED,
+                instance_uid=str(dataset.SOPInstanceUID),
+                reason=getattr(exc, "reason", "sr_not_built"),
+                detail=getattr(exc, "detail", type(exc).__name__),
+            )
+            return None
+        return fhir_reference(sr, wado_url(self.config.dicomweb_url, sr))
+
+    def _earlier_srs(
+        self, dataset: Any, sr_series_uid: str, existing_studies: list[dict[str, Any]]
+    ) -> list[str]:
+        """SOP Instance UIDs of the SRs earlier analyzer versions wrote for this instance.
+
+        Only looked up when the study already lists this analyzer's SR series (otherwise there
+        is none, and the common first analysis costs no extra request).
+        """
+        if not any(
+            s.get("uid") == sr_series_uid for st in existing_studies for s in st.get("series", [])
+        ):
+            return []
+        reports = self.fhir.search_by_identifier(
+            "DiagnosticReport",
+            ANALYZED_INSTANCE_SYSTEM,
+            analyzed_instance_value(str(dataset.SOPInstanceUID), identity.name),
+        )
+        prefix = study_identifier_value("")
+        return sorted(
+            {
+                i["value"].removeprefix(prefix)
+                for r in reports
+                for i in r.get("identifier", [])
+                if i.get("system") == DICOM_UID_SYSTEM and i.get("value", "").startswith(prefix)
+            }
         )
 
 

@@ -16,6 +16,12 @@ Priority = Literal["routine", "urgent", "critical"]
 # process (they may be a patient's name).
 FindingKind = Literal["burned_in_text", "label", "object", "text", "blank_image", "exposure"]
 TERM_KINDS = frozenset({"label", "object", "text"})
+# What each analyzer can report (`text` rules match burned-in-text words): a rule of any other
+# kind could never fire, so the stack refuses it at synth time (stacks/validations.py).
+ANALYZER_FINDINGS: dict[str, frozenset[str]] = {
+    "vision": frozenset({"label", "object", "burned_in_text", "text"}),
+    "local": frozenset({"burned_in_text", "text", "blank_image", "exposure"}),
+}
 
 # Modalities whose objects carry no image to analyze (or are our own outputs); never processed.
 NON_IMAGE_MODALITIES = frozenset(
@@ -202,7 +208,7 @@ class PipelineSettings(_Strict):
         "offline analyzer locally, or none.",
     )
     modalities: tuple[str, ...] = Field(
-        default=("CT", "MR", "CR", "DX", "MG", "US", "XA", "RF", "NM", "PT", "OT", "SC", "XC"),
+        default=("CT", "MR", "CR", "DX", "MG", "US", "XA", "RF", "NM", "PT", "OT", "XC"),
         description="Modality allow-list; non-image objects are always skipped.",
     )
     render: RenderSettings = RenderSettings()
@@ -213,10 +219,24 @@ class PipelineSettings(_Strict):
     )
     local_analyzer: LocalAnalyzerSettings = LocalAnalyzerSettings()
     fhir: FhirSettings = FhirSettings()
+    structured_report: bool = Field(
+        default=True,
+        description="Store a DICOM SR (TID 1500) of each analysis next to the images (STOW-RS).",
+    )
     rules: tuple[Rule, ...] = (
         Rule(name="burned-in-text", finding="burned_in_text", min_score=0.6, priority="urgent"),
         Rule(name="blank-image", finding="blank_image", min_score=0.9, priority="urgent"),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_rules_fit_analyzer(cls, data: object) -> object:
+        """Without `rules`, only the default rules the chosen analyzer can fire."""
+        if isinstance(data, dict) and "rules" not in data:
+            emitted = ANALYZER_FINDINGS.get(str(data.get("analyzer", "vision")), frozenset())
+            default = cls.model_fields["rules"].default
+            data = {**data, "rules": tuple(r for r in default if r.finding in emitted)}
+        return data
 
     @field_validator("modalities")
     @classmethod

@@ -24,6 +24,8 @@ class Event(StrEnum):
     INSTANCE_FAILED = "instance_failed"  # permanent: bad input, acknowledged
     INSTANCE_RETRY = "instance_retry"  # transient: Pub/Sub redelivers, not counted as handled
     CRITICAL_FINDING = "critical_finding"
+    # The SR could not be built or the store refused it: FHIR and alerts still went out.
+    STRUCTURED_REPORT_NOT_STORED = "structured_report_not_stored"
     INGEST = "ingest"  # one staging object (outcome says how it ended)
 
 

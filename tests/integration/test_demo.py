@@ -81,6 +81,8 @@ def test_demo_runs_to_completion_and_leaves_no_process(marker: str) -> None:
     assert len(processed) == 12
     assert all(r[-1].startswith("DiagnosticReport/") for r in processed)
     assert "failed: 0  unfinished: 0  staged objects not stored: 0" in out
+    # One SR per processed instance, stored back into Orthanc (visible in its explorer).
+    assert "DICOM SRs (TID 1500) stored in Orthanc next to the images: 12" in out
     assert _processes_with(marker) == []
 
 
