@@ -30,7 +30,7 @@ lint: setup
 	.venv/bin/mypy
 
 demo: setup-demo        ## the pipeline end to end on this machine, with local servers
-	.venv/bin/imaging demo
+	.venv/bin/imaging-dev demo
 
 bench: setup
 	$(PY) -m bench.synth

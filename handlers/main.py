@@ -6,4 +6,4 @@ notification -> analysis -> FHIR -> alert), `ingest_dicom_object` the ingest fun
 """
 
 from imaging_pipeline.ingest.entry import ingest_dicom_object  # noqa: F401  (entry point)
-from imaging_pipeline.process import process_dicom_instance  # noqa: F401  (entry point)
+from imaging_pipeline.process_entry import process_dicom_instance  # noqa: F401  (entry point)

@@ -22,7 +22,7 @@ from imaging_pipeline.ingest.validation import ObjectRejectedError, check_dicom
 from imaging_cli.ingest_sources import SourceObject
 
 FileOutcome = Literal[
-    "stored", "already-present", "skipped-existing", "not-dicom", "failed", "not-attempted"
+    "stored", "already_present", "skipped_existing", "not_dicom", "failed", "not_attempted"
 ]
 # Retries inside one run before a file counts as failed (the next run resumes from there).
 CLI_ATTEMPTS = 5
@@ -103,13 +103,13 @@ class BulkIngest:
                 self._unreachable_in_a_row += 1
                 if self._unreachable_in_a_row >= self.unreachable_after and not self.stopped:
                     self.stopped = result.detail
-            elif result.outcome != "not-dicom":
+            elif result.outcome != "not_dicom":
                 self._unreachable_in_a_row = 0
         return result
 
     def ingest_one(self, source: SourceObject) -> FileResult:
         if self.stopped:
-            return FileResult(source.uri, "not-attempted", "stopped: the store is unreachable")
+            return FileResult(source.uri, "not_attempted", "stopped: the store is unreachable")
         try:
             result = self._ingest(source)
         except TransientError as error:
@@ -126,13 +126,13 @@ class BulkIngest:
             uids = (instance.study_uid, instance.series_uid, instance.sop_instance_uid)
             if self.existing is not None and self.existing.contains(*uids):
                 return FileResult(
-                    source.uri, "skipped-existing", sop_instance_uid=instance.sop_instance_uid
+                    source.uri, "skipped_existing", sop_instance_uid=instance.sop_instance_uid
                 )
             outcome = stow_instance(
                 self.session, self.dicomweb_url, instance, attempts=CLI_ATTEMPTS
             )
         except ObjectRejectedError as rejected:
-            kind: FileOutcome = "not-dicom" if rejected.reason == "not-dicom" else "failed"
+            kind: FileOutcome = "not_dicom" if rejected.reason == "not_dicom" else "failed"
             return FileResult(source.uri, kind, f"{rejected.reason}: {rejected.detail}")
         except TransientError:
             raise  # the store itself is failing: counted by ingest_one

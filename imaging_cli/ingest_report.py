@@ -19,18 +19,18 @@ def not_attempted(
 ) -> list[FileResult]:
     """Files listed but never tried (interrupted, or stopped because the store is down)."""
     seen = {r.uri for r in results}
-    return [FileResult(o.uri, "not-attempted") for o in objects if o.uri not in seen]
+    return [FileResult(o.uri, "not_attempted") for o in objects if o.uri not in seen]
 
 
 def summary_line(results: Sequence[FileResult]) -> str:
     counts = Counter(r.outcome for r in results)
     line = (
         f"files: {len(results)}  stored: {counts['stored']}  "
-        f"already in store: {counts['skipped-existing'] + counts['already-present']}  "
-        f"not DICOM: {counts['not-dicom']}  failed: {counts['failed']}"
+        f"already in store: {counts['skipped_existing'] + counts['already_present']}  "
+        f"not DICOM: {counts['not_dicom']}  failed: {counts['failed']}"
     )
-    if counts["not-attempted"]:
-        line += f"  not attempted: {counts['not-attempted']}"
+    if counts["not_attempted"]:
+        line += f"  not attempted: {counts['not_attempted']}"
     return line
 
 

@@ -81,7 +81,15 @@ def list_instances(
 
 def notification(instance: StoredInstance, store: str) -> tuple[bytes, dict[str, str]]:
     """The message data and attributes the store publishes for a newly stored instance."""
-    attributes = {"action": STORE_INSTANCES_ACTION, "storeName": store}
+    # The attributes the store's notification_configs messages carry (the subscription filter
+    # and the processor's early skip read `modality`).
+    attributes = {
+        "action": STORE_INSTANCES_ACTION,
+        "storeName": store,
+        "studyInstanceUID": instance.study_uid,
+        "seriesInstanceUID": instance.series_uid,
+        "sopInstanceUID": instance.sop_instance_uid,
+    }
     if instance.modality:
         attributes["modality"] = instance.modality
     return instance.path(store).encode(), attributes

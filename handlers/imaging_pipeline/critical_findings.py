@@ -1,4 +1,5 @@
-"""Critical findings: one JSON message to the alerts topic, and the log line a metric counts.
+"""Critical findings (clinical, not operations alert policies): one JSON message to the
+critical-findings topic, and the log line a metric counts.
 
 The message carries references and UIDs only (no names, birth dates or patient ids), so the
 alert channel never needs to be PHI-cleared. Delivery is at least once: a redelivered event
@@ -8,21 +9,16 @@ lets consumers drop repeats.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from imaging_pipeline.errors import TransientError
+from imaging_pipeline.adapters.pubsub import publish
 from imaging_pipeline.logs import log_event
 from imaging_pipeline.rules import Match
-
-# The log-based metric for critical findings filters on jsonPayload.event = this value.
-CRITICAL_FINDING_EVENT = "critical_finding"
-PUBLISH_TIMEOUT_S = 30.0
+from imaging_pipeline.telemetry import Event
 
 logger = logging.getLogger(__name__)
 
@@ -54,35 +50,20 @@ class Alert:
         }
 
 
-@functools.cache
-def _publisher(emulator_host: str | None) -> Any:
-    # Imported lazily (gRPC is heavy). The client itself reads PUBSUB_EMULATOR_HOST; keying the
-    # cache on it keeps one client per target (tests start local servers on free ports).
-    from google.cloud.pubsub_v1 import PublisherClient
-
-    return PublisherClient()
-
-
 def publish_alert(topic: str, alert: Alert) -> str:
-    """Publish and log the alert; returns the Pub/Sub message id."""
-    from google.api_core import exceptions as api_exceptions
-
+    """Publish and log the critical finding; returns the Pub/Sub message id."""
     payload = alert.payload()
-    try:
-        future = _publisher(os.environ.get("PUBSUB_EMULATOR_HOST")).publish(
-            topic,
-            json.dumps(payload, sort_keys=True).encode("utf-8"),
-            priority="critical",
-            dedupe_key=alert.report_identifier,
-        )
-        message_id = str(future.result(timeout=PUBLISH_TIMEOUT_S))
-    except (api_exceptions.GoogleAPIError, TimeoutError) as exc:
-        raise TransientError("pubsub", type(exc).__name__) from exc
+    message_id = publish(
+        topic,
+        json.dumps(payload, sort_keys=True).encode("utf-8"),
+        priority="critical",
+        dedupe_key=alert.report_identifier,
+    )
     log_event(
         logger,
         logging.WARNING,
         "critical finding",
-        event=CRITICAL_FINDING_EVENT,
+        event=Event.CRITICAL_FINDING,
         **{k: v for k, v in payload.items() if k != "findings"},
         alert_message_id=message_id,
     )

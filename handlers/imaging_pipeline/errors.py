@@ -8,19 +8,9 @@ backoff and finally dead-letters the message.
 
 from __future__ import annotations
 
-from typing import Literal
+from imaging_pipeline.telemetry import PermanentReason
 
-PermanentReason = Literal[
-    "malformed_event",  # data is not a DICOM store instance path
-    "foreign_store",  # the instance lives in a store this processor is not configured for
-    "not_found",  # the instance was deleted before we fetched it (404/410)
-    "unsupported_sop_class",  # SR, SEG, PR, KO, PDF, RT...: nothing to render
-    "unsupported_modality",  # modality outside the configured allow-list
-    "unrenderable",  # the rendering core rejected the pixel data
-    "invalid_dicom",  # the server returned something that is not a readable DICOM instance
-    "rejected_by_server",  # a 4xx other than 408/429 from a dependency: our request is wrong
-    "invalid_fhir",  # a resource we built failed FHIR validation (a bug; never send it)
-]
+# The reason codes are part of the telemetry contract (metrics label failures with them).
 
 
 class PipelineError(Exception):

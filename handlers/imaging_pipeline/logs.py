@@ -1,11 +1,18 @@
-"""Structured JSON logs for Cloud Logging, with trace context and PHI scrubbing.
+"""Structured JSON logs for Cloud Logging, PHI-safe by construction, with trace context.
 
 Each line is one JSON object on stdout; Cloud Logging reads `severity`, `message` and
 `logging.googleapis.com/trace` from it, and the log-based metrics filter on `event` and
-`outcome`. PHI never reaches a line by construction (we log UIDs and reason codes only); as a
-second line of defence, the values of the current instance's patient attributes are registered
-per event and replaced in every formatted line, including third-party library messages and
-exception text.
+`outcome`. Two rules keep PHI out:
+
+- Structured fields come from an allow-list (`telemetry.LOG_FIELDS`): UIDs, codes, references,
+  numbers and findings, each checked for its shape; anything else is dropped (its name is listed
+  in `dropped_fields`), a value of the wrong shape becomes "[invalid]". They are never rewritten.
+- Free text (the message, `detail`, exception tracebacks, library and `warnings` messages) goes
+  through a scrubber that replaces the values of the current instance's patient attributes
+  (registered per event) where they occur as whole tokens: a PHI value "3090" redacts the house
+  number in "3090 Main Street" but not the digits inside a UID or a duration.
+
+Scrubbing happens on values before serialization, so every line is valid JSON.
 """
 
 from __future__ import annotations
@@ -13,14 +20,18 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import math
 import re
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TextIO
+
+from imaging_pipeline.telemetry import LOG_FIELDS, FieldKind
 
 REDACTED = "[redacted]"
+INVALID = "[invalid]"
 TRACE_KEY = "logging.googleapis.com/trace"
 SPAN_KEY = "logging.googleapis.com/spanId"
 # DICOM keywords whose values identify a patient (a subset of PS3.15 Annex E that this pipeline
@@ -45,6 +56,21 @@ PHI_KEYWORDS = (
     "StudyID",
 )
 _MIN_PHI_LENGTH = 3  # shorter fragments (initials, "M") would redact ordinary words
+# A PHI value matches as a whole token only: not inside a longer run of letters and digits, and a
+# value starting or ending with a digit not as part of a dotted number ("1.2.3090.4", "1090.2"),
+# so UIDs and numbers stay intact.
+_WHOLE_START = r"(?<![^\W_])(?:(?<!\d\.)|(?=\D))"
+_WHOLE_END = r"(?![^\W_])(?:(?!\.\d)|(?<=\D))"
+_UID = re.compile(r"[0-9]{1,64}(?:\.[0-9]{1,64}){0,63}")
+_CODE = re.compile(r"[A-Za-z0-9_.:+-]{1,64}")
+_REFERENCE = re.compile(r"[A-Za-z0-9_.:/~%+=@-]{1,512}")
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_FINDING_KEYS = {
+    "kind": FieldKind.CODE,
+    "rule": FieldKind.CODE,
+    "score": FieldKind.NUMBER,
+    "description": FieldKind.TEXT,  # a label or fixed phrase, never OCR text; scrubbed anyway
+}
 
 _trace: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
     "trace", default=None
@@ -112,7 +138,8 @@ def register_phi(values: Iterable[Any]) -> None:
     if found:
         ordered = tuple(sorted(found, key=len, reverse=True))  # longest first: whole names win
         _phi.set(ordered)
-        _phi_pattern.set(re.compile("|".join(re.escape(v) for v in ordered), re.IGNORECASE))
+        choice = "|".join(re.escape(v) for v in ordered)
+        _phi_pattern.set(re.compile(f"{_WHOLE_START}(?:{choice}){_WHOLE_END}", re.IGNORECASE))
 
 
 def register_dataset_phi(dataset: Any) -> None:
@@ -121,8 +148,68 @@ def register_dataset_phi(dataset: Any) -> None:
 
 
 def scrub(text: str) -> str:
+    """Replace every registered PHI value that occurs in `text` as a whole token."""
     pattern = _phi_pattern.get()
     return pattern.sub(REDACTED, text) if pattern else text
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    return INVALID
+
+
+def _matching(pattern: re.Pattern[str], value: Any) -> str:
+    text = str(value)
+    return text if pattern.fullmatch(text) else INVALID
+
+
+def _finding(value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        return INVALID
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key == "box" and isinstance(item, list | tuple):
+            out[key] = [_number(v) for v in item]
+        elif key in _FINDING_KEYS:
+            out[key] = checked_value(_FINDING_KEYS[key], item)
+    return out
+
+
+def checked_value(kind: FieldKind, value: Any) -> Any:
+    """The value as written for an allow-listed field of `kind` (see the module docstring)."""
+    if value is None:
+        return None
+    if kind is FieldKind.NUMBER:
+        return _number(value)
+    if kind is FieldKind.UID:
+        return _matching(_UID, value)
+    if kind is FieldKind.CODE:
+        return _matching(_CODE, value)
+    if kind is FieldKind.REFERENCE:
+        return _matching(_REFERENCE, value)
+    if kind is FieldKind.FINDINGS:
+        if isinstance(value, list | tuple):
+            return [_finding(v) for v in value]
+        return _finding(value)
+    return scrub(str(value))
+
+
+def structured_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Allow-listed fields with checked values; other names go to `dropped_fields`."""
+    out: dict[str, Any] = {}
+    dropped: list[str] = []
+    for key, value in fields.items():
+        kind = LOG_FIELDS.get(key)
+        if kind is None:
+            dropped.append(key if _FIELD_NAME.fullmatch(str(key)) else INVALID)
+        elif value is not None:
+            out[key] = checked_value(kind, value)
+    if dropped:
+        out["dropped_fields"] = sorted(dropped)
+    return out
 
 
 class JsonFormatter(logging.Formatter):
@@ -131,28 +218,34 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "severity": record.levelname,
-            "message": record.getMessage(),
+            "message": scrub(record.getMessage()),
             "logger": record.name,
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, Mapping):
-            entry.update(fields)
+            entry.update(structured_fields(fields))
         trace = _trace.get()
         if trace:
             entry[TRACE_KEY] = trace[0]
             if trace[1]:
                 entry[SPAN_KEY] = trace[1]
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return scrub(json.dumps(entry, default=str, ensure_ascii=False))
+            entry["exception"] = scrub(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure_logging(level: str = "INFO", stream: Any = None) -> None:
-    """Route every logger (ours and libraries') through one JSON handler; idempotent."""
+def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Route every logger (ours and libraries') and `warnings` through one JSON handler.
+
+    Idempotent. `warnings.warn` (pydicom's warnings about odd files) becomes a `py.warnings`
+    record instead of raw text on stderr; Flask's own stderr handler is never attached to the
+    app logger, because a root handler exists before functions-framework first logs a traceback.
+    """
     root = logging.getLogger()
     root.setLevel(level)
+    logging.captureWarnings(True)
     for handler in root.handlers:
         if isinstance(handler.formatter, JsonFormatter):
             return
@@ -162,5 +255,5 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
 
 
 def log_event(logger: logging.Logger, level: int, message: str, **fields: Any) -> None:
-    """Log `message` with structured `fields` (UIDs, outcome, reason; never PHI)."""
+    """Log `message` (free text, scrubbed) with allow-listed structured `fields`."""
     logger.log(level, message, extra={"fields": fields})

@@ -1,69 +1,73 @@
 """The processor: one DICOM store notification in, analysis, FHIR and alerts out.
 
     parse event -> store check -> action filter -> modality filter -> WADO-RS retrieve
-      -> SOP class filter -> render -> analyze -> rules -> FHIR transaction -> critical alert
+      -> SOP class filter -> render -> analyze -> rules -> DICOM SR (STOW-RS)
+      -> FHIR transaction -> critical alert
 
-Permanent failures (bad input, unsupported objects) return normally: functions-framework
-answers 200 and Pub/Sub drops the message. Transient failures raise: 500, Pub/Sub retries with
-backoff and dead-letters after the configured attempts. Heavy libraries (numpy, pydicom, PIL,
-dicomweb-client, google clients, fhir.resources) are imported inside the functions that use
-them, so a cold start imports only this light module.
+Permanent failures (bad input, unsupported objects) return an `Outcome`: the glue in
+`process_entry` answers 200 and Pub/Sub drops the message. Transient failures raise: it answers
+500, Pub/Sub retries with backoff and dead-letters after the configured attempts.
+
+Heavy libraries (numpy, pydicom, PIL, dicomweb-client, google clients, fhir.resources) are
+imported inside the functions that use them, so a cold start imports only this light module.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-import functions_framework
-
 from imaging_pipeline import logs
 from imaging_pipeline.adapters.fhir_client import FhirClient
-from imaging_pipeline.analysis import make_analyzer
-from imaging_pipeline.analysis.base import Analyzer, Finding
+from imaging_pipeline.analysis import AnalyzerRouter
+from imaging_pipeline.analysis.base import Analyzer, Finding, SourceAnalyzer
 from imaging_pipeline.critical_findings import Alert, publish_alert
 from imaging_pipeline.errors import PermanentError, PipelineError, TransientError
 from imaging_pipeline.events import InstanceEvent, check_store, message_id, parse_event
 from imaging_pipeline.fhir.mapping import (
+    ANALYZED_INSTANCE_SYSTEM,
     DICOM_UID_SYSTEM,
     AnalyzerIdentity,
+    StructuredReport,
+    analyzed_instance_value,
     build_transaction,
     instance_info,
     report_identifier_value,
     study_identifier_value,
     validate_bundle,
 )
+from imaging_pipeline.ports import DicomwebReader, FhirStore
 from imaging_pipeline.rules import Assessment, assess
-from imaging_pipeline.runtime_env import ConfigurationError, ProcessorConfig, load_config
+from imaging_pipeline.runtime_env import ProcessorConfig
 from imaging_pipeline.sop_filter import check_modality, check_sop_class
+from imaging_pipeline.telemetry import (
+    IGNORE_REASONS,
+    SKIP_REASONS,
+    UNEXPECTED_ERROR,
+    Event,
+    transient_reason,
+)
 
 if TYPE_CHECKING:
-    from cloudevents.http import CloudEvent
+    from pydicom.dataset import Dataset
 
     from imaging_pipeline.render import RenderedImage
     from imaging_pipeline.settings import PipelineSettings
 
 logger = logging.getLogger("imaging_pipeline.process")
-# Every event ends with one log line whose `event` is one of these; the log-based metrics of
-# modules/observability.py count them (labels `modality`, `reason`).
-PROCESSED_EVENT = "instance_processed"
-SKIPPED_EVENT = "instance_skipped"
-FAILED_EVENT = "instance_failed"
-RETRY_EVENT = "instance_retry"  # transient: not counted as handled, Pub/Sub redelivers
+# Every event ends with one log line whose `event` comes from the telemetry contract; the
+# log-based metrics of modules/observability.py count them (labels `modality`, `reason`).
 _EVENT_OF_STATUS = {
-    "processed": PROCESSED_EVENT,
-    "skipped": SKIPPED_EVENT,
-    "ignored": SKIPPED_EVENT,
-    "failed": FAILED_EVENT,
+    "processed": Event.INSTANCE_PROCESSED,
+    "skipped": Event.INSTANCE_SKIPPED,
+    "ignored": Event.INSTANCE_SKIPPED,
+    "failed": Event.INSTANCE_FAILED,
 }
-# Skips are expected outcomes (we never analyze our own SR outputs); other permanent reasons
-# mean bad input and are counted as failures.
-SKIP_REASONS = frozenset({"unsupported_sop_class", "unsupported_modality"})
 
 OutcomeStatus = Literal["processed", "skipped", "ignored", "failed"]
 
@@ -81,7 +85,7 @@ class Outcome:
 
 
 def analyze_dataset(
-    dataset: Any, settings: PipelineSettings, analyzer: Analyzer
+    dataset: Dataset, settings: PipelineSettings, analyzer: Analyzer
 ) -> tuple[RenderedImage, list[Finding], Assessment]:
     """Render -> analyze -> rules for one pydicom Dataset (shared with `imaging analyze`)."""
     from imaging_pipeline.render import RenderOptions, RenderRejected, render_dataset
@@ -97,28 +101,49 @@ def analyze_dataset(
 
 
 class Processor:
-    """Holds the clients for the life of a function instance (connection reuse across events)."""
+    """Holds the clients for the life of a function instance (connection reuse across events).
+
+    One instance serves concurrent requests on threads: what is shared is immutable after
+    construction (config, analyzers) or per thread (HTTP sessions, the DICOMweb client)."""
 
     def __init__(
         self,
         config: ProcessorConfig,
         *,
-        dicomweb: Any = None,
+        dicomweb: DicomwebReader | None = None,
         analyzer: Analyzer | None = None,
-        fhir: FhirClient | None = None,
+        fhir: FhirStore | None = None,
     ) -> None:
         self.config = config
         self._dicomweb = dicomweb
-        self.analyzer = analyzer or make_analyzer(config.pipeline, config.vision_endpoint)
-        self.fhir = fhir or FhirClient(config.fhir_base_url)
+        self._local = threading.local()
+        # An injected analyzer (tests, tools) serves every modality; else the routes decide.
+        self.analyzer = analyzer
+        self.router = AnalyzerRouter(
+            config.pipeline,
+            vision_endpoint=config.vision_endpoint,
+            vertex_api_base=config.vertex_endpoint,
+        )
+        self.fhir: FhirStore = fhir or FhirClient(config.fhir_base_url)
+        self._stow_session: Any = None
 
     @property
-    def dicomweb(self) -> Any:
-        if self._dicomweb is None:
+    def dicomweb(self) -> DicomwebReader:
+        if self._dicomweb is not None:
+            return self._dicomweb
+        client: DicomwebReader | None = getattr(self._local, "dicomweb", None)
+        if client is None:
             from imaging_pipeline.adapters.dicomweb import make_client
 
-            self._dicomweb = make_client(self.config.dicomweb_url)
-        return self._dicomweb
+            client = self._local.dicomweb = make_client(self.config.dicomweb_url)
+        return client
+
+    def analyzer_for(self, modality: str | None) -> Analyzer:
+        """The modality's analyzer; PermanentError('not_analyzed') when its route is `none`."""
+        analyzer = self.analyzer or self.router.for_modality(modality)
+        if analyzer is None:
+            raise PermanentError("not_analyzed", f"modality {modality} is routed to none")
+        return analyzer
 
     def handle(self, event: InstanceEvent) -> Outcome:
         """Process one parsed event; raises PermanentError or TransientError on failure."""
@@ -129,6 +154,8 @@ class Processor:
         if not event.is_new_instance:
             return Outcome("ignored", reason="not_a_new_instance")
         check_modality(event.modality_hint, settings.modalities)
+        if event.modality_hint:
+            self.analyzer_for(event.modality_hint)  # a `none` route skips before retrieval
 
         dataset = retrieve_instance(self.dicomweb, event)
         logs.register_dataset_phi(dataset)
@@ -141,20 +168,32 @@ class Processor:
         outcome.modality = modality
         return outcome
 
-    def _analyze_and_record(self, event: InstanceEvent, dataset: Any) -> Outcome:
+    def _analyze_and_record(self, event: InstanceEvent, dataset: Dataset) -> Outcome:
         settings = self.config.pipeline
         if str(dataset.get("SOPInstanceUID", "")) != event.instance_uid:
             raise PermanentError("invalid_dicom", "SOP Instance UID differs from the event")
         check_sop_class(dataset.get("SOPClassUID"))
         check_modality(dataset.get("Modality"), settings.modalities)
+        analyzer = self.analyzer_for(str(dataset.get("Modality") or ""))
 
-        _, findings, assessment = analyze_dataset(dataset, settings, self.analyzer)
+        image: RenderedImage | None = None
+        if isinstance(analyzer, SourceAnalyzer) and analyzer.reads_source:
+            # The model reads the instance itself: nothing to render here.
+            findings = analyzer.analyze_source(self._instance_url(event))
+            assessment = assess(findings, settings.rules)
+        else:
+            image, findings, assessment = analyze_dataset(dataset, settings, analyzer)
         info = instance_info(dataset)
 
         existing = self.fhir.search_by_identifier(
             "ImagingStudy", DICOM_UID_SYSTEM, study_identifier_value(info.study_uid)
         )
-        identity = AnalyzerIdentity(self.analyzer.name, self.analyzer.version)
+        identity = AnalyzerIdentity(analyzer.name, analyzer.version)
+        structured_report = (
+            self._store_sr(dataset, image, findings, assessment, identity, existing)
+            if settings.structured_report
+            else None
+        )
         bundle = build_transaction(
             info,
             findings,
@@ -163,6 +202,7 @@ class Processor:
             patient_system=settings.fhir.patient_identifier_system,
             existing_study=existing[0] if existing else None,
             issued=datetime.now(UTC).isoformat(timespec="seconds"),
+            structured_report=structured_report,
         )
         validate_bundle(bundle)
         outcomes = self.fhir.transaction(bundle)
@@ -196,23 +236,90 @@ class Processor:
             )
         return outcome
 
+    def _instance_url(self, event: InstanceEvent) -> str:
+        return (
+            f"{self.config.dicomweb_url}/studies/{event.study_uid}"
+            f"/series/{event.series_uid}/instances/{event.instance_uid}"
+        )
 
-@functools.cache
-def _processor() -> Processor:
-    """Built on the first event of an instance (not at import: keeps the cold start small)."""
-    config = load_config()
-    logs.configure_logging(config.log_level)
-    return Processor(config)
+    def _store_sr(
+        self,
+        dataset: Any,
+        image: RenderedImage | None,
+        findings: list[Finding],
+        assessment: Assessment,
+        identity: AnalyzerIdentity,
+        existing_studies: list[dict[str, Any]],
+    ) -> StructuredReport | None:
+        """Build the SR (TID 1500) and STOW-RS it into the source's study, before FHIR
+        references it; a redelivery stores the same UIDs again ("already exists" is success)."""
+        from imaging_pipeline.adapters.http import session_for
+        from imaging_pipeline.adapters.sr_store import store_sr
+        from imaging_pipeline.sr.build import (
+            build_sr,
+            fhir_reference,
+            source_geometry,
+            source_image,
+            sr_identity,
+            wado_url,
+        )
 
+        ids = sr_identity(str(dataset.StudyInstanceUID), str(dataset.SOPInstanceUID), identity)
+        predecessors = self._earlier_srs(dataset, ids.series_uid, existing_studies)
+        try:
+            sr = build_sr(
+                dataset,
+                source_image(image) if image is not None else source_geometry(dataset),
+                findings,
+                assessment,
+                identity,
+                predecessors=predecessors,
+            )
+            if self._stow_session is None:
+                self._stow_session = session_for(self.config.dicomweb_url)
+            store_sr(self._stow_session, self.config.dicomweb_url, sr)
+        except (PermanentError, ValueError, TypeError, AttributeError) as exc:
+            # A source highdicom cannot turn into an SR, or a store that refuses it: the SR is
+            # lost, but the FHIR results and a critical finding's alert must still go out.
+            # Transient STOW failures are raised (retry); these would fail on every retry.
+            logs.log_event(
+                logger,
+                logging.WARNING,
+                "structured report not stored",
+                event=Event.STRUCTURED_REPORT_NOT_STORED,
+                instance_uid=str(dataset.SOPInstanceUID),
+                reason=getattr(exc, "reason", "sr_not_built"),
+                detail=getattr(exc, "detail", type(exc).__name__),
+            )
+            return None
+        return fhir_reference(sr, wado_url(self.config.dicomweb_url, sr))
 
-def _trace(cloud_event: Any) -> tuple[str, str] | None:
-    import flask
+    def _earlier_srs(
+        self, dataset: Any, sr_series_uid: str, existing_studies: list[dict[str, Any]]
+    ) -> list[str]:
+        """SOP Instance UIDs of the SRs earlier analyzer versions wrote for this instance.
 
-    headers: Any = flask.request.headers if flask.has_request_context() else {}
-    traceparent = headers.get("traceparent")
-    with contextlib.suppress(AttributeError):  # a CloudEvent may carry it as an extension
-        traceparent = traceparent or cloud_event.get("traceparent")
-    return logs.parse_trace_header(traceparent, headers.get("X-Cloud-Trace-Context"))
+        Only looked up when the study already lists this analyzer's SR series (otherwise there
+        is none, and the common first analysis costs no extra request).
+        """
+        if not any(
+            s.get("uid") == sr_series_uid for st in existing_studies for s in st.get("series", [])
+        ):
+            return []
+        reports = self.fhir.search_by_identifier(
+            "DiagnosticReport",
+            ANALYZED_INSTANCE_SYSTEM,
+            analyzed_instance_value(str(dataset.SOPInstanceUID), identity.name),
+        )
+        prefix = study_identifier_value("")
+        return sorted(
+            {
+                i["value"].removeprefix(prefix)
+                for r in reports
+                for i in r.get("identifier", [])
+                if i.get("system") == DICOM_UID_SYSTEM and i.get("value", "").startswith(prefix)
+            }
+        )
 
 
 def _log_outcome(
@@ -223,7 +330,7 @@ def _log_outcome(
     **extra: Any,
 ) -> None:
     fields: dict[str, Any] = {
-        "event": _EVENT_OF_STATUS[result.status] if result else RETRY_EVENT,
+        "event": _EVENT_OF_STATUS[result.status] if result else Event.INSTANCE_RETRY,
         "duration_ms": round((time.perf_counter() - started) * 1000, 1),
     }
     if event is not None:
@@ -265,7 +372,13 @@ def handle_event_data(
             event = parse_event(data)
             outcome = processor.handle(event)
         except PermanentError as exc:
-            status: OutcomeStatus = "skipped" if exc.reason in SKIP_REASONS else "failed"
+            status: OutcomeStatus = (
+                "skipped"
+                if exc.reason in SKIP_REASONS
+                else "ignored"
+                if exc.reason in IGNORE_REASONS
+                else "failed"
+            )
             outcome = Outcome(status, reason=exc.reason, modality=exc.modality)
             log(
                 event,
@@ -282,7 +395,7 @@ def handle_event_data(
                 started,
                 logging.ERROR,
                 outcome="retry",
-                reason=f"{exc.dependency}_unavailable",
+                reason=transient_reason(exc.dependency),
                 detail=exc.detail,
                 **({"modality": exc.modality} if exc.modality else {}),
             )
@@ -296,9 +409,9 @@ def handle_event_data(
                 "unexpected error",
                 extra={
                     "fields": {
-                        "event": RETRY_EVENT,
+                        "event": Event.INSTANCE_RETRY,
                         "outcome": "retry",
-                        "reason": "unexpected_error",
+                        "reason": UNEXPECTED_ERROR,
                         "message_id": message_id(data),
                         **({"instance_uid": event.instance_uid} if event else {}),
                     }
@@ -312,27 +425,3 @@ def handle_event_data(
             logging.WARNING if outcome.priority == "critical" else logging.INFO,
         )
         return outcome
-
-
-@functions_framework.cloud_event
-def process_dicom_instance(cloud_event: CloudEvent) -> None:
-    """Cloud Functions gen2 entry point (CloudEvent, or a converted Pub/Sub push envelope)."""
-    try:
-        processor = _processor()
-    except ConfigurationError as exc:
-        # A deployment mistake: retry (and dead-letter) rather than drop events, and say why.
-        logs.configure_logging("INFO")
-        logs.log_event(
-            logger,
-            logging.CRITICAL,
-            f"invalid configuration: {exc}",
-            event=RETRY_EVENT,
-            outcome="retry",
-            reason="configuration_error",
-        )
-        raise
-    try:
-        trace = _trace(cloud_event)
-    except Exception:  # trace context is best effort; never fail an event for it
-        trace = None
-    handle_event_data(processor, cloud_event.get_data(), trace)

@@ -2,7 +2,8 @@
 
 Same code as the deployed function from the SOP class filter on: render -> local analyzer
 (Tesseract OCR, blank and exposure checks) -> rules -> FHIR R4 transaction bundle (validated).
-Nothing is sent anywhere; the findings and the bundle are printed as one JSON document.
+Nothing is sent anywhere; the findings and the bundle are printed as one JSON document. With
+`--sr OUT.dcm` the DICOM SR (TID 1500) the processor would store is written too (same code).
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ def register(subparsers: Any) -> None:
         metavar="FILE.json|JSON",
         help="pipeline settings as a JSON file, or inline JSON ('{\"rules\": [...]}'); the "
         "analyzer is always the local one. Default: the built-in settings.",
+    )
+    parser.add_argument(
+        "--sr",
+        type=Path,
+        metavar="OUT.dcm",
+        help="also write the DICOM SR (TID 1500) of the findings that the processor would "
+        "store next to the image (the FHIR bundle then lists and references it)",
     )
     parser.set_defaults(func=run)
 
@@ -89,6 +97,17 @@ def _settings(args: argparse.Namespace) -> Any:
         raise SettingsError("\n".join(lines)) from None
 
 
+def write_sr(
+    path: Path, dataset: Any, image: Any, findings: Any, assessment: Any, identity: Any
+) -> Any:
+    """Writes the SR the processor would store; returns what FHIR lists and references."""
+    from imaging_pipeline.sr.build import build_sr, fhir_reference, source_image
+
+    sr = build_sr(dataset, source_image(image), findings, assessment, identity)
+    sr.save_as(path, enforce_file_format=True)
+    return fhir_reference(sr, path.resolve().as_uri())  # no store here: the file is the SR
+
+
 def run(args: argparse.Namespace) -> int:
     # Imported here so that other subcommands do not pay for the pipeline's dependencies.
     import pydicom
@@ -125,14 +144,18 @@ def run(args: argparse.Namespace) -> int:
         check_sop_class(dataset.get("SOPClassUID"))
         check_modality(dataset.get("Modality"), settings.modalities)
         analyzer = make_analyzer(settings)
-        _, findings, assessment = analyze_dataset(dataset, settings, analyzer)
+        image, findings, assessment = analyze_dataset(dataset, settings, analyzer)
         identity = AnalyzerIdentity(analyzer.name, analyzer.version)
+        structured_report = (
+            write_sr(args.sr, dataset, image, findings, assessment, identity) if args.sr else None
+        )
         bundle = build_transaction(
             instance_info(dataset),
             findings,
             assessment,
             identity,
             patient_system=settings.fhir.patient_identifier_system,
+            structured_report=structured_report,
         )
         validate_bundle(bundle)
     except PermanentError as error:
@@ -151,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
                     {**f.as_dict(), "priority": assessment.priority_of(f)} for f in findings
                 ],
                 "rules": sorted({m.rule.name for m in assessment.matches}),
+                **({"sr": str(args.sr)} if args.sr else {}),
                 "bundle": bundle,
             },
             indent=2,

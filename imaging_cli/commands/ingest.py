@@ -237,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
     def report(result: FileResult) -> None:
         results.append(result)
         progress.update(result.outcome)
-        if args.verbose or result.outcome in ("failed", "not-dicom"):
+        if args.verbose or result.outcome in ("failed", "not_dicom"):
             line = f"{result.outcome:16} {result.uri}" + (
                 f"  ({result.detail})" if result.detail else ""
             )

@@ -102,6 +102,7 @@ TARGET_FIELDS = (
     "subscription",
     "bucket",
     "crypto_key_id",
+    "service_account_id",
     "name",
     "project",
 )
@@ -114,3 +115,17 @@ def iam_bindings(stack: dict[str, Any]) -> list[Binding]:
             target = next(str(r.body[f]) for f in TARGET_FIELDS if f in r.body)
             found.append(Binding(r.type, r.path, target, r.body["role"], r.body["member"]))
     return found
+
+
+# Resources of the stacks that exist only in google-beta (its modules keep the google_ prefix).
+BETA_ONLY = frozenset({"google_project_service_identity"})
+
+
+def provider_module(type_: str, data: bool = False) -> str:
+    """The prebuilt provider module that declares Terraform type `type_`."""
+    prefix = "data_" if data else ""
+    if type_.startswith("time_"):
+        return f"cdktn_provider_time.{prefix}{type_.removeprefix('time_')}"
+    if type_ in BETA_ONLY:
+        return f"cdktn_provider_google_beta.{prefix}{type_}"
+    return f"cdktn_provider_google.{prefix}{type_.removeprefix('google_')}"

@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 import io
 
-import grpc
 import pytest
 import requests
 from imaging_pipeline.events import parse_event
 
 from imaging_cli.main import main
 from imaging_dev.servers.orthanc import OrthancServer
-from imaging_dev.servers.pubsub_server import PubSubServer
+from imaging_dev.servers.pubsub_emulator import PubSubEmulator
 from imaging_dev.synthetic import STUDY_DATE, sample_files, study_set
 
 pytestmark = pytest.mark.integration
@@ -57,14 +56,19 @@ def _backfill(orthanc: OrthancServer, *extra: str) -> int:
     )
 
 
+@pytest.fixture(autouse=True)
+def topic(pubsub_emulator: PubSubEmulator) -> None:
+    pubsub_emulator.create_topic(TOPIC)
+
+
 def test_publishes_what_the_store_would_for_every_instance(
-    orthanc, archive, pubsub_server, capsys
+    orthanc, archive, pubsub_emulator, capsys
 ) -> None:
     assert _backfill(orthanc) == 0
 
     summary = capsys.readouterr().out.strip()
     assert summary == f"published: {len(archive)}  failed: 0  topic: {TOPIC}"
-    messages = pubsub_server.published(TOPIC)
+    messages = pubsub_emulator.published(TOPIC)
     assert len(messages) == len(archive)
     seen = {}
     for message in messages:
@@ -84,36 +88,39 @@ def test_publishes_what_the_store_would_for_every_instance(
     assert seen == archive
 
 
-def test_since_and_until_filter_on_study_date(orthanc, archive, pubsub_server, capsys) -> None:
+def test_since_and_until_filter_on_study_date(orthanc, archive, pubsub_emulator, capsys) -> None:
     assert _backfill(orthanc, "--since", "2026-01-01") == 0
-    recent = {parse_path(m.data) for m in pubsub_server.published(TOPIC)}
-    pubsub_server.clear()
+    recent = {parse_path(m.data) for m in pubsub_emulator.published(TOPIC)}
+    pubsub_emulator.clear_published(TOPIC)
     assert _backfill(orthanc, "--until", "2010-12-31") == 0
-    old = {parse_path(m.data) for m in pubsub_server.published(TOPIC)}
-    pubsub_server.clear()
+    old = {parse_path(m.data) for m in pubsub_emulator.published(TOPIC)}
+    pubsub_emulator.clear_published(TOPIC)
     assert _backfill(orthanc, "--since", "2026-01-16") == 0  # the day after the synthetic date
-    none = pubsub_server.published(TOPIC)
+    none = pubsub_emulator.published(TOPIC)
 
     assert STUDY_DATE == "20260115"
     assert len(recent) == 8 and len(old) == 2 and none == []
     assert recent | old == set(archive)
 
 
-def test_dry_run_lists_paths_and_publishes_nothing(orthanc, archive, pubsub_server, capsys) -> None:
+def test_dry_run_lists_paths_and_publishes_nothing(
+    orthanc, archive, pubsub_emulator, capsys
+) -> None:
     assert _backfill(orthanc, "--dry-run", "--until", "2010-12-31") == 0
 
     captured = capsys.readouterr()
     lines = captured.out.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith(f"{STORE}/dicomWeb/studies/") for line in lines)
     assert "2 notification(s) would be published" in captured.err
-    assert pubsub_server.published() == []
+    assert pubsub_emulator.published(TOPIC) == []
 
 
 def test_publish_failures_are_counted_and_fail_the_run(
-    orthanc, archive, pubsub_server: PubSubServer, capsys
+    orthanc, archive, pubsub_emulator: PubSubEmulator, capsys
 ) -> None:
-    # PERMISSION_DENIED is not retried by the client: the message is lost and must be reported.
-    pubsub_server.fail_next(100, code=grpc.StatusCode.PERMISSION_DENIED)
+    # A topic that does not exist: NOT_FOUND is not retried by the client, so every message
+    # is lost and must be reported.
+    pubsub_emulator.reset()
 
     assert _backfill(orthanc, "--until", "2010-12-31") == 1
 

@@ -55,7 +55,7 @@ def test_local_directory_then_resume(store, archive, capsys, fault_proxy) -> Non
     out = capsys.readouterr().out
     assert status == 1  # the corrupt file is a failure
     assert _summary(out) == ("files: 12  stored: 10  already in store: 0  not DICOM: 1  failed: 1")
-    assert "not-dicom" in out and "README.txt" in out
+    assert "not_dicom" in out and "README.txt" in out
     assert "failed" in out and "broken.dcm" in out and "corrupt" in out
     assert _instances(store) == 10
     stows = sum(1 for r in proxy.requests if r.method == "POST")

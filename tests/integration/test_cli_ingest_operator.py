@@ -62,7 +62,7 @@ def test_report_lists_every_file_with_its_outcome(store, files, tmp_path, capsys
     rows = list(csv.DictReader(csv_report.open()))
     assert len(rows) == len(list(files.rglob("*")))
     by_outcome = {r["uri"]: r["outcome"] for r in rows}
-    assert by_outcome[str(files / "notes.txt")] == "not-dicom"
+    assert by_outcome[str(files / "notes.txt")] == "not_dicom"
     assert sum(o == "stored" for o in by_outcome.values()) == _instances(store) == 8
     assert all(r["sop_instance_uid"] for r in rows if r["outcome"] == "stored")
 
@@ -71,7 +71,7 @@ def test_report_lists_every_file_with_its_outcome(store, files, tmp_path, capsys
         == 0
     )
     lines = [json.loads(line) for line in json_report.read_text().splitlines()]
-    assert {line["outcome"] for line in lines} == {"skipped-existing", "not-dicom"}
+    assert {line["outcome"] for line in lines} == {"skipped_existing", "not_dicom"}
 
 
 def test_unreachable_store_stops_before_any_upload(files, tmp_path) -> None:
@@ -85,7 +85,7 @@ def test_unreachable_store_stops_before_any_upload(files, tmp_path) -> None:
     ]
     assert time.monotonic() - started < 30
     outcomes = {json.loads(line)["outcome"] for line in report.read_text().splitlines()}
-    assert outcomes == {"not-attempted"}
+    assert outcomes == {"not_attempted"}
 
 
 def test_a_store_that_goes_down_stops_the_run_early(store, tmp_path, fault_proxy, capsys) -> None:

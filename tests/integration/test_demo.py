@@ -1,4 +1,4 @@
-"""`imaging demo` as an operator runs it: a child process, real servers and functions, and
+"""`imaging-dev demo` as a developer runs it: a child process, real servers and functions, and
 afterwards not a single process left (every child inherits a marker we look for in /proc)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import requests
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
-IMAGING = Path(sys.executable).with_name("imaging")
+IMAGING_DEV = Path(sys.executable).with_name("imaging-dev")
 MARKER = "IMAGING_DEMO_TEST_MARKER"
 
 
@@ -46,7 +46,7 @@ def marker() -> Iterator[str]:
 
 def _demo(marker: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [str(IMAGING), "demo", *args],
+        [str(IMAGING_DEV), "demo", *args],
         cwd=REPO,
         text=True,
         stdout=subprocess.PIPE,
@@ -81,6 +81,8 @@ def test_demo_runs_to_completion_and_leaves_no_process(marker: str) -> None:
     assert len(processed) == 12
     assert all(r[-1].startswith("DiagnosticReport/") for r in processed)
     assert "failed: 0  unfinished: 0  staged objects not stored: 0" in out
+    # One SR per processed instance, stored back into Orthanc (visible in its explorer).
+    assert "DICOM SRs (TID 1500) stored in Orthanc next to the images: 12" in out
     assert _processes_with(marker) == []
 
 

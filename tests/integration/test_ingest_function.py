@@ -114,10 +114,10 @@ def test_not_dicom_goes_to_failed_with_reason(bucket, ingest, store) -> None:
 
     result = ingest(blob)
 
-    assert result.outcome == "failed" and result.reason == "not-dicom"
+    assert result.outcome == "failed" and result.reason == "not_dicom"
     assert _names(bucket) == ["failed/notes.txt"]
     failed = bucket.get_blob("failed/notes.txt")
-    assert failed.metadata[FAILURE_REASON_KEY] == "not-dicom"
+    assert failed.metadata[FAILURE_REASON_KEY] == "not_dicom"
     assert failed.metadata[FAILURE_DETAIL_KEY]
     assert failed.download_as_bytes() == b"this is a referral letter, not an image\n"
     assert store.study_count() == 0
@@ -142,9 +142,9 @@ def test_instance_the_store_rejects_goes_to_failed(bucket, ingest, store) -> Non
 
     result = ingest(blob)
 
-    assert result.outcome == "failed" and result.reason == "rejected-by-store"
+    assert result.outcome == "failed" and result.reason == "rejected_by_store"
     failed = bucket.get_blob("failed/no-study.dcm")
-    assert failed.metadata[FAILURE_REASON_KEY] == "rejected-by-store"
+    assert failed.metadata[FAILURE_REASON_KEY] == "rejected_by_store"
     assert "HTTP 400" in failed.metadata[FAILURE_DETAIL_KEY]
 
 
@@ -169,8 +169,8 @@ def test_duplicate_answered_409_like_the_healthcare_api(bucket, ingest, store, f
         _upload(bucket, "incoming/b.dcm", payload), dicomweb_url=f"{proxy.url}/dicom-web"
     )
 
-    assert result.outcome == "processed" and result.stow == "already-present"
-    assert bucket.get_blob("processed/b.dcm").metadata[STOW_OUTCOME_KEY] == "already-present"
+    assert result.outcome == "processed" and result.stow == "already_present"
+    assert bucket.get_blob("processed/b.dcm").metadata[STOW_OUTCOME_KEY] == "already_present"
 
 
 def test_409_for_an_instance_the_store_lacks_is_a_rejection(
@@ -182,7 +182,7 @@ def test_409_for_an_instance_the_store_lacks_is_a_rejection(
 
     result = ingest(blob, dicomweb_url=f"{proxy.url}/dicom-web")
 
-    assert result.outcome == "failed" and result.reason == "rejected-by-store"
+    assert result.outcome == "failed" and result.reason == "rejected_by_store"
 
 
 def test_objects_outside_incoming_are_ignored(bucket, ingest, store) -> None:
@@ -220,7 +220,7 @@ def test_retry_after_a_crash_between_copy_and_delete_completes_the_move(
     assert bucket.get_blob("processed/mr.dcm").download_as_bytes() == payload
     assert bucket.get_blob("processed/mr.dcm").metadata[STOW_OUTCOME_KEY] in (
         "stored",
-        "already-present",
+        "already_present",
     )
 
 

@@ -12,14 +12,15 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import grpc
 import pytest
 import requests
+from imaging_pipeline.analysis.local import LocalAnalyzer
+from imaging_pipeline.telemetry import Event
 from pydicom.dataset import Dataset
 
 from imaging_dev.servers.fhir_server import FhirServer
 from imaging_dev.servers.orthanc import OrthancServer
-from imaging_dev.servers.pubsub_server import PubSubServer
+from imaging_dev.servers.pubsub_emulator import PubSubEmulator
 from tests.support.process import (
     ALERTS_TOPIC,
     LOCAL_STORE,
@@ -45,7 +46,7 @@ RESOURCE_TYPES = ("ImagingStudy", "DiagnosticReport", "Observation", "Device")
 
 @pytest.fixture(scope="module")
 def function(
-    orthanc: OrthancServer, fhir_server: FhirServer, _pubsub_session: PubSubServer
+    orthanc: OrthancServer, fhir_server: FhirServer, _pubsub_session: PubSubEmulator
 ) -> Iterator[ProcessFunction]:
     env = function_env(
         dicomweb_url=orthanc.dicomweb_url,
@@ -54,6 +55,12 @@ def function(
     )
     with ProcessFunction(env) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def alerts_topic(pubsub_emulator: PubSubEmulator) -> None:
+    """Terraform creates the topic in production; the emulator starts with none."""
+    pubsub_emulator.create_topic(ALERTS_TOPIC)
 
 
 @pytest.fixture
@@ -92,7 +99,7 @@ def test_happy_path_per_modality(
     case: str,
     function: ProcessFunction,
     fhir_server: FhirServer,
-    pubsub_server: PubSubServer,
+    pubsub_emulator: PubSubEmulator,
     stored: Any,
 ) -> None:
     ds = CASES[case]()
@@ -101,31 +108,34 @@ def test_happy_path_per_modality(
     assert response.status_code == 200, function.log_lines()[-20:]
     outcome = last_outcome(function, message)
     assert outcome["outcome"] == "processed", outcome
-    assert outcome["event"] == "instance_processed" and outcome["modality"] == ds.Modality
+    assert outcome["event"] == Event.INSTANCE_PROCESSED and outcome["modality"] == ds.Modality
     assert outcome["priority"] == "routine"
     base = fhir_server.base_url
     [study] = fhir_search(
         base, "ImagingStudy", identifier=f"urn:dicom:uid|urn:oid:{ds.StudyInstanceUID}"
     )
-    [series] = study["series"]
+    # The source's series, and the series of the SR the processor stored (test_process_sr.py).
+    [series, sr_series] = study["series"]
+    assert sr_series["modality"]["code"] == "SR" and len(sr_series["instance"]) == 1
     assert series["uid"] == ds.SeriesInstanceUID and series["modality"]["code"] == ds.Modality
     assert [i["uid"] for i in series["instance"]] == [ds.SOPInstanceUID]
     [report] = fhir_search(
         base,
         "DiagnosticReport",
+        # The analyzer names its OCR engine's version, whatever this machine has installed.
         identifier=f"urn:imaging-pipeline:report|{ds.SOPInstanceUID}/"
-        f"imaging-pipeline-local-analyzer/1.0+tesseract-5.3.0",
+        f"{LocalAnalyzer.name}/{LocalAnalyzer().version}",
     )
     assert f"DiagnosticReport/{report['id']}" == outcome["report"]
     assert report["status"] == "preliminary"
     assert report["imagingStudy"] == [{"reference": f"ImagingStudy/{study['id']}"}]
     assert report["subject"]["identifier"]["value"] == ds.PatientID
-    assert pubsub_server.published(ALERTS_TOPIC) == []  # routine: no alert
+    assert pubsub_emulator.published(ALERTS_TOPIC) == []  # routine: no alert
 
 
 @pytest.mark.parametrize("shape", ["push-envelope", "binary-cloudevent", "structured-cloudevent"])
 def test_every_delivery_shape_is_accepted(
-    shape: str, function: ProcessFunction, pubsub_server: PubSubServer, stored: Any
+    shape: str, function: ProcessFunction, pubsub_emulator: PubSubEmulator, stored: Any
 ) -> None:
     message = stored(projection("DX", seed=3))
     if shape == "push-envelope":
@@ -149,7 +159,7 @@ def test_every_delivery_shape_is_accepted(
 
 
 def test_redelivery_creates_nothing_new(
-    function: ProcessFunction, fhir_server: FhirServer, pubsub_server: PubSubServer, stored: Any
+    function: ProcessFunction, fhir_server: FhirServer, pubsub_emulator: PubSubEmulator, stored: Any
 ) -> None:
     message = stored(projection("CR", seed=4))
     assert function.push(message).status_code == 200
@@ -164,7 +174,7 @@ def test_redelivery_creates_nothing_new(
 
 
 def test_second_instance_joins_the_same_study(
-    function: ProcessFunction, fhir_server: FhirServer, pubsub_server: PubSubServer, stored: Any
+    function: ProcessFunction, fhir_server: FhirServer, pubsub_emulator: PubSubEmulator, stored: Any
 ) -> None:
     first = projection("DX", seed=5)
     second = projection("DX", seed=6)
@@ -176,18 +186,20 @@ def test_second_instance_joins_the_same_study(
         "ImagingStudy",
         identifier=f"urn:dicom:uid|urn:oid:{first.StudyInstanceUID}",
     )
-    assert study["numberOfSeries"] == 2 and study["numberOfInstances"] == 2
+    # Two image series and one SR series holding both instances' SRs (one per analyzer).
+    assert study["numberOfSeries"] == 3 and study["numberOfInstances"] == 4
+    assert [s["modality"]["code"] for s in study["series"]].count("SR") == 1
 
 
 def test_critical_text_raises_an_alert_without_phi(
-    function: ProcessFunction, pubsub_server: PubSubServer, stored: Any
+    function: ProcessFunction, pubsub_emulator: PubSubEmulator, stored: Any
 ) -> None:
     ds = projection("CR", text="PORTABLE STAT PNEUMOTHORAX", seed=7)
     message = stored(ds)
     assert function.push(message).status_code == 200
     outcome = last_outcome(function, message)
     assert outcome["priority"] == "critical"
-    [alert] = pubsub_server.wait_for_messages(ALERTS_TOPIC, 1)
+    [alert] = pubsub_emulator.wait_for_messages(ALERTS_TOPIC, 1)
     payload = json.loads(alert.data)
     assert payload["report"] == outcome["report"]
     assert (payload["study_uid"], payload["series_uid"], payload["instance_uid"]) == (
@@ -205,36 +217,29 @@ def test_critical_text_raises_an_alert_without_phi(
     metric_lines = [
         e
         for e in function.json_logs()
-        if e.get("event") == "critical_finding" and e.get("instance_uid") == ds.SOPInstanceUID
+        if e.get("event") == Event.CRITICAL_FINDING and e.get("instance_uid") == ds.SOPInstanceUID
     ]
     assert len(metric_lines) == 1 and metric_lines[0]["report"] == outcome["report"]
 
 
 def test_alert_publish_failure_is_retried_then_succeeds(
-    function: ProcessFunction, pubsub_server: PubSubServer, fhir_server: FhirServer, stored: Any
+    function: ProcessFunction, pubsub_emulator: PubSubEmulator, fhir_server: FhirServer, stored: Any
 ) -> None:
     ds = projection("DX", text="STAT PNEUMOTHORAX LEFT", seed=8)
     message = stored(ds)
-    # Not retried by the client library (unlike UNAVAILABLE): reaches our error handling.
-    pubsub_server.fail_next(1, grpc.StatusCode.PERMISSION_DENIED)
+    # The topic is gone (as after a bad deploy): NOT_FOUND is not retried by the client library,
+    # so it reaches our error handling, which must make Pub/Sub redeliver.
+    pubsub_emulator.reset()
     first = function.push(message)
     assert first.status_code == 500
     assert last_outcome(function, message)["outcome"] == "retry"
     assert last_outcome(function, message)["reason"] == "pubsub_unavailable"
     before = counts(fhir_server.base_url)
+    pubsub_emulator.create_topic(ALERTS_TOPIC)
     assert function.push(message).status_code == 200  # Pub/Sub redelivers
     assert last_outcome(function, message)["priority"] == "critical"
-    assert len(pubsub_server.published(ALERTS_TOPIC)) == 1
+    assert len(pubsub_emulator.published(ALERTS_TOPIC)) == 1
     assert counts(fhir_server.base_url) == before  # the retry wrote nothing twice
-
-
-def test_unavailable_pubsub_is_absorbed_by_client_retries(
-    function: ProcessFunction, pubsub_server: PubSubServer, stored: Any
-) -> None:
-    message = stored(projection("CR", text="STAT PNEUMOTHORAX", seed=9))
-    pubsub_server.fail_next(2, grpc.StatusCode.UNAVAILABLE)
-    assert function.push(message).status_code == 200
-    assert len(pubsub_server.published(ALERTS_TOPIC)) == 1
 
 
 def _corrupt_ct() -> Dataset:
@@ -295,7 +300,7 @@ def test_permanent_outcomes_are_acknowledged(
     function: ProcessFunction,
     orthanc: OrthancServer,
     fhir_server: FhirServer,
-    pubsub_server: PubSubServer,
+    pubsub_emulator: PubSubEmulator,
 ) -> None:
     make, to_message, status, reason = PERMANENT[case]
     ds = make() if make else None
@@ -312,14 +317,14 @@ def test_permanent_outcomes_are_acknowledged(
     outcome = last_outcome(function, message)
     assert outcome["outcome"] == status
     assert outcome["reason"] == reason
-    assert outcome["event"] == {"failed": "instance_failed"}.get(status, "instance_skipped")
+    assert outcome["event"] == {"failed": Event.INSTANCE_FAILED}.get(status, Event.INSTANCE_SKIPPED)
     if ds is not None and to_message is None:  # fetched: the metrics get the modality label
         assert outcome["modality"] == ds.Modality
     assert fhir_count(fhir_server.base_url, "DiagnosticReport") == before
 
 
 def test_logs_are_structured_with_trace_context(
-    function: ProcessFunction, pubsub_server: PubSubServer, stored: Any
+    function: ProcessFunction, pubsub_emulator: PubSubEmulator, stored: Any
 ) -> None:
     message = stored(projection("DX", seed=10))
     trace = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -336,7 +341,7 @@ def test_logs_are_structured_with_trace_context(
 
 
 def test_concurrent_instances_of_one_study_are_all_kept(
-    function: ProcessFunction, fhir_server: FhirServer, pubsub_server: PubSubServer, stored: Any
+    function: ProcessFunction, fhir_server: FhirServer, pubsub_emulator: PubSubEmulator, stored: Any
 ) -> None:
     """Instances of one study processed at the same time must not overwrite each other's entry
     in the ImagingStudy: a lost race answers 5xx and the redelivery merges on fresh data."""
@@ -359,13 +364,16 @@ def test_concurrent_instances_of_one_study_are_all_kept(
         "ImagingStudy",
         identifier=f"urn:dicom:uid|urn:oid:{first.StudyInstanceUID}",
     )
-    uids = {i["uid"] for s in study["series"] for i in s["instance"]}
+    images = [s for s in study["series"] if s["modality"]["code"] != "SR"]
+    uids = {i["uid"] for s in images for i in s["instance"]}
     assert uids == {ds.SOPInstanceUID for ds in datasets}
-    assert study["numberOfInstances"] == 4
+    [srs] = [s for s in study["series"] if s["modality"]["code"] == "SR"]
+    assert len(srs["instance"]) == 4  # one SR per instance
+    assert study["numberOfInstances"] == 8
 
 
 def test_missing_configuration_is_retried_and_named(
-    orthanc: OrthancServer, _pubsub_session: PubSubServer
+    orthanc: OrthancServer, _pubsub_session: PubSubEmulator
 ) -> None:
     env = function_env(
         dicomweb_url=orthanc.dicomweb_url,
@@ -381,7 +389,7 @@ def test_missing_configuration_is_retried_and_named(
 
 
 def test_no_phi_in_any_log_line(
-    function: ProcessFunction, orthanc: OrthancServer, pubsub_server: PubSubServer, stored: Any
+    function: ProcessFunction, orthanc: OrthancServer, pubsub_emulator: PubSubEmulator, stored: Any
 ) -> None:
     """Runs last in this module: every line the function ever wrote is scanned."""
     # Extra cases aimed at leaks: the name burned into the pixels (OCR reads it), a failure

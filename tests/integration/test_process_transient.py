@@ -14,7 +14,7 @@ import pytest
 from imaging_dev.servers.fault_proxy import FaultProxy
 from imaging_dev.servers.fhir_server import FhirServer
 from imaging_dev.servers.orthanc import OrthancServer
-from imaging_dev.servers.pubsub_server import PubSubServer
+from imaging_dev.servers.pubsub_emulator import PubSubEmulator
 from imaging_dev.servers.vision_server import VisionServer
 from tests.support.process import (
     ALERTS_TOPIC,
@@ -52,7 +52,7 @@ def proxies(orthanc: OrthancServer, fhir_server: FhirServer) -> Iterator[dict[st
 
 @pytest.fixture(scope="module")
 def function(
-    proxies: dict[str, FaultProxy], _pubsub_session: PubSubServer, _vision_session: VisionServer
+    proxies: dict[str, FaultProxy], _pubsub_session: PubSubEmulator, _vision_session: VisionServer
 ) -> Iterator[ProcessFunction]:
     env = function_env(
         dicomweb_url=proxies["dicomweb"].url,
@@ -63,6 +63,12 @@ def function(
     )
     with ProcessFunction(env) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def alerts_topic(pubsub_emulator: PubSubEmulator) -> None:
+    """Terraform creates the topic in production; the emulator starts with none."""
+    pubsub_emulator.create_topic(ALERTS_TOPIC)
 
 
 @pytest.fixture
@@ -103,7 +109,7 @@ def test_dependency_outage_is_retried_by_pubsub(
     function: ProcessFunction,
     proxies: dict[str, FaultProxy],
     fhir_server: FhirServer,
-    pubsub_server: PubSubServer,
+    pubsub_emulator: PubSubEmulator,
     message: dict[str, Any],
 ) -> None:
     proxies[dependency].fail_next(failures, status)
@@ -121,7 +127,7 @@ def test_dependency_outage_is_retried_by_pubsub(
 def test_brief_hiccup_is_absorbed_without_redelivery(
     function: ProcessFunction,
     proxies: dict[str, FaultProxy],
-    pubsub_server: PubSubServer,
+    pubsub_emulator: PubSubEmulator,
     message: dict[str, Any],
 ) -> None:
     proxies["fhir"].fail_next(1, 503)
@@ -133,7 +139,7 @@ def test_brief_hiccup_is_absorbed_without_redelivery(
 def test_vision_outage_is_retried_then_alerts(
     function: ProcessFunction,
     vision_server: VisionServer,
-    pubsub_server: PubSubServer,
+    pubsub_emulator: PubSubEmulator,
     message: dict[str, Any],
 ) -> None:
     vision_server.respond_with(labels=[("Fracture", 0.93), ("Radiography", 0.9)])
@@ -144,7 +150,7 @@ def test_vision_outage_is_retried_then_alerts(
     result = outcome(function, message)
     assert result["priority"] == "critical"
     assert {f["description"] for f in result["findings"]} == {"fracture", "radiography"}
-    [alert] = pubsub_server.wait_for_messages(ALERTS_TOPIC, 1)
+    [alert] = pubsub_emulator.wait_for_messages(ALERTS_TOPIC, 1)
     assert json.loads(alert.data)["finding"]["description"] == "fracture"
     assert vision_server.calls == 3
 
@@ -152,7 +158,7 @@ def test_vision_outage_is_retried_then_alerts(
 def test_fhir_rejection_is_permanent(
     function: ProcessFunction,
     proxies: dict[str, FaultProxy],
-    pubsub_server: PubSubServer,
+    pubsub_emulator: PubSubEmulator,
     message: dict[str, Any],
 ) -> None:
     proxies["fhir"].fail_next(1, 400)  # our request is wrong: retrying cannot help

@@ -16,6 +16,7 @@ import numpy as np
 import pydicom
 import requests
 from imaging_pipeline import events
+from imaging_pipeline.telemetry import Event
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -35,7 +36,12 @@ PHI = {
     "OtherPatientIDs": "MRN-55501234",
 }
 PHI_STRINGS = ("Zzyzx", "Quintessa", "PHI-7734921", "19610203", "MRN-55501234")
-OUTCOME_EVENTS = ("instance_processed", "instance_skipped", "instance_failed", "instance_retry")
+OUTCOME_EVENTS = (
+    Event.INSTANCE_PROCESSED,
+    Event.INSTANCE_SKIPPED,
+    Event.INSTANCE_FAILED,
+    Event.INSTANCE_RETRY,
+)
 DX_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.1"
 CR_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1"
 

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal
+from typing import Any
 
 import requests
 
 from imaging_pipeline.adapters.http import request_with_retries
 from imaging_pipeline.errors import PermanentError, classify_http_status
 from imaging_pipeline.ingest.validation import CheckedInstance, ObjectRejectedError
-
-StowOutcome = Literal["stored", "already-present"]
+from imaging_pipeline.telemetry import StowOutcome
 
 FAILED_SOP_SEQUENCE = "00081198"
 FAILURE_REASON = "00081197"
@@ -93,15 +92,15 @@ def stow_instance(
     if response.status_code in (200, 202) and not reasons:
         return "stored"  # 202 means stored with warnings (e.g. coerced attributes)
     if reasons and all(r == DUPLICATE_SOP_INSTANCE for r in reasons):
-        return "already-present"
+        return "already_present"
     if response.status_code == 409 and instance_exists(session, dicomweb_url, instance):
-        return "already-present"
+        return "already_present"
     error = classify_http_status("dicom-store", response.status_code)
     if isinstance(error, PermanentError) or response.status_code < 300:
         detail = f"HTTP {response.status_code}" + (
             f", failure reasons {', '.join(hex(r) for r in reasons)}" if reasons else ""
         )
-        raise ObjectRejectedError("rejected-by-store", detail)
+        raise ObjectRejectedError("rejected_by_store", detail)
     raise error
 
 

@@ -1,7 +1,7 @@
 """Is this object DICOM? Decided from the header alone, without loading pixel data.
 
 A Part 10 file has a 128-byte preamble and the 'DICM' magic; some archives also hold bare
-datasets (no preamble, no file meta). Both are accepted; anything else is `not-dicom`, and a
+datasets (no preamble, no file meta). Both are accepted; anything else is `not_dicom`, and a
 file that claims to be DICOM but cannot be parsed is `corrupt`.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass, field
-from typing import Literal
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -24,7 +23,9 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-FailureReason = Literal["not-dicom", "corrupt", "rejected-by-store"]
+from imaging_pipeline.telemetry import IngestFailure
+
+FailureReason = IngestFailure  # reason codes are part of the telemetry contract
 
 PART10_MAGIC_OFFSET = 128
 PART10_MAGIC = b"DICM"
@@ -118,7 +119,7 @@ def check_dicom(payload: bytes) -> CheckedInstance:
             ) from exc
         media_class = str(getattr(header.file_meta, "MediaStorageSOPClassUID", ""))
         if media_class == MEDIA_STORAGE_DIRECTORY:
-            raise ObjectRejectedError("not-dicom", "DICOMDIR (a media index, not an instance)")
+            raise ObjectRejectedError("not_dicom", "DICOMDIR (a media index, not an instance)")
         if not _has_instance_uids(header):
             raise ObjectRejectedError("corrupt", "DICM prefix but no SOP Class/Instance UID")
         part10 = payload
@@ -141,9 +142,9 @@ def _read_bare_dataset(payload: bytes) -> Dataset:
     try:
         header = _read_header(payload, force=True)
     except Exception as exc:
-        raise ObjectRejectedError("not-dicom", "no DICM prefix and not a DICOM dataset") from exc
+        raise ObjectRejectedError("not_dicom", "no DICM prefix and not a DICOM dataset") from exc
     if not _has_instance_uids(header):
-        raise ObjectRejectedError("not-dicom", "no DICM prefix and not a DICOM dataset")
+        raise ObjectRejectedError("not_dicom", "no DICM prefix and not a DICOM dataset")
     return header
 
 

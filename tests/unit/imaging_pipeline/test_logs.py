@@ -5,12 +5,17 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pydicom
 import pytest
 from imaging_pipeline import logs
 from pydicom.data import get_testdata_file
+
+HANDLERS = Path(__file__).resolve().parents[3] / "handlers"
 
 
 @pytest.fixture
@@ -94,3 +99,118 @@ def test_configure_logging_is_idempotent() -> None:
     finally:
         for handler in [h for h in root.handlers if h not in before]:
             root.removeHandler(handler)
+
+
+# --- logging by construction -------------------------------------------------------------------
+# The two failures of the old after-the-fact scrubber, which redacted every 3+ character fragment
+# of a PHI value anywhere in the serialized line: a patient address containing "3090" cut a
+# Series UID apart, an institution address containing "1090" turned a duration into invalid JSON.
+SERIES_UID = "1.3.12.2.1107.5.2.32.35162.2012102409443090534923"
+
+
+def _dataset_with_addresses() -> pydicom.Dataset:
+    ds = pydicom.dcmread(str(get_testdata_file("MR_small.dcm")), stop_before_pixels=True)
+    ds.PatientName = "Doe^Johnathan"
+    ds.PatientAddress = "3090 Maple Road"
+    ds.InstitutionAddress = "1090 Vienna"
+    ds.SeriesInstanceUID = SERIES_UID
+    return ds
+
+
+def test_uids_and_numbers_survive_phi_that_shares_their_digits(captured: io.StringIO) -> None:
+    logger = logging.getLogger("test.process.logs")
+    with logs.event_context(None, "proj"):
+        logs.register_dataset_phi(_dataset_with_addresses())
+        logs.log_event(
+            logger,
+            logging.INFO,
+            f"retrieved series {SERIES_UID} in 1090.2 ms from 3090 Maple Road",
+            event="instance_processed",
+            series_uid=SERIES_UID,
+            duration_ms=1090.2,
+            fhir_created=3090,
+            message_id="13090555",
+            detail="patient at 3090 Maple Road, Doe^Johnathan; took 1090.2 ms",
+        )
+    raw = captured.getvalue().splitlines()
+    [entry] = [json.loads(line) for line in raw]  # every line is JSON
+    assert entry["series_uid"] == SERIES_UID
+    assert entry["duration_ms"] == 1090.2 and entry["fhir_created"] == 3090
+    assert entry["message_id"] == "13090555"
+    # Free text: the UID and the duration intact, the address and the name redacted.
+    assert entry["message"] == f"retrieved series {SERIES_UID} in 1090.2 ms from [redacted]"
+    assert "3090 Maple" not in entry["detail"] and "Johnathan" not in entry["detail"]
+    assert "took 1090.2 ms" in entry["detail"]
+
+
+def test_structured_fields_come_from_the_allow_list(captured: io.StringIO) -> None:
+    logger = logging.getLogger("test.process.logs")
+    logs.log_event(
+        logger,
+        logging.INFO,
+        "fields",
+        patient_name="Doe^Johnathan",  # not an allowed field: dropped, only its name listed
+        instance_uid="Doe^Johnathan",  # allowed, but not a UID: never written as given
+        modality="CT",
+        priority="critical urgent",  # a code has no spaces
+    )
+    [entry] = lines(captured)
+    assert "Johnathan" not in json.dumps(entry)
+    assert entry["dropped_fields"] == ["patient_name"]
+    assert entry["instance_uid"] == logs.INVALID and entry["priority"] == logs.INVALID
+    assert entry["modality"] == "CT"
+
+
+def test_whole_tokens_only() -> None:
+    with logs.event_context(None, "proj"):
+        logs.register_phi(["Doe^Johnathan", "3090"])
+        assert logs.scrub("Johnathan's file JOHNATHAN_DOE.dcm") == (
+            "[redacted]'s file [redacted]_[redacted].dcm"
+        )
+        assert logs.scrub("1.2.3090.4 and 13090 and 3090.5 and 3090") == (
+            "1.2.3090.4 and 13090 and 3090.5 and [redacted]"
+        )
+
+
+def _run_json_logged(script: str) -> tuple[list[str], str]:
+    """Run `script` in a fresh interpreter with the function's logging; (stdout lines, stderr)."""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=HANDLERS,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return result.stdout.splitlines(), result.stderr
+
+
+def test_library_warnings_and_tracebacks_go_through_the_logger() -> None:
+    """pydicom's warnings and Flask's traceback of a failing function: JSON lines, scrubbed."""
+    stdout, stderr = _run_json_logged(
+        """
+import io, logging, warnings
+import main  # the deployed entry points: configures the JSON logging at import
+import functions_framework, pydicom
+from imaging_pipeline import logs
+from pydicom.data import get_testdata_file
+warnings.simplefilter("always")
+ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"), stop_before_pixels=True)
+with logs.event_context(None, "proj"):
+    logs.register_phi(["Johnathan"])
+    ds.SOPInstanceUID = "1.2.Johnathan"  # pydicom warns: invalid value for VR UI
+app = functions_framework.create_app("ingest_dicom_object", "main.py", "cloudevent")
+response = app.test_client().post(
+    "/", json={"bucket": "b", "name": "incoming/x.dcm", "generation": "1"},
+    headers={"ce-id": "1", "ce-specversion": "1.0", "ce-source": "//storage", "ce-type":
+    "google.cloud.storage.object.v1.finalized"},
+)
+assert response.status_code == 500, response.status_code  # no DICOMWEB_URL etc.: it raises
+"""
+    )
+    entries = [json.loads(line) for line in stdout]  # every line is JSON
+    assert "Traceback" not in stderr and "Warning" not in stderr, stderr
+    warned = [e for e in entries if e["logger"] == "py.warnings"]
+    assert warned and "Johnathan" not in warned[0]["message"]
+    failed = [e for e in entries if "exception" in e]
+    assert failed and "ConfigurationError" in failed[0]["exception"]

@@ -18,6 +18,7 @@ from imaging_pipeline import logs
 from imaging_pipeline.errors import PermanentError, TransientError
 from imaging_pipeline.events import InstanceEvent
 from imaging_pipeline.process import Outcome, handle_event_data
+from imaging_pipeline.telemetry import Event
 
 from tests.support.process import LOCAL_STORE, pubsub_message
 
@@ -70,15 +71,15 @@ def test_processed_outcome_is_logged(log_lines: io.StringIO) -> None:
     message = pubsub_message(PATH, message_id="m-1")
     assert run(processor, {"message": message}).status == "processed"
     [entry] = entries(log_lines)
-    assert entry["event"] == "instance_processed" and entry["outcome"] == "processed"
+    assert entry["event"] == Event.INSTANCE_PROCESSED and entry["outcome"] == "processed"
     assert entry["message_id"] == "m-1" and entry["instance_uid"] == "1.2.3.4"
 
 
 @pytest.mark.parametrize(
     ("reason", "status", "severity", "event"),
     [
-        ("unsupported_sop_class", "skipped", "INFO", "instance_skipped"),
-        ("unrenderable", "failed", "WARNING", "instance_failed"),
+        ("unsupported_sop_class", "skipped", "INFO", Event.INSTANCE_SKIPPED),
+        ("unrenderable", "failed", "WARNING", Event.INSTANCE_FAILED),
     ],
 )
 def test_permanent_errors_are_acknowledged(
@@ -111,7 +112,7 @@ def test_transient_errors_propagate(log_lines: io.StringIO) -> None:
         "fhir_unavailable",
         "ERROR",
     )
-    assert entry["event"] == "instance_retry"  # not counted as handled: it will come back
+    assert entry["event"] == Event.INSTANCE_RETRY  # not counted as handled: it will come back
 
 
 def test_unexpected_errors_are_retried_without_phi(log_lines: io.StringIO) -> None:

@@ -66,13 +66,13 @@ def test_bare_dataset_is_wrapped_into_part10() -> None:
     ],
 )
 def test_other_content_is_not_dicom(payload: bytes) -> None:
-    assert _reason(payload) == "not-dicom"
+    assert _reason(payload) == "not_dicom"
 
 
 def test_dicomdir_is_not_an_instance() -> None:
     path = get_testdata_file("DICOMDIR")
     assert path is not None
-    assert _reason(Path(str(path)).read_bytes()) == "not-dicom"
+    assert _reason(Path(str(path)).read_bytes()) == "not_dicom"
 
 
 def test_truncated_header_is_corrupt() -> None:

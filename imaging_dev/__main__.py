@@ -1,0 +1,5 @@
+import sys
+
+from imaging_dev.main import main
+
+sys.exit(main())
