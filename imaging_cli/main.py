@@ -13,6 +13,8 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
+from imaging_pipeline.version import __version__
+
 from imaging_cli import commands
 
 
@@ -20,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imaging",
         description="Operate the imaging pipeline: render, analyze, ingest, backfill, demo.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the release"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
@@ -33,8 +38,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"imaging {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        from imaging_cli.credentials import credentials_problem
+
+        problem = credentials_problem(error)
+        if problem is None:
+            raise
+        print(f"imaging {args.command}: {problem}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

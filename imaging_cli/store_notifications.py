@@ -16,8 +16,9 @@ from datetime import date
 from typing import Any
 
 import requests
-from imaging_pipeline.adapters.dicomweb_stow import qido_all
 from imaging_pipeline.events import instance_path
+
+from imaging_cli.qido_listing import GOOGLE_CAPS, QidoCaps, QidoLister
 
 STUDY_INSTANCE_UID = "0020000D"
 SERIES_INSTANCE_UID = "0020000E"
@@ -39,15 +40,6 @@ class StoredInstance:
         return instance_path(store, self.study_uid, self.series_uid, self.sop_instance_uid)
 
 
-def study_date_range(since: date | None, until: date | None) -> str | None:
-    """A QIDO-RS range match on StudyDate (DICOM PS3.18 8.3.4.1): `A-`, `-B` or `A-B`."""
-    if since is None and until is None:
-        return None
-    return (
-        f"{since.strftime('%Y%m%d') if since else ''}-{until.strftime('%Y%m%d') if until else ''}"
-    )
-
-
 def _first(item: dict[str, object], tag: str) -> str:
     element = item.get(tag)
     values = element.get("Value") if isinstance(element, dict) else None
@@ -61,26 +53,23 @@ def list_instances(
     since: date | None = None,
     until: date | None = None,
     on_study: Callable[[str], None] = lambda _: None,
+    on_note: Callable[[str], None] = lambda _: None,
+    caps: QidoCaps = GOOGLE_CAPS,
 ) -> Iterator[StoredInstance]:
-    """Every instance of every study whose StudyDate is in [since, until], study by study.
+    """Every instance of every study whose StudyDate is in [since, until], study by study,
+    streamed page by page and partitioned under the store's QIDO-RS caps (qido_listing).
 
     Filtering happens on the study level because StudyDate is a study attribute every store
     indexes; without a range all studies are listed, including those with no StudyDate.
     """
-    base = dicomweb_url.rstrip("/")
-    params = {"includefield": STUDY_INSTANCE_UID}
-    date_range = study_date_range(since, until)
-    if date_range:
-        params["StudyDate"] = date_range
-    for study in qido_all(session, f"{base}/studies", params):
+    lister = QidoLister(session, dicomweb_url, caps, on_note=on_note)
+    fields = ",".join((SERIES_INSTANCE_UID, SOP_INSTANCE_UID, SOP_CLASS_UID, MODALITY))
+    for study in lister.studies(since, until):
         study_uid = _first(study, STUDY_INSTANCE_UID)
         if not study_uid:
             continue
         on_study(study_uid)
-        fields = ",".join((SERIES_INSTANCE_UID, SOP_INSTANCE_UID, SOP_CLASS_UID, MODALITY))
-        for item in qido_all(
-            session, f"{base}/studies/{study_uid}/instances", {"includefield": fields}
-        ):
+        for item in lister.instances(study_uid, fields):
             yield StoredInstance(
                 study_uid,
                 _first(item, SERIES_INSTANCE_UID),
@@ -92,7 +81,15 @@ def list_instances(
 
 def notification(instance: StoredInstance, store: str) -> tuple[bytes, dict[str, str]]:
     """The message data and attributes the store publishes for a newly stored instance."""
-    attributes = {"action": STORE_INSTANCES_ACTION, "storeName": store}
+    # The attributes the store's notification_configs messages carry (the subscription filter
+    # and the processor's early skip read `modality`).
+    attributes = {
+        "action": STORE_INSTANCES_ACTION,
+        "storeName": store,
+        "studyInstanceUID": instance.study_uid,
+        "seriesInstanceUID": instance.series_uid,
+        "sopInstanceUID": instance.sop_instance_uid,
+    }
     if instance.modality:
         attributes["modality"] = instance.modality
     return instance.path(store).encode(), attributes

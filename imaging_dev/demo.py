@@ -22,6 +22,29 @@ notifications, which the push subscription delivers to the processor; prints wha
 decided for each instance. Exits 0 when every instance reached a final outcome and none failed,
 leaving no process behind.
 """
+# The local analyzer with the default rules, plus one critical rule the demo's critical screen
+# capture matches, so a critical outcome (and its alert on the critical-findings topic) shows.
+CRITICAL_TERM = "pneumothorax"
+CRITICAL_TEXT = "FINDING: PNEUMOTHORAX"  # OCR counts text from two words on
+DEMO_SETTINGS: dict[str, Any] = {
+    "analyzer": "local",
+    "rules": [
+        {
+            "name": "burned-in-text",
+            "finding": "burned_in_text",
+            "min_score": 0.6,
+            "priority": "urgent",
+        },
+        {"name": "blank-image", "finding": "blank_image", "min_score": 0.9, "priority": "urgent"},
+        {
+            "name": "critical-words",
+            "finding": "text",
+            "terms": [CRITICAL_TERM],
+            "min_score": 0.5,
+            "priority": "critical",
+        },
+    ],
+}
 COLUMNS = ("instance (file)", "modality", "outcome", "priority", "findings", "FHIR report")
 
 
@@ -46,6 +69,12 @@ def register(subparsers: Any) -> None:
         help="how long to wait for the processor (default 120)",
     )
     parser.add_argument(
+        "--input",
+        type=Path,
+        metavar="DIR",
+        help="run your own DICOM files (DIR, recursively) instead of the synthetic and sample ones",
+    )
+    parser.add_argument(
         "--no-samples",
         action="store_true",
         help="only the synthetic studies, not pydicom's sample files",
@@ -68,18 +97,27 @@ def run(args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupt)
     with tempfile.TemporaryDirectory(prefix="imaging-demo-") as tmp:
-        files = write_instances(study_set(), Path(tmp))
-        if not args.no_samples:
-            files += sample_files()
+        if args.input is not None:
+            if not args.input.is_dir():
+                print(f"imaging demo: --input {args.input}: not a directory", file=sys.stderr)
+                return 2
+            files = sorted(p for p in args.input.rglob("*") if p.is_file())
+            if not files:
+                print(f"imaging demo: --input {args.input}: no files", file=sys.stderr)
+                return 2
+        else:
+            files = write_instances(study_set(), Path(tmp))
+            files += write_instances(demo_extras(), Path(tmp) / "extras")
+            if not args.no_samples:
+                files += sample_files()
         _say(f"starting local servers and functions; {len(files)} files to ingest")
         try:
-            pipeline = LocalPipeline(review_app=True).start()
+            pipeline = LocalPipeline(settings=DEMO_SETTINGS, review_app=True).start()
         except (ServerStartError, FileNotFoundError) as error:
             print(f"imaging demo: a local server did not start: {error}", file=sys.stderr)
             return 2
         with pipeline:
-            assert pipeline.review_app is not None
-            _say(f"review app (local mode, no authentication): {pipeline.review_app.url}")
+            _endpoints(pipeline)
             staged = pipeline.stage(files)
             not_stored = [s for s in staged if s.outcome != "processed"]
             for result in not_stored:
@@ -110,10 +148,54 @@ def run(args: argparse.Namespace) -> int:
                 f"{sum(r.outcome == 'skipped' for r in results)}  failed: {len(failed)}  "
                 f"unfinished: {len(unfinished)}  staged objects not stored: {len(not_stored)}"
             )
+            srs = pipeline.structured_reports()
+            print(f"DICOM SRs (TID 1500) stored in Orthanc next to the images: {len(srs)}")
             status = 0 if not (unfinished or failed or not_stored) else 1
             if args.keep:
                 _keep(pipeline)
     return status
+
+
+def _endpoints(pipeline: Any) -> None:
+    """Where everything listens, and the commands that use it (with --keep, after the run)."""
+    from imaging_dev.local_pipeline import NOTIFICATION_TOPIC, STORE
+
+    dicomweb, host = pipeline.orthanc.dicomweb_url, pipeline.pubsub.host
+    for line in (
+        f"DICOMweb URL:     {dicomweb}",
+        f"FHIR base:        {pipeline.fhir.base_url}",
+        *(
+            [f"review app:       {pipeline.review_app.url} (local mode, no authentication)"]
+            if pipeline.review_app is not None
+            else []
+        ),
+        f"Pub/Sub host:     {host}",
+        f"Pub/Sub topic:    {NOTIFICATION_TOPIC}",
+        f"store path:       {STORE}",
+        f"ingest your files: imaging ingest DIR --store {dicomweb}",
+        "then process them (Orthanc sends no notifications; backfill publishes them): "
+        f"PUBSUB_EMULATOR_HOST={host} imaging backfill --store {STORE} "
+        f"--topic {NOTIFICATION_TOPIC} --dicomweb-url {dicomweb}",
+    ):
+        _say(line)
+
+
+def demo_extras(seed: str = "demo") -> list[Any]:
+    """What the small study set lacks: images of realistic size (a 512x512 CT slice, a
+    2048x2048 radiograph) and a screen capture whose text a critical rule matches."""
+    import dataclasses
+
+    from imaging_dev.synthetic import burned_in_text_image, cr_image, ct_series
+
+    [ct] = ct_series(f"{seed}-full", slices=1, size=512)
+    return [
+        dataclasses.replace(ct, name="ct-512.dcm"),
+        dataclasses.replace(cr_image(f"{seed}-full", size=2048), name="cr-2048.dcm"),
+        dataclasses.replace(
+            burned_in_text_image(f"{seed}-critical", text=CRITICAL_TEXT),
+            name="sc-critical-finding.dcm",
+        ),
+    ]
 
 
 def _keep(pipeline: Any) -> None:
@@ -153,3 +235,18 @@ def _table(rows: list[tuple[str, ...]]) -> str:
 
 def _say(message: str) -> None:
     print(f"imaging demo: {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m imaging_dev.demo [options]`: the demo without the operator CLI."""
+    parser = argparse.ArgumentParser(prog="imaging")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["demo", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -279,6 +279,11 @@ class LocalPipeline:
             raise RuntimeError(f"{summary.failed} notification(s) could not be published")
         return instances
 
+    def structured_reports(self) -> list[StoredInstance]:
+        """The SRs (TID 1500) the processor stored back into Orthanc, one per analysis."""
+        stored = list_instances(requests.Session(), self.orthanc.dicomweb_url)
+        return [i for i in stored if i.modality == "SR"]
+
     def wait_for_results(
         self,
         instances: list[StoredInstance],

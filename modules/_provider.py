@@ -1,16 +1,17 @@
 """Load only the parts of the prebuilt providers that the stacks use.
 
-`import cdktn_provider_google.<anything>` first runs the package root, which imports all ~1,800
-submodules (about 18 s and 1.5 GB per process; the same trap as hashicorp/terraform-cdk#3753,
-and google-beta is as large). Every submodule only needs the jsii assembly (`._jsii`), so we
-register each package root as a bare namespace before the first import; submodules then load on
-demand. The classes are the same objects either way, so the synthesized JSON is byte-identical
-(tests/infra/test_fast_synth.py).
+jsii's Node process is where the cost is: loading a provider's assembly `require`s its
+`lib/index.js`, which requires every submodule (about 1,800 for google, 2,000 for google-beta):
+over 40 s of a naive synth on a busy 2-core machine, and most of its 850 MB.
+`_lazy_provider_index.cjs`, preloaded into that process through NODE_OPTIONS, turns those requires
+into getters. NODE_OPTIONS must be set before the jsii kernel starts (at the first
+`import cdktn`), which is why `modules` is imported first in main.py.
 
-The Node side of jsii has the same problem: each provider's `lib/index.js` requires every
-submodule. `_lazy_provider_index.cjs`, preloaded into jsii's Node process through NODE_OPTIONS,
-turns those requires into getters. NODE_OPTIONS must be set before the jsii kernel starts (at the
-first `import cdktn`), which is why `modules` is imported first in main.py.
+On the Python side, cdktf's provider roots imported every submodule (hashicorp/terraform-cdk#3753);
+the cdktn roots resolve submodules on first access (PEP 562) but still load the assembly at import.
+Registering each root as a bare namespace keeps imports to the submodules used, whichever binding
+generation a fork pins. The classes are the same objects either way, so the synthesized JSON is
+byte-identical (tests/infra/test_fast_synth.py).
 
 Set IMAGING_SYNTH_NAIVE=1 to import the providers the ordinary way (the baseline of bench/synth).
 """

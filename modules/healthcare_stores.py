@@ -1,8 +1,16 @@
-"""The Cloud Healthcare dataset with its DICOM store (images) and FHIR R4 store (results)."""
+"""The Cloud Healthcare dataset with its DICOM store (images) and FHIR R4 store (results).
+
+The stores publish notifications as the Healthcare service agent: this module grants it
+publish on the topics it is given and makes the stores wait for those grants; an encrypted
+dataset waits until its key is usable by the same agent. Grants to callers are keyed by names
+they choose, so Terraform addresses never depend on call order.
+"""
 
 from __future__ import annotations
 
-from cdktn import TerraformResourceLifecycle
+from typing import Protocol
+
+from cdktn import ITerraformDependable, TerraformResourceLifecycle
 from cdktn_provider_google.healthcare_dataset import HealthcareDataset
 from cdktn_provider_google.healthcare_dicom_store import HealthcareDicomStore
 from cdktn_provider_google.healthcare_dicom_store_iam_member import (
@@ -21,14 +29,34 @@ API = "https://healthcare.googleapis.com/v1"
 DICOM_READER = "roles/healthcare.dicomViewer"
 DICOM_WRITER = "roles/healthcare.dicomEditor"
 FHIR_RESOURCE_EDITOR = "roles/healthcare.fhirResourceEditor"
+AGENT_KEY = "healthcare-agent"
+
+
+class NotificationTopic(Protocol):
+    """A Pub/Sub topic (modules.messaging.Topic has this shape)."""
+
+    @property
+    def id(self) -> str: ...
+
+    def grant_publish(self, key: str, member: str) -> ITerraformDependable: ...
+
+
+class Key(Protocol):
+    """A customer-managed key (modules.encryption_keys.EncryptionKey has this shape)."""
+
+    @property
+    def id(self) -> str: ...
+
+    def usable_by(self, key: str, member: str) -> list[ITerraformDependable]: ...
 
 
 class HealthcareStores(Construct):
     """Dataset, DICOM store and FHIR R4 store, with notifications to Pub/Sub.
 
     The DICOM store notifies `dicom_topic` (message data = the instance path) also for bulk
-    imports; the FHIR store notifies `fhir_topic` of every resource change. With
-    `protect`, Terraform refuses to destroy any of the three (prevent_destroy).
+    imports; the FHIR store notifies `fhir_topic` of every resource change; both as
+    `service_agent`, the project's Healthcare service agent. With `protect`, Terraform refuses
+    to destroy any of the three (prevent_destroy).
     """
 
     def __init__(
@@ -39,31 +67,35 @@ class HealthcareStores(Construct):
         name: str,
         location: str,
         time_zone: str,
-        dicom_topic: str,
-        fhir_topic: str,
+        dicom_topic: NotificationTopic,
+        fhir_topic: NotificationTopic,
+        service_agent: str,
         labels: dict[str, str],
-        kms_key: str | None = None,
+        kms_key: Key | None = None,
         protect: bool = False,
     ) -> None:
         super().__init__(scope, id_)
         lifecycle = TerraformResourceLifecycle(prevent_destroy=protect)
+        key_waits = kms_key.usable_by(AGENT_KEY, service_agent) if kms_key is not None else []
         self.dataset = HealthcareDataset(
             self,
             "dataset",
             name=name,
             location=location,
             time_zone=time_zone,
-            encryption_spec={"kms_key_name": kms_key} if kms_key else None,
+            encryption_spec={"kms_key_name": kms_key.id} if kms_key is not None else None,
             lifecycle=lifecycle,
+            depends_on=key_waits or None,
         )
         self.dicom_store = HealthcareDicomStore(
             self,
             "dicom",
             name=f"{name}-dicom",
             dataset=self.dataset.id,
-            notification_config={"pubsub_topic": dicom_topic, "send_for_bulk_import": True},
+            notification_config={"pubsub_topic": dicom_topic.id, "send_for_bulk_import": True},
             labels=labels,
             lifecycle=lifecycle,
+            depends_on=[dicom_topic.grant_publish(AGENT_KEY, service_agent)],
         )
         self.fhir_store = HealthcareFhirStore(
             self,
@@ -76,13 +108,13 @@ class HealthcareStores(Construct):
             disable_referential_integrity=False,
             notification_configs=[
                 HealthcareFhirStoreNotificationConfigs(
-                    pubsub_topic=fhir_topic, send_full_resource=False
+                    pubsub_topic=fhir_topic.id, send_full_resource=False
                 )
             ],
             labels=labels,
             lifecycle=lifecycle,
+            depends_on=[fhir_topic.grant_publish(AGENT_KEY, service_agent)],
         )
-        self._grants = 0
 
     @property
     def dicom_store_path(self) -> str:
@@ -101,39 +133,29 @@ class HealthcareStores(Construct):
     def fhir_base_url(self) -> str:
         return f"{API}/{self.fhir_store.id}/fhir"
 
-    def grant_dicom_read(self, member: str) -> HealthcareDicomStoreIamMember:
-        return self._dicom(DICOM_READER, member)
+    def grant_dicom_read(self, key: str, member: str) -> HealthcareDicomStoreIamMember:
+        return self._dicom(f"dicom_read_{key}", DICOM_READER, member)
 
-    def grant_dicom_write(self, member: str) -> HealthcareDicomStoreIamMember:
-        return self._dicom(DICOM_WRITER, member)
+    def grant_dicom_write(self, key: str, member: str) -> HealthcareDicomStoreIamMember:
+        return self._dicom(f"dicom_write_{key}", DICOM_WRITER, member)
 
-    def grant_fhir_resource_edit(self, member: str) -> HealthcareFhirStoreIamMember:
-        self._grants += 1
+    def grant_fhir_resource_edit(self, key: str, member: str) -> HealthcareFhirStoreIamMember:
+        """`key` names the grant (its Terraform address): choose it, never derive it from order."""
         return HealthcareFhirStoreIamMember(
             self,
-            f"grant_{self._grants}",
+            f"fhir_edit_{key}",
             fhir_store_id=self.fhir_store.id,
             role=FHIR_RESOURCE_EDITOR,
             member=member,
         )
 
-    def grant_fhir(self, role: str, member: str) -> HealthcareFhirStoreIamMember:
+    def grant_fhir(self, key: str, role: str, member: str) -> HealthcareFhirStoreIamMember:
         """Any role on the FHIR store (e.g. a custom role narrower than the predefined ones)."""
-        self._grants += 1
         return HealthcareFhirStoreIamMember(
-            self,
-            f"grant_{self._grants}",
-            fhir_store_id=self.fhir_store.id,
-            role=role,
-            member=member,
+            self, f"fhir_{key}", fhir_store_id=self.fhir_store.id, role=role, member=member
         )
 
-    def _dicom(self, role: str, member: str) -> HealthcareDicomStoreIamMember:
-        self._grants += 1
+    def _dicom(self, id_: str, role: str, member: str) -> HealthcareDicomStoreIamMember:
         return HealthcareDicomStoreIamMember(
-            self,
-            f"grant_{self._grants}",
-            dicom_store_id=self.dicom_store.id,
-            role=role,
-            member=member,
+            self, id_, dicom_store_id=self.dicom_store.id, role=role, member=member
         )

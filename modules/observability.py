@@ -1,5 +1,12 @@
 """Log-based metrics from the functions' structured logs, alert policies, e-mail channels and a
-dashboard: the last row of the data-flow diagram."""
+dashboard: the last row of the data-flow diagram.
+
+Monitoring knows a new log-based metric only minutes after it was created ("could take up to 10
+minutes", provider issue 11102), so alert policies on them wait (`metric_wait`). Every policy
+closes its incident by itself (`auto_close`): the metrics are sparse, and an incident left open
+would swallow the next notification. Critical findings alert on each matching log entry, at
+most once per `notification_rate_limit`, so a second finding notifies again.
+"""
 
 from __future__ import annotations
 
@@ -21,11 +28,15 @@ from cdktn_provider_google.monitoring_dashboard import MonitoringDashboard
 from cdktn_provider_google.monitoring_notification_channel import (
     MonitoringNotificationChannel,
 )
+from cdktn_provider_time.sleep import Sleep
 from constructs import Construct
 from imaging_pipeline.telemetry import EVENT_METRICS, Event
 
 Aggregation = MonitoringAlertPolicyConditionsConditionThresholdAggregations
 USER_METRIC = "logging.googleapis.com/user"
+METRIC_WAIT = "600s"  # Monitoring's documented worst case for a new metric
+# Where each alert's runbook lives, relative to the repository root; one section per policy key.
+RUNBOOKS = "docs/runbooks.md"
 
 
 def _event_filter(service: str, events: Sequence[str]) -> str:
@@ -34,6 +45,10 @@ def _event_filter(service: str, events: Sequence[str]) -> str:
         f'resource.type="cloud_run_revision" AND resource.labels.service_name="{service}" '
         f"AND jsonPayload.event=({choice})"
     )
+
+
+def _one_of(values: Sequence[str]) -> str:
+    return "one_of(" + ", ".join(f'"{v}"' for v in values) + ")"
 
 
 class Observability(Construct):
@@ -48,13 +63,16 @@ class Observability(Construct):
         prefix: str,
         processor_service: str,
         function_services: Sequence[str],
-        dead_letter_subscription: str,
+        dead_letter_subscriptions: Sequence[str],
         emails: Sequence[str],
         failure_ratio: float,
         window_seconds: int,
+        auto_close_seconds: int,
+        notification_rate_limit_seconds: int,
         labels: dict[str, str],
     ) -> None:
         super().__init__(scope, id_)
+        self._auto_close = f"{auto_close_seconds}s"
         self.metrics: dict[str, LoggingMetric] = {}
         for metric in EVENT_METRICS:
             self.metrics[metric.key] = LoggingMetric(
@@ -74,6 +92,14 @@ class Observability(Construct):
                 },
                 label_extractors={k: f"EXTRACT(jsonPayload.{k})" for k in metric.labels},
             )
+        # Created with the metrics; re-created (so waited for again) when a metric is renamed.
+        self.metric_wait = Sleep(
+            self,
+            "metric_wait",
+            create_duration=METRIC_WAIT,
+            triggers={key: metric.name for key, metric in self.metrics.items()},
+            depends_on=list(self.metrics.values()),
+        )
         self.channels = [
             MonitoringNotificationChannel(
                 self,
@@ -113,7 +139,7 @@ class Observability(Construct):
                 {
                     "filter": (
                         'resource.type="pubsub_subscription" AND resource.labels.'
-                        f'subscription_id="{dead_letter_subscription}" AND metric.type='
+                        f"subscription_id={_one_of(dead_letter_subscriptions)} AND metric.type="
                         '"pubsub.googleapis.com/subscription/num_undelivered_messages"'
                     ),
                     "aggregations": [
@@ -127,17 +153,12 @@ class Observability(Construct):
                 },
                 labels,
             ),
-            self._policy(
+            self._log_match_policy(
                 Event.CRITICAL_FINDING.value,
                 f"{prefix}: critical finding",
                 "CRITICAL",
-                {
-                    "filter": self._metric_filter("critical_findings"),
-                    "aggregations": [self._aggregation("60s")],
-                    "comparison": "COMPARISON_GT",
-                    "threshold_value": 0,
-                    "duration": "0s",
-                },
+                _event_filter(processor_service, (Event.CRITICAL_FINDING.value,)),
+                f"{notification_rate_limit_seconds}s",
                 labels,
             ),
             self._policy(
@@ -164,7 +185,7 @@ class Observability(Construct):
             self,
             "dashboard",
             dashboard_json=json.dumps(
-                self._dashboard(prefix, dead_letter_subscription), sort_keys=True
+                self._dashboard(prefix, dead_letter_subscriptions), sort_keys=True
             ),
         )
 
@@ -188,6 +209,7 @@ class Observability(Construct):
     def _policy(
         self, key: str, name: str, severity: str, threshold: dict[str, Any], labels: dict[str, str]
     ) -> MonitoringAlertPolicy:
+        on_user_metric = USER_METRIC in str(threshold.get("filter", ""))
         return MonitoringAlertPolicy(
             self,
             f"alert_{key}",
@@ -197,16 +219,53 @@ class Observability(Construct):
             conditions=[
                 MonitoringAlertPolicyConditions(display_name=name, condition_threshold=threshold)
             ],
+            alert_strategy={"auto_close": self._auto_close},
             notification_channels=[c.id for c in self.channels],
-            documentation={
-                "content": f"Runbook: see README, section on alert `{key}`.",
-                "mime_type": "text/markdown",
+            documentation=self._runbook(key),
+            user_labels=labels,
+            depends_on=[self.metric_wait] if on_user_metric else None,
+        )
+
+    def _log_match_policy(
+        self,
+        key: str,
+        name: str,
+        severity: str,
+        log_filter: str,
+        rate_limit: str,
+        labels: dict[str, str],
+    ) -> MonitoringAlertPolicy:
+        """Alerts on each matching log entry (no metric involved, so nothing to wait for)."""
+        return MonitoringAlertPolicy(
+            self,
+            f"alert_{key}",
+            display_name=name,
+            combiner="OR",
+            severity=severity,
+            conditions=[
+                MonitoringAlertPolicyConditions(
+                    display_name=name, condition_matched_log={"filter": log_filter}
+                )
+            ],
+            alert_strategy={
+                "auto_close": self._auto_close,
+                "notification_rate_limit": {"period": rate_limit},
             },
+            notification_channels=[c.id for c in self.channels],
+            documentation=self._runbook(key),
             user_labels=labels,
         )
 
     @staticmethod
-    def _dashboard(prefix: str, dead_letter_subscription: str) -> dict[str, Any]:
+    def _runbook(key: str) -> dict[str, str]:
+        return {
+            "content": f"Runbook: {RUNBOOKS}#alert-{key} (what it means, what to check "
+            "first, log queries, how to fix).",
+            "mime_type": "text/markdown",
+        }
+
+    @staticmethod
+    def _dashboard(prefix: str, dead_letter_subscriptions: Sequence[str]) -> dict[str, Any]:
         def chart(
             title: str,
             metric_filter: str,
@@ -265,7 +324,7 @@ class Observability(Construct):
                                 "Dead-letter backlog",
                                 'metric.type="pubsub.googleapis.com/subscription/'
                                 'num_undelivered_messages" AND resource.labels.subscription_id='
-                                f'"{dead_letter_subscription}"',
+                                f"{_one_of(dead_letter_subscriptions)}",
                                 aligner="ALIGN_MAX",
                             ),
                         ],

@@ -1,16 +1,35 @@
-"""A Cloud Storage bucket that can never be public: the staging and function-source buckets."""
+"""A Cloud Storage bucket that can never be public: staging, function source, Terraform state.
+
+Grants are keyed by names the caller chooses, so Terraform addresses never depend on call
+order. A bucket with a default customer-managed key makes the key usable by the Cloud Storage
+service agent and waits for that itself.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+from cdktn import ITerraformDependable, TerraformResourceLifecycle
 from cdktn_provider_google.storage_bucket import StorageBucket, StorageBucketLifecycleRule
 from cdktn_provider_google.storage_bucket_iam_member import StorageBucketIamMember
 from constructs import Construct
 
 OBJECT_ADMIN = "roles/storage.objectAdmin"
 OBJECT_VIEWER = "roles/storage.objectViewer"
+AGENT_KEY = "storage-agent"
+
+
+class Key(Protocol):
+    """A customer-managed key (modules.encryption_keys.EncryptionKey has this shape)."""
+
+    @property
+    def id(self) -> str: ...
+
+    def usable_by(self, key: str, member: str) -> list[ITerraformDependable]: ...
+
+
 # Checkov checks these buckets fail on purpose (tests/infra/test_checkov.py applies them).
 CHECKOV_SKIPS = {
     "CKV_GCP_62": "Access logging: Data Access audit logs for storage.googleapis.com (see "
@@ -30,7 +49,8 @@ class ExpireRule:
 
 class PrivateBucket(Construct):
     """Uniform bucket-level access, public access prevention enforced, object versioning,
-    noncurrent versions deleted after `noncurrent_days`, optional CMEK default key."""
+    noncurrent versions deleted after `noncurrent_days`, optional CMEK default key (`kms_key`,
+    used by `kms_agent`, the project's Cloud Storage service agent), optional prevent_destroy."""
 
     def __init__(
         self,
@@ -42,9 +62,16 @@ class PrivateBucket(Construct):
         labels: dict[str, str],
         noncurrent_days: int,
         expire: Sequence[ExpireRule] = (),
-        kms_key: str | None = None,
+        kms_key: Key | None = None,
+        kms_agent: str | None = None,
+        protect: bool = False,
     ) -> None:
         super().__init__(scope, id_)
+        waits: list[ITerraformDependable] = []
+        if kms_key is not None:
+            if kms_agent is None:
+                raise ValueError("kms_key needs kms_agent (the Cloud Storage service agent)")
+            waits = kms_key.usable_by(AGENT_KEY, kms_agent)
         rules = [
             StorageBucketLifecycleRule(
                 action={"type": "Delete"},
@@ -67,27 +94,22 @@ class PrivateBucket(Construct):
             public_access_prevention="enforced",
             versioning={"enabled": True},
             lifecycle_rule=rules,
-            encryption={"default_kms_key_name": kms_key} if kms_key else None,
+            encryption={"default_kms_key_name": kms_key.id} if kms_key is not None else None,
             labels=labels,
+            depends_on=waits or None,
+            lifecycle=TerraformResourceLifecycle(prevent_destroy=True) if protect else None,
         )
-        self._grants = 0
 
     @property
     def name(self) -> str:
         return self.bucket.name
 
-    def grant_object_admin(self, member: str) -> StorageBucketIamMember:
-        return self._grant(OBJECT_ADMIN, member)
+    def grant_object_admin(self, key: str, member: str) -> StorageBucketIamMember:
+        return self._grant(f"object_admin_{key}", OBJECT_ADMIN, member)
 
-    def grant_object_read(self, member: str) -> StorageBucketIamMember:
-        return self._grant(OBJECT_VIEWER, member)
+    def grant_object_read(self, key: str, member: str) -> StorageBucketIamMember:
+        """`key` names the grant (its Terraform address): choose it, never derive it from order."""
+        return self._grant(f"object_read_{key}", OBJECT_VIEWER, member)
 
-    def _grant(self, role: str, member: str) -> StorageBucketIamMember:
-        self._grants += 1
-        return StorageBucketIamMember(
-            self,
-            f"grant_{self._grants}",
-            bucket=self.bucket.name,
-            role=role,
-            member=member,
-        )
+    def _grant(self, id_: str, role: str, member: str) -> StorageBucketIamMember:
+        return StorageBucketIamMember(self, id_, bucket=self.bucket.name, role=role, member=member)

@@ -40,7 +40,7 @@ from cdktn_provider_google.project_iam_custom_role import ProjectIamCustomRole
 from constructs import Construct
 
 from modules.function_source import FunctionSource
-from modules.python_function import PythonFunction, Sizing
+from modules.python_function import Builder, PythonFunction, Sizing
 
 ENTRY_POINT = "review_app"
 INGRESS = "ALLOW_INTERNAL_AND_GCLB"
@@ -73,7 +73,7 @@ class ReviewApp(Construct):
         sizing: Sizing,
         environment: Mapping[str, str],
         labels: dict[str, str],
-        build_service_account: str,
+        builder: Builder,
         iap_agent: str,
     ) -> None:
         super().__init__(scope, id_)
@@ -121,10 +121,10 @@ class ReviewApp(Construct):
             sizing=sizing,
             environment={**environment, "AUTH_MODE": "iap", "IAP_AUDIENCE": self.audience},
             labels=labels,
-            build_service_account=build_service_account,
+            builder=builder,
             ingress=INGRESS,
         )
-        self.function.grant_invoke(iap_agent)  # IAP calls the function as its service agent
+        self.function.grant_invoke("iap", iap_agent)  # IAP calls the function as its service agent
         url_map = ComputeUrlMap(
             self, "url_map", name=f"{name}-urls", default_service=self.backend.id
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,10 +20,11 @@ DEFAULT_OUTDIR = "cdktf.out"
 
 
 def selected_environments(argv: Sequence[str]) -> list[str] | None:
-    """Environments named on the command line, else in $ENVIRONMENTS (comma-separated), else all."""
+    """Environments named on the command line, else in $ENVIRONMENTS (separated by spaces or
+    commas: `dev,prod`, `dev prod` and `dev, prod` are the same), else all."""
     names = [a for a in argv if a.strip()]
-    if not names and os.environ.get("ENVIRONMENTS", "").strip():
-        names = [n.strip() for n in os.environ["ENVIRONMENTS"].split(",") if n.strip()]
+    if not names:
+        names = [n for n in re.split(r"[\s,]+", os.environ.get("ENVIRONMENTS", "")) if n]
     return names or None
 
 
@@ -40,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in args):
         print(
             "usage: python main.py [ENVIRONMENT ...]   (default: every file in environments/;"
-            " or set ENVIRONMENTS=dev,prod)"
+            " or set ENVIRONMENTS='dev prod' or ENVIRONMENTS=dev,prod)"
         )
         return 0
     try:

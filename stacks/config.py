@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from stacks import config_errors, validations
+
 ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
 
 # Cloud Healthcare, Cloud Functions gen2, Vision and KMS are all offered in these regions.
@@ -187,6 +189,83 @@ class Alerting(_Strict):
     window_minutes: int = Field(
         default=5, ge=1, le=1440, description="Window the failure ratio and error counts cover."
     )
+    auto_close_minutes: int = Field(
+        default=30,
+        ge=30,
+        le=10080,
+        description="Incidents close by themselves after this long without a new match "
+        "(Monitoring's minimum is 30), so the next one notifies again.",
+    )
+    notification_rate_limit_minutes: int = Field(
+        default=5,
+        ge=5,
+        le=1440,
+        description="At most one notification per this period for each critical-finding "
+        "alert (log-match alerts; Monitoring's minimum is 5).",
+    )
+
+
+class Consumer(_Strict):
+    """Who receives a topic's messages: a pull inbox (default), or HTTPS push."""
+
+    type: Literal["pull", "push"] = Field(
+        default="pull",
+        description="`pull`: a subscription `subscribers` pull from; `push`: POST to "
+        "`push_endpoint` with an OIDC token.",
+    )
+    push_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https://\S+$",
+        description="HTTPS endpoint (only and required for type `push`).",
+    )
+    subscribers: tuple[str, ...] = Field(
+        default=(),
+        description="IAM members allowed to pull (e.g. `group:radiology-oncall@example.org`).",
+    )
+    ack_deadline_seconds: int = Field(
+        default=60, ge=10, le=600, description="Time a consumer has to acknowledge a message."
+    )
+
+    @field_validator("subscribers")
+    @classmethod
+    def _members(cls, members: tuple[str, ...]) -> tuple[str, ...]:
+        for member in members:
+            if not re.fullmatch(r"(user|group|serviceAccount|domain):[^\s@]*@?[^\s]+", member):
+                raise ValueError(
+                    f"{member!r} is not an IAM member (user:, group:, serviceAccount: or domain:)"
+                )
+        return members
+
+    @model_validator(mode="after")
+    def _endpoint_for_push(self) -> Consumer:
+        if self.type == "push" and not self.push_endpoint:
+            raise ValueError("a 'push' consumer needs 'push_endpoint'")
+        if self.type == "pull" and self.push_endpoint:
+            raise ValueError("'push_endpoint' is only for type 'push'")
+        return self
+
+
+class Consumers(_Strict):
+    """Declared consumers of the critical-findings and FHIR-changes topics."""
+
+    critical_findings: Consumer = Consumer()
+    fhir_changes: Consumer = Consumer()
+
+
+class Ci(_Strict):
+    """What the setup stack (`python -m stacks.setup_app`) needs for CI to deploy."""
+
+    github_repository: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+        description="`owner/name` of the GitHub repository whose workflows may deploy "
+        "(the Workload Identity provider accepts only its tokens).",
+    )
+    smoke_test: bool = Field(
+        default=False,
+        description="Let the deploy identity run `imaging smoke` (DICOM write, FHIR edit on "
+        "this environment's stores): for environments without real patient data.",
+    )
 
 
 _IAM_MEMBER = re.compile(r"^(user|group):[^@\s:]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
@@ -251,6 +330,8 @@ class EnvironmentConfig(_Strict):
     security: Security = Security()
     delivery: Delivery = Delivery()
     alerting: Alerting = Alerting()
+    consumers: Consumers = Consumers()
+    ci: Ci = Ci()
     pipeline: PipelineSettings = PipelineSettings()
     review_app: ReviewApp = ReviewApp()
 
@@ -273,44 +354,55 @@ class Environment(BaseModel):
     config: EnvironmentConfig
 
 
-def _describe(error: Any) -> str:
-    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return f"{where}: unknown key"
-    if kind == "missing":
-        return f"{where}: required key is missing"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}"
-
-
 def load_environment(path: Path) -> Environment:
     name = path.stem
     if not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", name):
         raise ConfigError(f"{path}: file name must be a lowercase environment name like 'dev'")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = validations.load_yaml_unique(text)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except validations.DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc.problem.key}: {exc.problem.message}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(config_errors.describe_yaml_error(path, exc)) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
     try:
         config = EnvironmentConfig.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"{path}: {_describe(e)}" for e in exc.errors()]
+        lines = config_errors.describe_validation(path, exc.errors(), EnvironmentConfig, text)
         raise ConfigError("\n".join(lines)) from None
     if config.labels.environment != name:
         raise ConfigError(
             f"{path}: labels.environment: must equal the file's name {name!r}, "
             f"not {config.labels.environment!r}"
         )
+    found = validations.problems(name, config)
+    if found:
+        raise ConfigError("\n".join(f"{path}: {p.key}: {p.message}" for p in found))
     return Environment(name=name, path=path, config=config)
 
 
 def discover(directory: Path = ENVIRONMENTS_DIR) -> list[Path]:
-    return sorted(p for p in directory.glob("*.yaml") if not p.name.startswith("_"))
+    """Every environment file; any other file (`qa.yml`, `qa.json`) is an error rather than an
+    environment that silently does not exist. Names starting with `_` or `.` are ignored."""
+    found: list[Path] = []
+    others: list[Path] = []
+    for path in sorted(directory.iterdir()) if directory.is_dir() else []:
+        if path.name.startswith(("_", ".")):
+            continue
+        (found if path.suffix == ".yaml" and path.is_file() else others).append(path)
+    if others:
+        raise ConfigError(
+            "\n".join(
+                f"{p}: not an environment file: environments are `<name>.yaml` files"
+                + (f"; rename it to {p.stem}.yaml" if p.suffix in (".yml", ".YAML") else "")
+                for p in others
+            )
+        )
+    return found
 
 
 def load_environments(

@@ -58,6 +58,8 @@ FALLBACK_DESCRIPTIONS = {
     "pipeline.rules[].min_score": "Lowest finding score (0-1) that matches.",
     "pipeline.rules[].priority": "Priority of a match; `critical` also publishes an alert.",
 }
+# The placeholder of a mapping's keys in the table.
+MAPPING_KEYS = {"pipeline.routes": "<MODALITY>"}
 # Allowed values enforced by validators that the JSON schema cannot express.
 EXTRA_ALLOWED = {
     "region": ", ".join(sorted(REGIONS)),
@@ -186,16 +188,24 @@ def _walk(
             or _lookup(FALLBACK_DESCRIPTIONS, path)
         )
         allowed = "; ".join(a for a in (_allowed(schema, prop), _lookup(EXTRA_ALLOWED, path)) if a)
+        # An optional section (`X | None`) is documented like a section.
+        optional = [_resolve(schema, n) for n in resolved.get("anyOf", []) if "$ref" in n]
+        if len(optional) == 1 and "properties" in optional[0]:
+            resolved = optional[0]
         is_model = "properties" in resolved
         yield Key(
             path,
-            _type(schema, prop),
+            "mapping (optional)" if is_model and optional else _type(schema, prop),
             "" if is_model else _default(default),
             description.strip(),
             allowed,
         )
         if is_model:
-            yield from _walk(schema, resolved, f"{path}.", default)
+            yield from _walk(schema, resolved, f"{path}.", default if not optional else None)
+        # A mapping of sections keyed by a name (pipeline.routes.<MODALITY>).
+        values = _resolve(schema, resolved.get("additionalProperties") or {})
+        if "properties" in values:
+            yield from _walk(schema, values, f"{path}.{MAPPING_KEYS.get(path, '<KEY>')}.", None)
         items = (
             _resolve(schema, resolved.get("items", {})) if resolved.get("type") == "array" else {}
         )

@@ -1,7 +1,8 @@
 """The processor: one DICOM store notification in, analysis, FHIR and alerts out.
 
     parse event -> store check -> action filter -> modality filter -> WADO-RS retrieve
-      -> SOP class filter -> render -> analyze -> rules -> FHIR transaction -> critical alert
+      -> SOP class filter -> render -> analyze -> rules -> DICOM SR (STOW-RS)
+      -> FHIR transaction -> critical alert
 
 Permanent failures (bad input, unsupported objects) return an `Outcome`: the glue in
 `process_entry` answers 200 and Pub/Sub drops the message. Transient failures raise: it answers
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,14 +24,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from imaging_pipeline import logs
 from imaging_pipeline.adapters.fhir_client import FhirClient
-from imaging_pipeline.analysis import make_analyzer
-from imaging_pipeline.analysis.base import Analyzer, Finding
+from imaging_pipeline.analysis import AnalyzerRouter
+from imaging_pipeline.analysis.base import Analyzer, Finding, SourceAnalyzer
 from imaging_pipeline.critical_findings import Alert, publish_alert
 from imaging_pipeline.errors import PermanentError, PipelineError, TransientError
 from imaging_pipeline.events import InstanceEvent, check_store, message_id, parse_event
 from imaging_pipeline.fhir.mapping import (
+    ANALYZED_INSTANCE_SYSTEM,
     DICOM_UID_SYSTEM,
     AnalyzerIdentity,
+    StructuredReport,
+    analyzed_instance_value,
     build_transaction,
     instance_info,
     report_identifier_value,
@@ -96,7 +101,10 @@ def analyze_dataset(
 
 
 class Processor:
-    """Holds the clients for the life of a function instance (connection reuse across events)."""
+    """Holds the clients for the life of a function instance (connection reuse across events).
+
+    One instance serves concurrent requests on threads: what is shared is immutable after
+    construction (config, analyzers) or per thread (HTTP sessions, the DICOMweb client)."""
 
     def __init__(
         self,
@@ -108,16 +116,34 @@ class Processor:
     ) -> None:
         self.config = config
         self._dicomweb = dicomweb
-        self.analyzer = analyzer or make_analyzer(config.pipeline, config.vision_endpoint)
+        self._local = threading.local()
+        # An injected analyzer (tests, tools) serves every modality; else the routes decide.
+        self.analyzer = analyzer
+        self.router = AnalyzerRouter(
+            config.pipeline,
+            vision_endpoint=config.vision_endpoint,
+            vertex_api_base=config.vertex_endpoint,
+        )
         self.fhir: FhirStore = fhir or FhirClient(config.fhir_base_url)
+        self._stow_session: Any = None
 
     @property
     def dicomweb(self) -> DicomwebReader:
-        if self._dicomweb is None:
+        if self._dicomweb is not None:
+            return self._dicomweb
+        client: DicomwebReader | None = getattr(self._local, "dicomweb", None)
+        if client is None:
             from imaging_pipeline.adapters.dicomweb import make_client
 
-            self._dicomweb = make_client(self.config.dicomweb_url)
-        return self._dicomweb
+            client = self._local.dicomweb = make_client(self.config.dicomweb_url)
+        return client
+
+    def analyzer_for(self, modality: str | None) -> Analyzer:
+        """The modality's analyzer; PermanentError('not_analyzed') when its route is `none`."""
+        analyzer = self.analyzer or self.router.for_modality(modality)
+        if analyzer is None:
+            raise PermanentError("not_analyzed", f"modality {modality} is routed to none")
+        return analyzer
 
     def handle(self, event: InstanceEvent) -> Outcome:
         """Process one parsed event; raises PermanentError or TransientError on failure."""
@@ -128,6 +154,8 @@ class Processor:
         if not event.is_new_instance:
             return Outcome("ignored", reason="not_a_new_instance")
         check_modality(event.modality_hint, settings.modalities)
+        if event.modality_hint:
+            self.analyzer_for(event.modality_hint)  # a `none` route skips before retrieval
 
         dataset = retrieve_instance(self.dicomweb, event)
         logs.register_dataset_phi(dataset)
@@ -146,14 +174,26 @@ class Processor:
             raise PermanentError("invalid_dicom", "SOP Instance UID differs from the event")
         check_sop_class(dataset.get("SOPClassUID"))
         check_modality(dataset.get("Modality"), settings.modalities)
+        analyzer = self.analyzer_for(str(dataset.get("Modality") or ""))
 
-        _, findings, assessment = analyze_dataset(dataset, settings, self.analyzer)
+        image: RenderedImage | None = None
+        if isinstance(analyzer, SourceAnalyzer) and analyzer.reads_source:
+            # The model reads the instance itself: nothing to render here.
+            findings = analyzer.analyze_source(self._instance_url(event))
+            assessment = assess(findings, settings.rules)
+        else:
+            image, findings, assessment = analyze_dataset(dataset, settings, analyzer)
         info = instance_info(dataset)
 
         existing = self.fhir.search_by_identifier(
             "ImagingStudy", DICOM_UID_SYSTEM, study_identifier_value(info.study_uid)
         )
-        identity = AnalyzerIdentity(self.analyzer.name, self.analyzer.version)
+        identity = AnalyzerIdentity(analyzer.name, analyzer.version)
+        structured_report = (
+            self._store_sr(dataset, image, findings, assessment, identity, existing)
+            if settings.structured_report
+            else None
+        )
         bundle = build_transaction(
             info,
             findings,
@@ -162,6 +202,7 @@ class Processor:
             patient_system=settings.fhir.patient_identifier_system,
             existing_study=existing[0] if existing else None,
             issued=datetime.now(UTC).isoformat(timespec="seconds"),
+            structured_report=structured_report,
         )
         validate_bundle(bundle)
         outcomes = self.fhir.transaction(bundle)
@@ -194,6 +235,91 @@ class Processor:
                 ),
             )
         return outcome
+
+    def _instance_url(self, event: InstanceEvent) -> str:
+        return (
+            f"{self.config.dicomweb_url}/studies/{event.study_uid}"
+            f"/series/{event.series_uid}/instances/{event.instance_uid}"
+        )
+
+    def _store_sr(
+        self,
+        dataset: Any,
+        image: RenderedImage | None,
+        findings: list[Finding],
+        assessment: Assessment,
+        identity: AnalyzerIdentity,
+        existing_studies: list[dict[str, Any]],
+    ) -> StructuredReport | None:
+        """Build the SR (TID 1500) and STOW-RS it into the source's study, before FHIR
+        references it; a redelivery stores the same UIDs again ("already exists" is success)."""
+        from imaging_pipeline.adapters.http import session_for
+        from imaging_pipeline.adapters.sr_store import store_sr
+        from imaging_pipeline.sr.build import (
+            build_sr,
+            fhir_reference,
+            source_geometry,
+            source_image,
+            sr_identity,
+            wado_url,
+        )
+
+        ids = sr_identity(str(dataset.StudyInstanceUID), str(dataset.SOPInstanceUID), identity)
+        predecessors = self._earlier_srs(dataset, ids.series_uid, existing_studies)
+        try:
+            sr = build_sr(
+                dataset,
+                source_image(image) if image is not None else source_geometry(dataset),
+                findings,
+                assessment,
+                identity,
+                predecessors=predecessors,
+            )
+            if self._stow_session is None:
+                self._stow_session = session_for(self.config.dicomweb_url)
+            store_sr(self._stow_session, self.config.dicomweb_url, sr)
+        except (PermanentError, ValueError, TypeError, AttributeError) as exc:
+            # A source highdicom cannot turn into an SR, or a store that refuses it: the SR is
+            # lost, but the FHIR results and a critical finding's alert must still go out.
+            # Transient STOW failures are raised (retry); these would fail on every retry.
+            logs.log_event(
+                logger,
+                logging.WARNING,
+                "structured report not stored",
+                event=Event.STRUCTURED_REPORT_NOT_STORED,
+                instance_uid=str(dataset.SOPInstanceUID),
+                reason=getattr(exc, "reason", "sr_not_built"),
+                detail=getattr(exc, "detail", type(exc).__name__),
+            )
+            return None
+        return fhir_reference(sr, wado_url(self.config.dicomweb_url, sr))
+
+    def _earlier_srs(
+        self, dataset: Any, sr_series_uid: str, existing_studies: list[dict[str, Any]]
+    ) -> list[str]:
+        """SOP Instance UIDs of the SRs earlier analyzer versions wrote for this instance.
+
+        Only looked up when the study already lists this analyzer's SR series (otherwise there
+        is none, and the common first analysis costs no extra request).
+        """
+        if not any(
+            s.get("uid") == sr_series_uid for st in existing_studies for s in st.get("series", [])
+        ):
+            return []
+        reports = self.fhir.search_by_identifier(
+            "DiagnosticReport",
+            ANALYZED_INSTANCE_SYSTEM,
+            analyzed_instance_value(str(dataset.SOPInstanceUID), identity.name),
+        )
+        prefix = study_identifier_value("")
+        return sorted(
+            {
+                i["value"].removeprefix(prefix)
+                for r in reports
+                for i in r.get("identifier", [])
+                if i.get("system") == DICOM_UID_SYSTEM and i.get("value", "").startswith(prefix)
+            }
+        )
 
 
 def _log_outcome(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING
@@ -35,12 +36,21 @@ logger = logging.getLogger("imaging_pipeline.process")
 logs.configure_logging(os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO")
 
 
+_PROCESSOR_LOCK = threading.Lock()
+
+
 @functools.cache
-def _processor() -> Processor:
-    """Built on the first event of an instance (not at import: keeps the cold start small)."""
+def _build_processor() -> Processor:
     config = load_config()
     logs.configure_logging(config.log_level)
     return Processor(config)
+
+
+def _processor() -> Processor:
+    """Built on the first event of an instance (not at import: keeps the cold start small);
+    concurrent first events wait for one build instead of racing to build two."""
+    with _PROCESSOR_LOCK:
+        return _build_processor()
 
 
 def respond(processor: Processor, headers: Mapping[str, str], body: bytes) -> tuple[str, int]:

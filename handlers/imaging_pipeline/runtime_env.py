@@ -14,7 +14,8 @@ The infrastructure sets these variables on the deployed function:
 - `PIPELINE_SETTINGS`: JSON of `imaging_pipeline.settings.PipelineSettings`.
 - `ENVIRONMENT`, `LOG_LEVEL`.
 - Optional: `VISION_ENDPOINT` (default `https://vision.googleapis.com`), for a local server that
-  speaks the Vision REST protocol.
+  speaks the Vision REST protocol; `VERTEX_ENDPOINT` (default: each endpoint's own regional or
+  dedicated URL), for a local server that speaks Vertex AI's `:predict` protocol.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class ProcessorConfig:
     environment: str
     log_level: str
     vision_endpoint: str = DEFAULT_VISION_ENDPOINT
+    vertex_endpoint: str | None = None
 
     @property
     def project_id(self) -> str:
@@ -118,5 +120,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> ProcessorConfig:
         log_level=level,
         vision_endpoint=http_url(
             "VISION_ENDPOINT", env.get("VISION_ENDPOINT", "").strip() or DEFAULT_VISION_ENDPOINT
+        ),
+        vertex_endpoint=(
+            http_url("VERTEX_ENDPOINT", env["VERTEX_ENDPOINT"])
+            if env.get("VERTEX_ENDPOINT", "").strip()
+            else None
         ),
     )

@@ -24,6 +24,8 @@ class Event(StrEnum):
     INSTANCE_FAILED = "instance_failed"  # permanent: bad input, acknowledged
     INSTANCE_RETRY = "instance_retry"  # transient: Pub/Sub redelivers, not counted as handled
     CRITICAL_FINDING = "critical_finding"
+    # The SR could not be built or the store refused it: FHIR and alerts still went out.
+    STRUCTURED_REPORT_NOT_STORED = "structured_report_not_stored"
     INGEST = "ingest"  # one staging object (outcome says how it ended)
 
 
@@ -46,6 +48,7 @@ PermanentReason = Literal[
     "not_found",  # the instance was deleted before we fetched it (404/410)
     "unsupported_sop_class",  # SR, SEG, PR, KO, PDF, RT...: nothing to render
     "unsupported_modality",  # modality outside the configured allow-list
+    "not_analyzed",  # the modality's route is `none` (by configuration: nothing to pay for)
     "unrenderable",  # the rendering core rejected the pixel data
     "invalid_dicom",  # the server returned something that is not a readable DICOM instance
     "rejected_by_server",  # a 4xx other than 408/429 from a dependency: our request is wrong
@@ -54,7 +57,7 @@ PermanentReason = Literal[
 PERMANENT_REASONS: Final = frozenset(get_args(PermanentReason))
 # Skips are expected outcomes (we never analyze our own SR outputs, nor other modalities); the
 # other permanent reasons mean bad input and count as failures.
-SKIP_REASONS: Final = frozenset({"unsupported_sop_class", "unsupported_modality"})
+SKIP_REASONS: Final = frozenset({"unsupported_sop_class", "unsupported_modality", "not_analyzed"})
 IGNORE_REASONS: Final = frozenset({"not_a_new_instance"})
 
 # Transient reasons: `<dependency>_unavailable`, plus these two.

@@ -17,6 +17,10 @@ that were lost. Processing is idempotent (FHIR conditional creates), so overlaps
 --since/--until filter on StudyDate (0008,0020), the date the study was performed, not the
 date it was stored: QIDO-RS range matching on the study level. Studies without a StudyDate are
 only included when neither option is given.
+
+Listing streams page by page and stays under the Cloud Healthcare API's QIDO-RS caps (offset at
+most 1,000,000; limit at most 5,000 studies or 50,000 instances): a query with more matches is
+split by StudyDate ranges, a study with more instances series by series.
 """
 
 
@@ -79,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from imaging_pipeline.events import STORE_PATH
     from tqdm import tqdm
 
+    from imaging_cli.qido_listing import ListingError
     from imaging_cli.store_notifications import list_instances, publish_notifications
     from imaging_cli.store_target import StoreTarget, healthcare_dicomweb_url
 
@@ -100,7 +105,13 @@ def run(args: argparse.Namespace) -> int:
     progress = tqdm(
         unit="instance", file=sys.stderr, disable=not sys.stderr.isatty(), desc="backfill"
     )
-    instances = list_instances(target.session(), url, since=args.since, until=args.until)
+    instances = list_instances(
+        target.session(),
+        url,
+        since=args.since,
+        until=args.until,
+        on_note=lambda note: progress.write(f"imaging backfill: {note}", file=sys.stderr),
+    )
     try:
         with progress:
             if args.dry_run:
@@ -117,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             summary = publish_notifications(
                 instances, args.store, args.topic, on_done=lambda _ok: progress.update(1)
             )
-    except PipelineError as error:
+    except (PipelineError, ListingError) as error:
         print(f"imaging backfill: listing failed: {error}", file=sys.stderr)
         return 1
     print(f"published: {summary.published}  failed: {summary.failed}  topic: {args.topic}")

@@ -13,7 +13,8 @@ stored syntax, `transfer-syntax=*`, works), re-storing an existing instance over
 Store notifications: given `notification_url` (a Pub/Sub REST publish URL, e.g.
 `PubSubEmulator.publish_url(topic)`), a Lua hook publishes for every stored instance what the
 Cloud Healthcare API publishes: data = `STORE/dicomWeb/studies/X/series/Y/instances/Z`,
-attributes `action=StoreInstances` and `storeName`. As in the cloud, a notification that cannot
+attributes `action=StoreInstances`, `storeName`, the three UIDs and `modality` (what the
+store's `notification_configs` messages carry). As in the cloud, a notification that cannot
 be published is lost (Orthanc logs the error); backfill is the way to recover.
 """
 
@@ -67,8 +68,17 @@ end
 function OnStoredInstance(instanceId, tags, metadata, origin)
   local path = STORE .. '/dicomWeb/studies/' .. tags['StudyInstanceUID'] .. '/series/' ..
     tags['SeriesInstanceUID'] .. '/instances/' .. tags['SOPInstanceUID']
+  -- The attributes of the store's notification_configs messages (UIDs and CS values only,
+  -- nothing to escape); `modality` is what the subscription filter and the processor read.
+  local attributes = '{"action":"StoreInstances","storeName":"' .. STORE .. '"' ..
+    ',"studyInstanceUID":"' .. tags['StudyInstanceUID'] .. '"' ..
+    ',"seriesInstanceUID":"' .. tags['SeriesInstanceUID'] .. '"' ..
+    ',"sopInstanceUID":"' .. tags['SOPInstanceUID'] .. '"'
+  if tags['Modality'] and tags['Modality'] ~= '' then
+    attributes = attributes .. ',"modality":"' .. tags['Modality'] .. '"'
+  end
   local body = '{"messages":[{"data":"' .. base64(path) .. '","attributes":' ..
-    '{"action":"StoreInstances","storeName":"' .. STORE .. '"}}]}'
+    attributes .. '}}]}'
   HttpPost(URL, body, {['Content-Type'] = 'application/json'})
 end
 """

@@ -149,8 +149,10 @@ class PubSubEmulator(SubprocessServer):
         max_delivery_attempts: int = 5,
         ack_deadline_seconds: int = 10,
         backoff_seconds: tuple[float, float] = (0.1, 2.0),
+        message_filter: str | None = None,
     ) -> None:
-        """A push subscription as the stack declares one (the topics are created if missing).
+        """A push subscription as the stack declares one (the topics are created if missing);
+        `message_filter` is the stack's subscription filter (the emulator applies it).
 
         The retry policy's backoff is short by default so a test or the demo does not stall;
         production uses 10 s to 600 s.
@@ -165,6 +167,8 @@ class PubSubEmulator(SubprocessServer):
                 "maximumBackoff": f"{backoff_seconds[1]}s",
             },
         }
+        if message_filter:
+            body["filter"] = message_filter
         if dead_letter_topic:
             self.create_topic(dead_letter_topic)
             body["deadLetterPolicy"] = {

@@ -2,50 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-ENVIRONMENTS = ("dev", "staging", "prod")
+from stacks.config import ENVIRONMENTS_DIR, discover
+from tests.infra.synthesized import ROOT, load_stacks, run_synth
 
+__all__ = ["ENVIRONMENTS", "ROOT", "load_stacks", "run_synth"]
 
-def run_synth(
-    outdir: Path,
-    *,
-    naive: bool = False,
-    env_dir: Path | None = None,
-    environments: tuple[str, ...] = (),
-) -> subprocess.CompletedProcess[str]:
-    """Runs `python main.py` in a fresh process, as `cdktn synth` does."""
-    env = {**os.environ, "CDKTF_OUTDIR": str(outdir)}
-    env.pop("ENVIRONMENTS", None)
-    if naive:
-        env["IMAGING_SYNTH_NAIVE"] = "1"
-    if env_dir is not None:
-        env["IMAGING_ENVIRONMENTS_DIR"] = str(env_dir)
-    return subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *environments],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def load_stacks(outdir: Path) -> dict[str, dict[str, Any]]:
-    return {
-        p.parent.name: json.loads(p.read_text())
-        for p in sorted((outdir / "stacks").glob("*/cdk.tf.json"))
-    }
+# Every environment file, as synth finds them: a new environment gets every invariant test.
+ENVIRONMENTS = tuple(path.stem for path in discover(ENVIRONMENTS_DIR))
 
 
 @pytest.fixture(scope="session")

@@ -18,10 +18,16 @@ def _schema_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
         paths.add(path)
         annotation = field.annotation
         args = typing.get_args(annotation)
+        origin = typing.get_origin(annotation)
+        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             paths |= _schema_paths(annotation, f"{path}.")
-        elif args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
-            paths |= _schema_paths(args[0], f"{path}[].")
+        elif origin in (list, tuple) and models:
+            paths |= _schema_paths(models[0], f"{path}[].")
+        elif origin is dict and models:  # a mapping of sections: pipeline.routes.<MODALITY>
+            paths |= _schema_paths(models[0], f"{path}.{docs.MAPPING_KEYS[path]}.")
+        elif models:  # an optional section
+            paths |= _schema_paths(models[0], f"{path}.")
     return paths
 
 

@@ -18,6 +18,20 @@ INVENTORY = Path(__file__).resolve().parent / "inventory"
 SYMBOLIC = re.compile(r"\$\{(?!(?:each|count|var|local|data|self)\.)([a-z0-9_/]+)\.([^}]+)\}")
 
 
+# Environments that have an inventory; one without gets every invariant test (policy, references,
+# valid values, checkov) and fails only test_every_environment_has_an_inventory, which says so.
+WITH_INVENTORY = tuple(env for env in ENVIRONMENTS if (INVENTORY / f"{env}.yaml").is_file())
+
+
+def test_every_environment_has_an_inventory() -> None:
+    missing = [env for env in ENVIRONMENTS if env not in WITH_INVENTORY]
+    assert not missing, "\n".join(
+        f"environment {env!r} has no inventory (tests/infra/inventory/{env}.yaml): write it with "
+        f"`.venv/bin/python -m tests.infra.write_inventory {env}`, review it and commit it"
+        for env in missing
+    )
+
+
 def load_inventory(env: str) -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load((INVENTORY / f"{env}.yaml").read_text(encoding="utf-8"))
     return data
@@ -57,7 +71,7 @@ def mismatches(expected: Any, actual: Any, where: str = "") -> list[str]:
     return [] if expected == actual else [f"{where}: expected {expected!r}, got {actual!r}"]
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("env", WITH_INVENTORY)
 def test_resource_counts(stacks: dict[str, dict[str, Any]], env: str) -> None:
     inventory = load_inventory(env)
     stack = stacks[env]
@@ -65,7 +79,7 @@ def test_resource_counts(stacks: dict[str, dict[str, Any]], env: str) -> None:
     assert {t: len(items) for t, items in stack.get("data", {}).items()} == inventory["data_counts"]
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("env", WITH_INVENTORY)
 def test_key_values(stacks: dict[str, dict[str, Any]], env: str) -> None:
     stack = stacks[env]
     values = load_inventory(env)["values"]
@@ -76,7 +90,7 @@ def test_key_values(stacks: dict[str, dict[str, Any]], env: str) -> None:
     assert problems == []
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("env", WITH_INVENTORY)
 def test_outputs(stacks: dict[str, dict[str, Any]], env: str) -> None:
     stack = stacks[env]
     expected = resolve(load_inventory(env)["outputs"], stack)
@@ -92,6 +106,6 @@ def test_inventory_mismatches_are_reported() -> None:
 
 
 def test_every_resource_is_in_a_counted_type(stacks: dict[str, dict[str, Any]]) -> None:
-    for env in ENVIRONMENTS:
+    for env in WITH_INVENTORY:
         counted = set(load_inventory(env)["counts"])
         assert {r.type for r in resources(stacks[env])} == counted

@@ -185,8 +185,8 @@ def _check_time_zone(base: Stack, changed: Stack) -> None:
 def _check_processor_timeout(base: Stack, changed: Stack) -> None:
     assert _service(changed, "processor")["timeout_seconds"] == 420
     # The push subscription's ack deadline follows the processor's timeout.
-    assert at(changed, "processor_subscription/push").body["ack_deadline_seconds"] == 420
-    assert at(base, "processor_subscription/push").body["ack_deadline_seconds"] == 300
+    assert at(changed, "processor_subscription/subscription").body["ack_deadline_seconds"] == 420
+    assert at(base, "processor_subscription/subscription").body["ack_deadline_seconds"] == 300
 
 
 def _staging_rule(prefix: str, days: int) -> Callable[[Stack, Stack], None]:
@@ -261,7 +261,7 @@ def _delivery(field: str, value: int, where: Callable[[Stack], Any]) -> Knob:
 
 
 def _push(stack: Stack) -> dict[str, Any]:
-    body: dict[str, Any] = at(stack, "processor_subscription/push").body
+    body: dict[str, Any] = at(stack, "processor_subscription/subscription").body
     return body
 
 
@@ -270,10 +270,100 @@ def _check_failure_ratio(base: Stack, changed: Stack) -> None:
     assert _policy(base, "failure_ratio")["threshold_value"] == 0.05
 
 
+def _check_auto_close(base: Stack, changed: Stack) -> None:
+    for policy in of_type(changed, "google_monitoring_alert_policy"):
+        assert policy.body["alert_strategy"]["auto_close"] == "3600s"
+    for policy in of_type(base, "google_monitoring_alert_policy"):
+        assert policy.body["alert_strategy"]["auto_close"] == "1800s"
+
+
+def _check_rate_limit(base: Stack, changed: Stack) -> None:
+    def period(stack: Stack) -> str:
+        strategy = at(stack, "observability/alert_critical_finding").body["alert_strategy"]
+        return str(strategy["notification_rate_limit"]["period"])
+
+    assert (period(base), period(changed)) == ("300s", "900s")
+
+
+def _consumer_knobs(topic: str) -> list[Knob]:
+    path = f"consumers/{topic}/subscription"
+
+    def check_push(base: Stack, changed: Stack) -> None:
+        body = at(changed, path).body
+        assert body["push_config"]["push_endpoint"] == "https://hooks.example.org/imaging"
+        assert body["name"].endswith("-push") and at(base, path).body["name"].endswith("-inbox")
+        assert "push_config" not in at(base, path).body
+        assert at(changed, "consumers/push_identity").body["account_id"] == "imaging-notify"
+
+    def check_subscribers(base: Stack, changed: Stack) -> None:
+        members = {
+            b.body["member"]
+            for b in of_type(changed, "google_pubsub_subscription_iam_member")
+            if b.path.startswith(f"consumers/{topic}/")
+        }
+        assert "group:oncall@example.org" in members
+        assert len(of_type(changed, "google_pubsub_subscription_iam_member")) == (
+            len(of_type(base, "google_pubsub_subscription_iam_member")) + 1
+        )
+
+    def check_ack(base: Stack, changed: Stack) -> None:
+        assert at(changed, path).body["ack_deadline_seconds"] == 120
+        assert at(base, path).body["ack_deadline_seconds"] == 60
+
+    push = {"type": "push", "push_endpoint": "https://hooks.example.org/imaging"}
+    return [
+        Knob(f"consumers.{topic}.type", push, check_push),
+        Knob(f"consumers.{topic}.push_endpoint", push, check_push),
+        Knob(f"consumers.{topic}.subscribers", ["group:oncall@example.org"], check_subscribers),
+        Knob(f"consumers.{topic}.ack_deadline_seconds", 120, check_ack),
+    ]
+
+
 def _check_window(base: Stack, changed: Stack) -> None:
     for key in ("failure_ratio", "function_errors", "dead_letter_backlog"):
         assert _policy(changed, key)["aggregations"][0]["alignment_period"] == "900s"
         assert _policy(base, key)["aggregations"][0]["alignment_period"] == "300s"
+
+
+VERTEX_ENDPOINT = "projects/imaging-knob-models/locations/us-central1/endpoints/4242"
+ROUTES = {
+    "CT": {"analyzer": "none"},
+    "US": {"analyzer": "vision", "vision_features": ["text"]},
+    "DX": {"analyzer": "vertex", "vertex": {"endpoint": VERTEX_ENDPOINT, "input": "dicomweb"}},
+}
+
+
+def _check_routes(base: Stack, changed: Stack) -> None:
+    """Routes reach the processor; a Vertex route enables the API and grants the processor
+    prediction on that endpoint only; a `none` route is filtered out of the subscription."""
+    routes = _pipeline(changed)["routes"]
+    assert routes["CT"]["analyzer"] == "none" and routes["US"]["vision_features"] == ["text"]
+    assert routes["DX"]["vertex"]["endpoint"] == VERTEX_ENDPOINT and not _pipeline(base)["routes"]
+    [grant] = of_type(changed, "google_vertex_ai_endpoint_iam_member")
+    assert not of_type(base, "google_vertex_ai_endpoint_iam_member")
+    processor = at(changed, "processor/identity").body
+    assert (grant.body["project"], grant.body["location"], grant.body["endpoint"]) == (
+        "imaging-knob-models",
+        "us-central1",
+        "4242",
+    )
+    account = _key(changed, processor)
+    assert grant.body["member"] == f"${{google_service_account.{account}.member}}"
+    [role] = of_type(changed, "google_project_iam_custom_role")
+    assert role.body["permissions"] == ["aiplatform.endpoints.predict"]
+    assert grant.body["role"] == f"${{google_project_iam_custom_role.{role.key}.id}}"
+    # Endpoint IAM is a google-beta resource, pinned like the google provider.
+    assert grant.body["provider"] == "google-beta"
+    assert changed["provider"]["google-beta"][0]["project"] == "imaging-pipeline-dev"
+    required = changed["terraform"]["required_providers"]
+    assert required["google-beta"]["source"] == "hashicorp/google-beta"
+    assert "aiplatform.googleapis.com" in json.dumps(changed["resource"]["google_project_service"])
+    assert "aiplatform.googleapis.com" not in json.dumps(base["resource"]["google_project_service"])
+    assert 'NOT attributes.modality = "CT"' in _push(changed)["filter"]
+
+
+def _key(stack: Stack, body: dict[str, Any]) -> str:
+    return next(k for k, v in stack["resource"]["google_service_account"].items() if v is body)
 
 
 KNOBS = [
@@ -341,6 +431,10 @@ KNOBS = [
     _delivery("max_backoff_seconds", 300, lambda s: _push(s)["retry_policy"]["maximum_backoff"]),
     Knob("alerting.failure_ratio", 0.2, _check_failure_ratio),
     Knob("alerting.window_minutes", 15, _check_window),
+    Knob("alerting.auto_close_minutes", 60, _check_auto_close),
+    Knob("alerting.notification_rate_limit_minutes", 15, _check_rate_limit),
+    *_consumer_knobs("critical_findings"),
+    *_consumer_knobs("fhir_changes"),
     _pipeline_knob("pipeline.analyzer", "local"),
     _pipeline_knob("pipeline.modalities", ["CT", "MR"]),
     _pipeline_knob("pipeline.render.max_size", 512),
@@ -348,9 +442,12 @@ KNOBS = [
     _pipeline_knob("pipeline.vision.timeout_seconds", 10.0),
     _pipeline_knob("pipeline.vision.max_attempts", 2),
     _pipeline_knob("pipeline.vision.max_results", 5),
+    _pipeline_knob("pipeline.vision.features", ["text"]),
+    Knob("pipeline.routes", {"routes": ROUTES}, _check_routes),
     _pipeline_knob("pipeline.local_analyzer.ocr_min_confidence", 50),
     _pipeline_knob("pipeline.local_analyzer.ocr_timeout_seconds", 12.0),
     _pipeline_knob("pipeline.fhir.patient_identifier_system", "urn:knob:patient"),
+    _pipeline_knob("pipeline.structured_report", False),
     _pipeline_knob(
         "pipeline.rules",
         [
@@ -378,6 +475,7 @@ KNOBS = [
 def _base_config() -> dict[str, Any]:
     raw: dict[str, Any] = yaml.safe_load((ROOT / "environments" / "dev.yaml").read_text())
     raw["labels"]["environment"] = BASE
+    raw["state_backend"] = {"type": "local"}  # allowed: CI does not deploy `base` or `knob-*`
     return raw
 
 
@@ -423,8 +521,14 @@ def test_knob_changes_the_synthesized_json(knob_stacks: dict[str, Stack], index:
 def test_every_config_key_has_a_knob_test() -> None:
     covered = {k.key for k in KNOBS}
     leaves = [k.path for k in docs.config_keys() if k.type != "mapping"]
-    # List items (`pipeline.rules[].x`) are covered by the list's own knob.
-    missing = [p for p in leaves if "[]" not in p and p not in covered]
+    # List items (`pipeline.rules[].x`) and mapping entries (`pipeline.routes.<MODALITY>.x`)
+    # are covered by the list's or mapping's own knob.
+    # `ci.*` changes only the setup stack: tests/infra/test_setup_stack.py covers it.
+    missing = [
+        p
+        for p in leaves
+        if "[]" not in p and ".<" not in p and p not in covered and not p.startswith("ci.")
+    ]
     assert missing == [], f"add a knob test for: {missing}"
 
 

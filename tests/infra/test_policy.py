@@ -19,6 +19,7 @@ PROJECT_ROLES = {
     ("roles/pubsub.publisher", "storage_agent"),  # GCS publishes to Eventarc's own topic
     ("roles/logging.logWriter", "build"),  # Cloud Build logs of the function builds
     ("roles/artifactregistry.writer", "build"),  # gcf-artifacts repo is created by GCF
+    ("roles/storage.objectViewer", "build"),  # GCF's gcf-v2-sources bucket only (condition)
     ("roles/monitoring.viewer", "review"),  # the operations page reads the outcome metrics
 }
 CONFIG = {env.name: env.config for env in load_environments(list(ENVIRONMENTS))}
@@ -80,13 +81,14 @@ def test_processor_identity_has_exactly_its_resource_grants(
 ) -> None:
     stack = stacks[env]
     processor = _identity(stack, "processor/identity")
+    # dicomEditor for the STOW-RS of its SRs (see pipeline_stack), on the DICOM store only.
     assert _grants(stack, processor) == {
-        ("roles/healthcare.dicomViewer", "healthcare"),
+        ("roles/healthcare.dicomEditor", "healthcare"),
         ("roles/healthcare.fhirResourceEditor", "healthcare"),
         ("roles/pubsub.publisher", "critical_alerts"),
     }
     targets = {b.role: b.target for b in iam_bindings(stack) if b.member == processor}
-    assert targets["roles/healthcare.dicomViewer"] == ref(at(stack, "healthcare/dicom"), "id")
+    assert targets["roles/healthcare.dicomEditor"] == ref(at(stack, "healthcare/dicom"), "id")
     assert targets["roles/healthcare.fhirResourceEditor"] == ref(at(stack, "healthcare/fhir"), "id")
     assert targets["roles/pubsub.publisher"] == ref(at(stack, "critical_alerts/topic"), "name")
 
@@ -100,7 +102,7 @@ def test_ingest_identity_has_exactly_its_grants(
         ("roles/healthcare.dicomEditor", "healthcare"),
         ("roles/storage.objectAdmin", "staging"),
         ("roles/run.invoker", "ingest"),  # Eventarc invokes the function as this identity
-        ("roles/eventarc.eventReceiver", "ingest_event_receiver"),  # project-level
+        ("roles/eventarc.eventReceiver", "ingest"),  # project-level, made by the function
     }
     targets = {b.role: b.target for b in iam_bindings(stack) if b.member == ingest}
     assert targets["roles/storage.objectAdmin"] == ref(at(stack, "staging/bucket"), "name")
@@ -115,14 +117,13 @@ def test_only_the_push_identity_may_invoke_the_processor(
     processor = ref(at(stack, "processor/function"), "name")
     ingest = ref(at(stack, "ingest/function"), "name")
     review = ref(at(stack, "review/app/function"), "name")
-    number = _data_ref(stack, "google_project", "number")
     assert by_function == {
         processor: _identity(stack, "push_identity"),
         ingest: _identity(stack, "ingest/identity"),
-        review: f"serviceAccount:service-{number}@gcp-sa-iap.iam.gserviceaccount.com",
+        review: ref(at(stack, "agents/iap"), "member"),  # IAP's agent, created before its grant
     }
     assert len(invokers) == 3
-    push = at(stack, "processor_subscription/push").body["push_config"]
+    push = at(stack, "processor_subscription/subscription").body["push_config"]
     assert push["oidc_token"]["service_account_email"] == ref(at(stack, "push_identity"), "email")
     assert _grants(stack, _identity(stack, "push_identity")) == {("roles/run.invoker", "processor")}
 
@@ -162,16 +163,19 @@ def test_service_agents_get_what_notifications_and_dead_lettering_need(
     stacks: dict[str, dict[str, Any]], env: str
 ) -> None:
     stack = stacks[env]
-    number = _data_ref(stack, "google_project", "number")
-    healthcare = f"serviceAccount:service-{number}@gcp-sa-healthcare.iam.gserviceaccount.com"
-    pubsub = f"serviceAccount:service-{number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+    # Created by google_project_service_identity before anything is granted to them.
+    healthcare = ref(at(stack, "agents/healthcare"), "member")
+    pubsub = ref(at(stack, "agents/pubsub"), "member")
     expected_healthcare = {
         ("roles/pubsub.publisher", "dicom_events"),
         ("roles/pubsub.publisher", "fhir_changes"),
     }
     expected_pubsub = {
         ("roles/pubsub.publisher", "dicom_events_dead_letter"),
+        ("roles/pubsub.publisher", "critical_findings_dead_letter"),
+        ("roles/pubsub.publisher", "fhir_changes_dead_letter"),
         ("roles/pubsub.subscriber", "processor_subscription"),
+        ("roles/pubsub.subscriber", "consumers"),
     }
     if CONFIG[env].security.cmek:
         expected_healthcare.add(("roles/cloudkms.cryptoKeyEncrypterDecrypter", "cmek"))
@@ -202,6 +206,8 @@ def test_cmek_where_configured(stacks: dict[str, dict[str, Any]], env: str) -> N
         "dicom_events_dead_letter/topic",
         "fhir_changes/topic",
         "critical_alerts/topic",
+        "critical_findings_dead_letter/topic",
+        "fhir_changes_dead_letter/topic",
         "staging/bucket",
         "function_source/bucket",
     ]

@@ -15,6 +15,7 @@ import pytest
 
 import modules  # noqa: F401  (lazy provider loading before any provider import)
 from tests.infra.conftest import ENVIRONMENTS
+from tests.infra.synthesized import provider_module
 
 EXPRESSION = re.compile(r"\$\{(.*?)\}")
 REFERENCE = re.compile(
@@ -63,8 +64,10 @@ def declared(stack: dict[str, Any]) -> dict[str, set[str]]:
 @cache
 def attributes(type_: str, data: bool = False) -> frozenset[str]:
     """Attribute names the provider's class for `type_` exposes (arguments and outputs)."""
-    module_name = f"data_{type_}" if data else type_.removeprefix("google_")
-    module = importlib.import_module(f"cdktn_provider_google.{module_name}")
+    if data:
+        module = importlib.import_module(f"cdktn_provider_google.data_{type_}")
+    else:
+        module = importlib.import_module(provider_module(type_))
     cls = next(
         c
         for _, c in inspect.getmembers(module, inspect.isclass)

@@ -116,7 +116,8 @@ def test_pubsub_settings(stack: dict[str, Any]) -> None:
     for topic in of_type(stack, "google_pubsub_topic"):
         assert 600 <= _seconds(topic.body["message_retention_duration"]) <= 2678400
     subscriptions = of_type(stack, "google_pubsub_subscription")
-    assert len(subscriptions) == 2
+    # The processor's and the two declared consumers', and the hold of each dead-letter topic.
+    assert len(subscriptions) == 6
     for sub in subscriptions:
         assert 10 <= sub.body["ack_deadline_seconds"] <= 600
         assert 600 <= _seconds(sub.body["message_retention_duration"]) <= 2678400
@@ -167,7 +168,14 @@ def test_monitoring_settings(stack: dict[str, Any]) -> None:
     for policy in policies:
         assert policy.body["severity"] in severities
         assert policy.body["combiner"] in combiners
+        # Alert policies close by themselves (Monitoring accepts 30 min to 7 days).
+        assert 1800 <= _seconds(policy.body["alert_strategy"]["auto_close"]) <= 604800
         for condition in policy.body["conditions"]:
+            if "condition_matched_log" in condition:
+                # Log-match conditions need a notification rate limit (at least 5 minutes).
+                limit = policy.body["alert_strategy"]["notification_rate_limit"]["period"]
+                assert _seconds(limit) >= 300
+                continue
             threshold = condition["condition_threshold"]
             # The provider notes only COMPARISON_LT and COMPARISON_GT are supported.
             assert threshold["comparison"] in comparisons & {"COMPARISON_LT", "COMPARISON_GT"}

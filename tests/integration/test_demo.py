@@ -70,7 +70,7 @@ def test_demo_runs_to_completion_and_leaves_no_process(marker: str) -> None:
 
     assert demo.returncode == 0, f"{out}\n{err}"
     rows = _rows(out)
-    assert len(rows) == 13  # 8 synthetic + 5 pydicom samples
+    assert len(rows) == 16  # 8 synthetic + 3 realistic-size or critical extras + 5 samples
     assert rows["sc-burned-in-text.dcm"][3] == "urgent"
     assert "burned_in_text" in rows["sc-burned-in-text.dcm"][4]
     assert rows["dx-blank-01.dcm"][3] == "urgent" and "blank_image" in rows["dx-blank-01.dcm"][4]
@@ -81,6 +81,8 @@ def test_demo_runs_to_completion_and_leaves_no_process(marker: str) -> None:
     assert len(processed) == 12
     assert all(r[-1].startswith("DiagnosticReport/") for r in processed)
     assert "failed: 0  unfinished: 0  staged objects not stored: 0" in out
+    # One SR per processed instance, stored back into Orthanc (visible in its explorer).
+    assert "DICOM SRs (TID 1500) stored in Orthanc next to the images: 12" in out
     assert _processes_with(marker) == []
 
 

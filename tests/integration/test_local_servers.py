@@ -450,7 +450,17 @@ def test_orthanc_publishes_store_notifications_like_the_healthcare_api(
         for ds in datasets
     }
     assert {m.data.decode() for m in messages} == expected
-    assert all(m.attributes == {"action": "StoreInstances", "storeName": store} for m in messages)
+    by_uid = {ds.SOPInstanceUID: ds for ds in datasets}
+    for m in messages:
+        ds = by_uid[m.attributes["sopInstanceUID"]]
+        assert m.attributes == {
+            "action": "StoreInstances",
+            "storeName": store,
+            "studyInstanceUID": ds.StudyInstanceUID,
+            "seriesInstanceUID": ds.SeriesInstanceUID,
+            "sopInstanceUID": ds.SOPInstanceUID,
+            "modality": ds.Modality,
+        }
 
 
 # --- Cloud Vision (REST) -------------------------------------------------------------------

@@ -114,7 +114,9 @@ def test_happy_path_per_modality(
     [study] = fhir_search(
         base, "ImagingStudy", identifier=f"urn:dicom:uid|urn:oid:{ds.StudyInstanceUID}"
     )
-    [series] = study["series"]
+    # The source's series, and the series of the SR the processor stored (test_process_sr.py).
+    [series, sr_series] = study["series"]
+    assert sr_series["modality"]["code"] == "SR" and len(sr_series["instance"]) == 1
     assert series["uid"] == ds.SeriesInstanceUID and series["modality"]["code"] == ds.Modality
     assert [i["uid"] for i in series["instance"]] == [ds.SOPInstanceUID]
     [report] = fhir_search(
@@ -184,7 +186,9 @@ def test_second_instance_joins_the_same_study(
         "ImagingStudy",
         identifier=f"urn:dicom:uid|urn:oid:{first.StudyInstanceUID}",
     )
-    assert study["numberOfSeries"] == 2 and study["numberOfInstances"] == 2
+    # Two image series and one SR series holding both instances' SRs (one per analyzer).
+    assert study["numberOfSeries"] == 3 and study["numberOfInstances"] == 4
+    assert [s["modality"]["code"] for s in study["series"]].count("SR") == 1
 
 
 def test_critical_text_raises_an_alert_without_phi(
@@ -360,9 +364,12 @@ def test_concurrent_instances_of_one_study_are_all_kept(
         "ImagingStudy",
         identifier=f"urn:dicom:uid|urn:oid:{first.StudyInstanceUID}",
     )
-    uids = {i["uid"] for s in study["series"] for i in s["instance"]}
+    images = [s for s in study["series"] if s["modality"]["code"] != "SR"]
+    uids = {i["uid"] for s in images for i in s["instance"]}
     assert uids == {ds.SOPInstanceUID for ds in datasets}
-    assert study["numberOfInstances"] == 4
+    [srs] = [s for s in study["series"] if s["modality"]["code"] == "SR"]
+    assert len(srs["instance"]) == 4  # one SR per instance
+    assert study["numberOfInstances"] == 8
 
 
 def test_missing_configuration_is_retried_and_named(

@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 # JPEG, JPEG 2000 and RLE itself), and nothing is lost to a lossy re-encode.
 MEDIA_TYPES = (("application/dicom", "*"),)
 TIMEOUT_S = 60.0
+# Transfer encoding of WADO-RS responses. Instances are mostly pixel data that gzip barely
+# shrinks, and on a fast network inflating it costs more than the bytes saved: Orthanc gzips
+# when asked (requests asks by default); for a 1024x1024 DX, `identity` cut client CPU from
+# 15.5 to 4.8 ms and wall from 150 to 9.8 ms. Google's APIs compress a response only when the
+# request has `Accept-Encoding: gzip` *and* a User-Agent containing "gzip" (Google API
+# performance tips), which dicomweb-client's does not: the DICOM store already answers
+# uncompressed, and saying `identity` makes it explicit for every server.
+ACCEPT_ENCODING = "identity"
 
 
 def make_client(base_url: str) -> DicomwebReader:
@@ -36,6 +44,7 @@ def make_client(base_url: str) -> DicomwebReader:
         import requests
 
         session = requests.Session()
+    session.headers["Accept-Encoding"] = ACCEPT_ENCODING
     client = DICOMwebClient(url=base_url, session=session, timeout=TIMEOUT_S)
     # A few quick retries here; Pub/Sub's backoff handles longer outages.
     client.set_http_retry_params(

@@ -9,7 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from imaging_pipeline.adapters.http import raise_for_status, request_with_retries, session_for
+from imaging_pipeline.adapters.http import (
+    PerThreadSession,
+    raise_for_status,
+    request_with_retries,
+)
 from imaging_pipeline.errors import PermanentError, TransientError, classify_http_status
 
 if TYPE_CHECKING:
@@ -48,12 +52,12 @@ class FhirClient:
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self._session = session
+        self._sessions = PerThreadSession(self.base_url)
 
     @property
     def session(self) -> requests.Session:
-        if self._session is None:
-            self._session = session_for(self.base_url)
-        return self._session
+        """The injected session, else this thread's own (requests run on several threads)."""
+        return self._session if self._session is not None else self._sessions.get()
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         response = request_with_retries(

@@ -7,6 +7,7 @@ default credentials; against a local server (tests, demo) a plain `requests.Sess
 from __future__ import annotations
 
 import random
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -20,9 +21,13 @@ CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 MAX_BACKOFF_S = 8.0
 
 
+# Google APIs, and the DNS names of Vertex AI dedicated endpoints.
+_GOOGLE_DOMAINS = ("googleapis.com", "vertexai.goog")
+
+
 def uses_google_auth(url: str) -> bool:
     host = urlsplit(url).hostname or ""
-    return host == "googleapis.com" or host.endswith(".googleapis.com")
+    return any(host == d or host.endswith(f".{d}") for d in _GOOGLE_DOMAINS)
 
 
 def session_for(url: str, scopes: tuple[str, ...] = (CLOUD_PLATFORM_SCOPE,)) -> requests.Session:
@@ -36,6 +41,21 @@ def session_for(url: str, scopes: tuple[str, ...] = (CLOUD_PLATFORM_SCOPE,)) -> 
     import requests
 
     return requests.Session()
+
+
+class PerThreadSession:
+    """One session per thread: `requests.Session` (and google-auth's token refresh on it) is
+    not documented as thread-safe, and an instance serves concurrent requests on threads."""
+
+    def __init__(self, url: str, scopes: tuple[str, ...] = (CLOUD_PLATFORM_SCOPE,)) -> None:
+        self.url, self.scopes = url, scopes
+        self._local = threading.local()
+
+    def get(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = session_for(self.url, self.scopes)
+        return session
 
 
 def backoff_seconds(attempt: int, retry_after: str | None = None, base: float = 0.2) -> float:

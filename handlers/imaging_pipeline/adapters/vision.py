@@ -1,9 +1,10 @@
-"""Cloud Vision analyzer: one `images:annotate` request with three features.
+"""Cloud Vision analyzer: one `images:annotate` request with the selected features.
 
-Label detection, object localization and text detection travel in one request (one round trip;
-Vision bills per feature either way). The REST protocol is used directly with a google-auth
-session: an explicit timeout and retry policy (429, 5xx, network errors) and no gRPC stack on
-the cold-start path. `endpoint` points at a local server speaking the same protocol in tests.
+Label detection, object localization and text detection (those the route selects) travel in
+one request (one round trip; Vision bills per feature either way). The REST protocol is used
+directly with a google-auth session: an explicit timeout and retry policy (429, 5xx, network
+errors) and no gRPC stack on the cold-start path. `endpoint` points at a local server speaking
+the same protocol in tests.
 """
 
 from __future__ import annotations
@@ -11,15 +12,19 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any
 
-from imaging_pipeline.adapters.http import raise_for_status, request_with_retries, session_for
+from imaging_pipeline.adapters.http import (
+    PerThreadSession,
+    raise_for_status,
+    request_with_retries,
+)
 from imaging_pipeline.analysis.base import Finding
 from imaging_pipeline.analysis.local import _WORD
 from imaging_pipeline.errors import PermanentError, TransientError
 from imaging_pipeline.runtime_env import DEFAULT_VISION_ENDPOINT
-from imaging_pipeline.settings import VisionSettings
+from imaging_pipeline.settings import ALL_VISION_FEATURES, VisionFeature, VisionSettings
 
 if TYPE_CHECKING:
-    import requests
+    from collections.abc import Sequence
 
     from imaging_pipeline.render import RenderedImage
 
@@ -29,15 +34,27 @@ API_VERSION = "v1"
 _RETRYABLE_RPC = frozenset({4, 8, 10, 13, 14})  # DEADLINE, EXHAUSTED, ABORTED, INTERNAL, UNAVAIL
 
 
-def annotate_request(image_bytes: bytes, max_results: int) -> dict[str, Any]:
+_FEATURE_TYPES: dict[VisionFeature, str] = {
+    "labels": "LABEL_DETECTION",
+    "objects": "OBJECT_LOCALIZATION",
+    "text": "TEXT_DETECTION",
+}
+
+
+def annotate_request(
+    image_bytes: bytes,
+    max_results: int,
+    features: Sequence[VisionFeature] = ALL_VISION_FEATURES,
+) -> dict[str, Any]:
     return {
         "requests": [
             {
                 "image": {"content": base64.b64encode(image_bytes).decode("ascii")},
                 "features": [
-                    {"type": "LABEL_DETECTION", "maxResults": max_results},
-                    {"type": "OBJECT_LOCALIZATION", "maxResults": max_results},
-                    {"type": "TEXT_DETECTION"},
+                    {"type": _FEATURE_TYPES[f]}
+                    if f == "text"
+                    else {"type": _FEATURE_TYPES[f], "maxResults": max_results}
+                    for f in features
                 ],
             }
         ]
@@ -89,22 +106,26 @@ class VisionAnalyzer:
     name = "google-cloud-vision"
     version = API_VERSION
 
-    def __init__(self, settings: VisionSettings | None = None, endpoint: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: VisionSettings | None = None,
+        endpoint: str | None = None,
+        features: Sequence[VisionFeature] | None = None,
+    ) -> None:
         self.settings = settings or VisionSettings()
         self.endpoint = (endpoint or DEFAULT_VISION_ENDPOINT).rstrip("/")
-        self._session: requests.Session | None = None
+        self.features = tuple(features or self.settings.features)
+        self._sessions = PerThreadSession(self.endpoint, (VISION_SCOPE,))
 
     def analyze(self, image: RenderedImage) -> list[Finding]:
-        if self._session is None:
-            self._session = session_for(self.endpoint, (VISION_SCOPE,))
         response = request_with_retries(
-            self._session,
+            self._sessions.get(),
             "POST",
             f"{self.endpoint}/{API_VERSION}/images:annotate",
             dependency="vision",
             max_attempts=self.settings.max_attempts,
             timeout_s=self.settings.timeout_seconds,
-            json=annotate_request(image.data, self.settings.max_results),
+            json=annotate_request(image.data, self.settings.max_results, self.features),
         )
         raise_for_status(response, "vision")
         try:

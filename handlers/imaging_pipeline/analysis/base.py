@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from imaging_pipeline.render import RenderedImage
@@ -49,3 +49,13 @@ class Analyzer(Protocol):
     def analyze(self, image: RenderedImage) -> list[Finding]:
         """Raise `TransientError` when a remote dependency fails; findings otherwise."""
         ...
+
+
+@runtime_checkable
+class SourceAnalyzer(Protocol):
+    """An analyzer whose model can read the instance itself from its DICOMweb URL."""
+
+    @property
+    def reads_source(self) -> bool: ...
+
+    def analyze_source(self, instance_url: str) -> list[Finding]: ...

@@ -34,6 +34,10 @@ REPORT_LOINC = ("18748-4", "Diagnostic imaging study")
 REPORT_IDENTIFIER_SYSTEM = "urn:imaging-pipeline:report"
 OBSERVATION_IDENTIFIER_SYSTEM = "urn:imaging-pipeline:finding"
 DEVICE_IDENTIFIER_SYSTEM = "urn:imaging-pipeline:analyzer"
+# The analyzed instance and the analyzer's name, without its version: finds the reports (and
+# so the SRs) that earlier versions wrote for the same instance.
+ANALYZED_INSTANCE_SYSTEM = "urn:imaging-pipeline:analyzed-instance"
+SR_TITLE = "DICOM SR (TID 1500 Measurement Report)"
 FINDING_CODE_SYSTEM = "urn:imaging-pipeline:finding-kind"
 INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
@@ -217,6 +221,37 @@ class AnalyzerIdentity:
     version: str
 
 
+@dataclass(frozen=True)
+class StructuredReport:
+    """The DICOM SR stored for this analysis: listed in the ImagingStudy (its own series) and
+    referenced by the DiagnosticReport (identifier and presentedForm)."""
+
+    series_uid: str
+    instance_uid: str
+    sop_class_uid: str
+    series_number: int
+    instance_number: int
+    series_description: str
+    url: str  # WADO-RS URL of the instance
+
+
+def analyzed_instance_value(instance_uid: str, analyzer: str) -> str:
+    return f"{instance_uid}/{analyzer}"
+
+
+def _sr_instance_info(info: InstanceInfo, sr: StructuredReport) -> InstanceInfo:
+    return InstanceInfo(
+        study_uid=info.study_uid,
+        series_uid=sr.series_uid,
+        instance_uid=sr.instance_uid,
+        sop_class_uid=sr.sop_class_uid,
+        modality="SR",
+        series_number=sr.series_number,
+        instance_number=sr.instance_number,
+        series_description=sr.series_description,
+    )
+
+
 def _conclusion(assessment: Assessment, findings: Sequence[Finding]) -> str:
     if not findings:
         return f"Priority {assessment.priority}: no findings."
@@ -235,6 +270,7 @@ def build_transaction(
     patient_system: str,
     existing_study: Mapping[str, Any] | None = None,
     issued: str | None = None,
+    structured_report: StructuredReport | None = None,
 ) -> dict[str, Any]:
     """The transaction bundle for one instance (plain JSON, validated by `validate_bundle`)."""
     subject = _subject(info, patient_system)
@@ -253,6 +289,8 @@ def build_transaction(
         "version": [{"value": analyzer.version}],
     }
     study = merge_imaging_study(existing_study, info, subject)
+    if structured_report is not None:
+        study = merge_imaging_study(study, _sr_instance_info(info, structured_report), subject)
     entries: list[dict[str, Any]] = [
         _put(device_url, device, DEVICE_IDENTIFIER_SYSTEM, device_value),
         _study_entry(study_url, study, study_value, existing_study),
@@ -293,7 +331,12 @@ def build_transaction(
 
     report: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
-        "identifier": [_identifier(REPORT_IDENTIFIER_SYSTEM, report_value)],
+        "identifier": [
+            _identifier(REPORT_IDENTIFIER_SYSTEM, report_value),
+            _identifier(
+                ANALYZED_INSTANCE_SYSTEM, analyzed_instance_value(info.instance_uid, analyzer.name)
+            ),
+        ],
         "status": "preliminary",
         "category": [
             {"coding": [_coding(DIAGNOSTIC_SERVICE_SYSTEM, "RAD", "Radiology")]},
@@ -314,6 +357,14 @@ def build_transaction(
         report["issued"] = issued
     if not observation_urls:
         del report["result"]
+    if structured_report is not None:
+        sr = structured_report
+        report["identifier"].append(
+            _identifier(DICOM_UID_SYSTEM, study_identifier_value(sr.instance_uid))
+        )
+        report["presentedForm"] = [
+            {"contentType": "application/dicom", "url": sr.url, "title": SR_TITLE}
+        ]
     entries.append(_put(report_url, report, REPORT_IDENTIFIER_SYSTEM, report_value))
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 

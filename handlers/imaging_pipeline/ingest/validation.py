@@ -111,6 +111,8 @@ def check_dicom(payload: bytes) -> CheckedInstance:
     if is_part10(payload):
         try:
             header = _read_header(payload, force=False)
+        except TruncatedDataError as exc:  # say so: the fix is to upload the file again
+            raise ObjectRejectedError("corrupt", f"truncated file: {exc}") from exc
         except Exception as exc:  # pydicom raises many types on damaged headers
             raise ObjectRejectedError(
                 "corrupt", f"unreadable DICOM header: {type(exc).__name__}"

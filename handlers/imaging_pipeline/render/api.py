@@ -52,17 +52,19 @@ def _render(ds: Dataset, options: RenderOptions, source: Opener | None) -> Rende
     )
 
 
+# pydicom's warnings about odd files are noise to callers; it also sends them to the 'pydicom'
+# logger, and those name attributes and byte counts, never patient values (only pixel-module
+# elements are ever decoded: tests/unit/test_render_rejections.py). One filter, installed once
+# at import and never changed: `warnings.catch_warnings()` per call would swap the process-wide
+# filter list under the feet of concurrent requests (it is not thread-safe).
+warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
+
+
 def _quietly(source: Dataset | bytes | Path, options: RenderOptions) -> RenderedImage:
-    # pydicom's warnings about odd files are noise to callers; it also sends them to the
-    # 'pydicom' logger, and those name attributes and byte counts, never patient values (only
-    # pixel-module elements are ever decoded: tests/unit/test_render_rejections.py).
-    # catch_warnings is process-wide: a concurrent thread may briefly see warnings ignored.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if isinstance(source, Dataset):
-            return _render(source, options, None)
-        open_source = opener(source)
-        return _render(read_dataset(open_source), options, open_source)
+    if isinstance(source, Dataset):
+        return _render(source, options, None)
+    open_source = opener(source)
+    return _render(read_dataset(open_source), options, open_source)
 
 
 def render_dataset(ds: Dataset, options: RenderOptions = _DEFAULT) -> RenderedImage:

@@ -11,6 +11,7 @@ fully read dataset, which pydicom handles for every case it supports.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -23,7 +24,7 @@ from pydicom.encaps import encapsulate, get_frame
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
 from pydicom.pixels.utils import as_pixel_options
-from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from imaging_pipeline.render.errors import RejectReason, RenderRejected
 from imaging_pipeline.render.header import PIXEL_KEYWORDS, Header
@@ -52,10 +53,61 @@ def opener(source: bytes | Path) -> Opener:
     return lambda: source.open("rb")
 
 
+def _truncation(ds: Dataset, size: int, ended_early: bool) -> str | None:
+    """Why a parsed dataset looks cut off, or None. pydicom only warns when a sequence or
+    encapsulated pixel data runs past the end, and silently drops an element cut off there
+    (then the last element parsed ends before the data does)."""
+    if ended_early and (len(ds) or "TransferSyntaxUID" in getattr(ds, "file_meta", ())):
+        return "the data ends inside an element"  # a real header, cut off
+    if len(ds) == 0:
+        return None  # nothing parsed: not DICOM rather than truncated
+    pixels = ds.get_item("PixelData", keep_deferred=True)
+    if pixels is None:
+        if not _is_image(ds) or any(k in ds for k in PIXEL_KEYWORDS):
+            return None
+        last = ds.get_item(max(ds.keys()), keep_deferred=True)
+        tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
+        if tell is not None and length not in (None, 0xFFFFFFFF) and tell + length < size:
+            return "an image whose pixel data is cut off"
+        return None
+    # Pixel data cut off: frames before the cut still render, so decode_frame judges it.
+    return None
+
+
+def _pixel_data_cut_off(ds: Dataset, header: Header, open_source: Opener | None) -> bool:
+    """Whether the pixel data holds fewer bytes than declared: the source was cut off."""
+    pixels = ds.get_item("PixelData", keep_deferred=True)
+    tell, length = getattr(pixels, "value_tell", None), getattr(pixels, "length", None)
+    value = getattr(pixels, "value", None)
+    if isinstance(pixels, RawDataElement) and length not in (None, 0xFFFFFFFF):
+        if isinstance(value, bytes | bytearray):
+            return len(value) < length  # read with the header, shorter than its length
+        if open_source is not None and tell is not None and "BitsAllocated" in ds:
+            with open_source() as stream:
+                return bool(tell + length > stream.seek(0, io.SEEK_END))
+    if header.transfer_syntax.is_encapsulated or not isinstance(value, bytes | bytearray):
+        return False
+    bits = int(ds.get("BitsAllocated", 0) or 0)
+    expected = header.rows * header.columns * header.samples * bits * header.frames // 8
+    return len(value) < expected
+
+
+def _is_image(ds: Dataset) -> bool:
+    """Image storage SOP classes (and anything with Rows/Columns) carry pixel data."""
+    if "Rows" in ds and "Columns" in ds:
+        return True
+    try:
+        return "Image Storage" in UID(str(ds.get("SOPClassUID", ""))).name
+    except Exception:  # a malformed UID is judged elsewhere
+        return False
+
+
 def read_dataset(open_source: Opener) -> Dataset:
     """Parse the header (large values deferred). Input without preamble or file meta is
-    accepted only if it parses to something DICOM-like (a SOP class or pixel data)."""
-    with open_source() as stream:
+    accepted only if it parses to something DICOM-like (a SOP class or pixel data); a file
+    that ends before the data it declares is rejected as truncated, not as "not DICOM"."""
+    with open_source() as stream, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
             ds = dcmread(stream, defer_size=DEFER_SIZE)
         except InvalidDicomError:
@@ -63,6 +115,11 @@ def read_dataset(open_source: Opener) -> Dataset:
         except Exception:  # pydicom raises many types on garbage: all mean "not DICOM"
             raise RenderRejected(RejectReason.NOT_DICOM, "not a DICOM Part 10 stream") from None
         if ds is not None:
+            size = stream.seek(0, io.SEEK_END)
+            ended_early = any("End of file reached" in str(w.message) for w in caught)
+            problem = _truncation(ds, size, ended_early)
+            if problem:
+                raise RenderRejected(RejectReason.TRUNCATED, f"truncated file: {problem}")
             if len(ds) == 0:  # a "DICM" marker followed by nothing parsable
                 raise RenderRejected(RejectReason.NOT_DICOM, "no data elements after the preamble")
             return ds
@@ -160,6 +217,11 @@ def decode_frame(
         if frame is None:
             frame = _decode(_with_pixels_loaded(ds, open_source), header, index)
     except Exception as error:  # decoders fail in many ways; the type is enough to diagnose
+        if _pixel_data_cut_off(ds, header, open_source):
+            raise RenderRejected(
+                RejectReason.TRUNCATED,
+                f"truncated file: frame {index} of {header.frames} lies past the end of the data",
+            ) from None
         raise RenderRejected(
             RejectReason.CORRUPT_PIXEL_DATA,
             f"frame {index} of {header.frames} failed to decode ({type(error).__name__}, "

@@ -13,6 +13,7 @@ class RejectReason(StrEnum):
     ABSURD_DIMENSIONS = "absurd_dimensions"
     UNSUPPORTED_PHOTOMETRIC = "unsupported_photometric"
     NOT_DICOM = "not_dicom"
+    TRUNCATED = "truncated"  # the file ends before the data it declares (an interrupted copy)
 
 
 class RenderRejected(Exception):  # noqa: N818 (name fixed by the public API)

@@ -69,5 +69,14 @@ def test_highest_priority_wins_across_findings() -> None:
 
 
 def test_default_rules_flag_blank_images() -> None:
-    rules = PipelineSettings().rules
+    rules = PipelineSettings(analyzer="local").rules
     assert assess([Finding("blank_image", "blank", 0.99)], rules).priority == "urgent"
+
+
+def test_default_rules_are_only_those_the_analyzer_can_fire() -> None:
+    """Cloud Vision never reports blank images: its defaults keep only the burned-in-text rule."""
+    assert [r.finding for r in PipelineSettings().rules] == ["burned_in_text"]
+    assert [r.finding for r in PipelineSettings(analyzer="local").rules] == [
+        "burned_in_text",
+        "blank_image",
+    ]

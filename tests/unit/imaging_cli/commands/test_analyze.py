@@ -64,3 +64,33 @@ def test_not_dicom_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     path.write_bytes(b"hello")
     assert main(["analyze", str(path)]) == 2
     assert capsys.readouterr().err.startswith("imaging analyze:")
+
+
+def test_sr_option_writes_the_sr_the_processor_would_store(
+    xray_with_text: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pydicom
+    from imaging_pipeline.fhir.mapping import AnalyzerIdentity
+    from imaging_pipeline.sr.build import SourceImage, sr_identity
+    from imaging_pipeline.sr.read import read_report
+
+    out = tmp_path / "sr.dcm"
+    assert main(["analyze", str(xray_with_text), "--sr", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    source = pydicom.dcmread(xray_with_text)
+    sr = pydicom.dcmread(out)
+    analyzer = AnalyzerIdentity(result["analyzer"]["name"], result["analyzer"]["version"])
+    ids = sr_identity(source.StudyInstanceUID, source.SOPInstanceUID, analyzer)
+    assert (sr.SeriesInstanceUID, sr.SOPInstanceUID) == (ids.series_uid, ids.instance_uid)
+    report = read_report(sr, SourceImage(source.Rows, source.Columns))
+    assert [r.finding.kind for r in report.findings] == [f["kind"] for f in result["findings"]]
+    assert [r.priority for r in report.findings] == [f["priority"] for f in result["findings"]]
+    assert report.priority == result["priority"]
+    validate_bundle(result["bundle"])
+    study = result["bundle"]["entry"][1]["resource"]
+    assert [s["modality"]["code"] for s in study["series"]] == ["CR", "SR"]
+    diagnostic = result["bundle"]["entry"][-1]["resource"]
+    assert {"system": "urn:dicom:uid", "value": f"urn:oid:{ids.instance_uid}"} in diagnostic[
+        "identifier"
+    ]
+    assert diagnostic["presentedForm"][0]["url"] == out.resolve().as_uri()

@@ -57,7 +57,7 @@ def test_frame_and_default_output_name(
     ("name", "reason"),
     [
         ("rtplan.dcm", "non_image_sop_class"),
-        ("MR_truncated.dcm", "corrupt_pixel_data"),
+        ("MR_truncated.dcm", "truncated"),
         ("README.txt", "not_dicom"),
     ],
 )

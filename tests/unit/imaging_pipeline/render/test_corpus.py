@@ -28,7 +28,7 @@ R = RejectReason
 PIXEL_REJECTIONS = {
     "JPEG-lossy.dcm": R.CORRUPT_PIXEL_DATA,  # a JPEG stream libjpeg cannot decode
     "JPEG2000-embedded-sequence-delimiter.dcm": R.CORRUPT_PIXEL_DATA,
-    "MR_truncated.dcm": R.CORRUPT_PIXEL_DATA,  # 8130 of 8192 pixel bytes
+    "MR_truncated.dcm": R.TRUNCATED,  # 8130 of 8192 pixel bytes
     "meta_missing_tsyntax.dcm": R.CORRUPT_PIXEL_DATA,  # pixel data without Rows/Columns
     "nested_priv_SQ.dcm": R.CORRUPT_PIXEL_DATA,
     "badVR.dcm": R.NON_IMAGE_SOP_CLASS,  # RT Dose

@@ -238,4 +238,4 @@ def test_truncated_large_native_series_is_corrupt_not_a_crash() -> None:
     assert render_bytes(data, RenderOptions(frame=0)).frame == 0
     with pytest.raises(RenderRejected) as info:
         render_bytes(data, RenderOptions(frame=39))
-    assert info.value.reason is RejectReason.CORRUPT_PIXEL_DATA
+    assert info.value.reason is RejectReason.TRUNCATED

@@ -107,7 +107,7 @@ CASES: dict[str, tuple[Callable[[], Dataset], RejectReason]] = {
     ),
     "MPEG-2 video": (lambda: _with_transfer_syntax(MPEG2MPML), R.UNSUPPORTED_TRANSFER_SYNTAX),
     "private syntax": (lambda: _with_transfer_syntax("1.2.3.4.5.6"), R.UNSUPPORTED_TRANSFER_SYNTAX),
-    "truncated native": (_truncated, R.CORRUPT_PIXEL_DATA),
+    "truncated native": (_truncated, R.TRUNCATED),
     "garbage JPEG": (_jpeg_garbage, R.CORRUPT_PIXEL_DATA),
     "no BitsAllocated": (lambda: _without("BitsAllocated"), R.CORRUPT_PIXEL_DATA),
     "no Rows": (lambda: _without("Rows"), R.CORRUPT_PIXEL_DATA),

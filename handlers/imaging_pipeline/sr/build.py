@@ -1,0 +1,358 @@
+"""Build the DICOM SR (TID 1500 Measurement Report) for one analyzed instance, with highdicom.
+
+Pure: a pydicom Dataset in, a pydicom Dataset out, no I/O. The content tree:
+
+    Imaging Measurement Report (TID 1500), language, device observer (the analyzer: UID, name,
+    manufacturer, model name with version), procedure reported: SCT Imaging
+      Imaging Measurements
+        one Measurement Group per finding (TID 1410 with an image region when the finding has
+        a box, else TID 1501 with the source image referenced):
+          tracking identifier and UID, Finding = the finding's kind (coded),
+          algorithm identification (TID 4019: analyzer name and version),
+          Score (SCT 246262008) as NUM with UCUM "1",
+          Image Quality = over/under exposed (DCM) or blank for blank/exposure findings,
+          Priority (SCT 260870009) the rules gave the finding,
+          TEXT: the finding's description and the rules that matched it
+      Qualitative Evaluations: Priority of the instance, TEXT: the rules that set it
+    Evidence: the source instance (Current Requested Procedure Evidence Sequence).
+
+Only the patient and study attributes the SR IOD requires (type 1 and 2) are copied from the
+source, plus the Issuer of Patient ID that qualifies the Patient ID: no other value of the
+source reaches the SR. The burned-in words themselves never do (they may be a name).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import highdicom as hd
+import numpy as np
+from highdicom.sr import CodedConcept
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes as pydicom_codes
+from pydicom.uid import Comprehensive3DSRStorage, ExplicitVRLittleEndian
+
+from imaging_pipeline.sr import codes
+from imaging_pipeline.sr.uids import device_uid, sr_instance_uid, sr_series_uid, tracking_uid
+
+if TYPE_CHECKING:
+    from imaging_pipeline.analysis.base import Finding
+    from imaging_pipeline.fhir.mapping import AnalyzerIdentity, StructuredReport
+    from imaging_pipeline.render import RenderedImage
+    from imaging_pipeline.rules import Assessment
+
+SR_SOP_CLASS_UID = str(Comprehensive3DSRStorage)
+MANUFACTURER = "imaging-pipeline-gcp"
+SERIES_NUMBER = 990
+# Series Description is LO (64 characters): says what the series is and that it is not for
+# diagnosis, so that it shows in every viewer's series list.
+SERIES_DESCRIPTION = "AI results: algorithm-generated, not for diagnostic use"
+# The patient and study attributes the SR IOD requires (Patient and General Study modules,
+# types 1 and 2), plus the issuer that qualifies the Patient ID.
+COPIED_ATTRIBUTES = (
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
+TYPE_2_ATTRIBUTES = frozenset(COPIED_ATTRIBUTES) - {"IssuerOfPatientID", "StudyInstanceUID"}
+_LO = 64
+WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
+_DATE_TIME_FORMATS = {
+    "DA": re.compile(r"\d{8}"),
+    "TM": re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?"),
+}
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """Where on the source the findings are: its size and the frame that was analyzed."""
+
+    rows: int
+    columns: int
+    frames: int = 1
+    frame: int = 0  # 0-based index of the analyzed frame
+
+
+def source_image(image: RenderedImage) -> SourceImage:
+    """The geometry of what the analyzer saw (shared by the processor and `imaging analyze`)."""
+    return SourceImage(image.rows, image.columns, image.frames, image.frame)
+
+
+def source_geometry(dataset: Dataset) -> SourceImage:
+    """The geometry of an instance a model read itself (nothing rendered): its first frame."""
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    return SourceImage(int(dataset.Rows), int(dataset.Columns), frames, 0)
+
+
+@dataclass(frozen=True)
+class SrIdentity:
+    """The UIDs of the SR written for one source instance by one analyzer version."""
+
+    study_uid: str
+    series_uid: str
+    instance_uid: str
+    sop_class_uid: str = SR_SOP_CLASS_UID
+
+
+def sr_identity(study_uid: str, source_instance_uid: str, analyzer: AnalyzerIdentity) -> SrIdentity:
+    return SrIdentity(
+        study_uid,
+        sr_series_uid(study_uid, analyzer.name),
+        sr_instance_uid(source_instance_uid, analyzer.name, analyzer.version),
+    )
+
+
+def _evidence(source: Dataset) -> Dataset:
+    """A copy of the source's header reduced to what the SR may copy and reference."""
+    evidence = Dataset()
+    for keyword in (*COPIED_ATTRIBUTES, "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
+        if keyword in source and _conformant(source[keyword]):
+            setattr(evidence, keyword, source[keyword].value)
+        elif keyword in TYPE_2_ATTRIBUTES:
+            setattr(evidence, keyword, None)  # required, may be empty: present without a value
+    return evidence
+
+
+def _conformant(element: DataElement) -> bool:
+    """False for dates and times outside the DA/TM formats (e.g. ACR-NEMA "1997.04.24" or
+    "14:04:38"): the SR keeps such type 2 attributes empty rather than copy invalid values."""
+    pattern = _DATE_TIME_FORMATS.get(element.VR)
+    return pattern is None or not element.value or bool(pattern.fullmatch(str(element.value)))
+
+
+def _source_reference(source: Dataset, image: SourceImage) -> dict[str, object]:
+    return {
+        "referenced_sop_class_uid": str(source.SOPClassUID),
+        "referenced_sop_instance_uid": str(source.SOPInstanceUID),
+        "referenced_frame_numbers": [image.frame + 1] if image.frames > 1 else None,
+    }
+
+
+def _region(
+    box: tuple[float, float, float, float], source: Dataset, image: SourceImage
+) -> hd.sr.ImageRegion:
+    """The finding's box (normalised to the rendered image) as a closed POLYLINE on the
+    source's pixel grid (column, row), which rendering only scaled."""
+    x0, y0, x1, y1 = (min(max(v, 0.0), 1.0) for v in box)
+    c0, c1 = x0 * image.columns, x1 * image.columns
+    r0, r1 = y0 * image.rows, y1 * image.rows
+    points = np.array([[c0, r0], [c1, r0], [c1, r1], [c0, r1], [c0, r0]], dtype=np.float32)
+    return hd.sr.ImageRegion(
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+        graphic_data=points,
+        source_image=hd.sr.SourceImageForRegion(**_source_reference(source, image)),  # type: ignore[arg-type]
+    )
+
+
+def _text(name: CodedConcept, value: str) -> hd.sr.TextContentItem:
+    return hd.sr.TextContentItem(
+        name=name, value=value[:1024], relationship_type=hd.sr.RelationshipTypeValues.CONTAINS
+    )
+
+
+def _group(
+    index: int,
+    finding: Finding,
+    assessment: Assessment,
+    algorithm: hd.sr.AlgorithmIdentification,
+    sr_uid: str,
+    source: Dataset,
+    image: SourceImage,
+) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
+    tracking = hd.sr.TrackingIdentifier(
+        uid=tracking_uid(sr_uid, index), identifier=f"Finding {index + 1}"
+    )
+    measurements = [
+        hd.sr.Measurement(
+            name=codes.SCORE,
+            value=round(float(finding.score), 6),
+            unit=codes.SCORE_UNIT,
+            algorithm_id=algorithm,
+        )
+    ]
+    evaluations = []
+    quality = codes.IMAGE_QUALITY_VALUE.get(finding.description)
+    if finding.kind in ("blank_image", "exposure") and quality is not None:
+        evaluations.append(hd.sr.QualitativeEvaluation(codes.IMAGE_QUALITY, quality))
+    evaluations.append(
+        hd.sr.QualitativeEvaluation(
+            codes.PRIORITY, codes.PRIORITY_VALUE[assessment.priority_of(finding)]
+        )
+    )
+    common = {
+        "tracking_identifier": tracking,
+        "finding_type": codes.FINDING_TYPE[finding.kind],
+        "algorithm_id": algorithm,
+        "measurements": measurements,
+        "qualitative_evaluations": evaluations,
+    }
+    # Every group is a TID 1410 planar ROI: a finding without a box (a label, a blank or
+    # badly exposed image) concerns the whole analyzed frame, so its region is that frame.
+    # One group type throughout also keeps PixelMed's template dispatch unambiguous (it picks
+    # TID 1410 or 1501 for the whole Imaging Measurements container, not per group).
+    group = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        referenced_region=_region(finding.box or WHOLE_IMAGE, source, image),
+        **common,  # type: ignore[arg-type]
+    )
+    content = group[0].ContentSequence
+    content.append(_text(codes.FINDING_DESCRIPTION, finding.description))
+    for rule in sorted({m.rule.name for m in assessment.matches if m.finding is finding}):
+        content.append(_text(codes.PRIORITY_RULE, rule))
+    return group
+
+
+def _report_evaluations(assessment: Assessment) -> hd.sr.ContainerContentItem:
+    """TID 1500 rows 12-14: the instance's priority and the rules that set it."""
+    container = hd.sr.ContainerContentItem(
+        name=codes.QUALITATIVE_EVALUATIONS,
+        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+    )
+    container.ContentSequence = hd.sr.ContentSequence(
+        [
+            hd.sr.CodeContentItem(
+                name=codes.PRIORITY,
+                value=codes.PRIORITY_VALUE[assessment.priority],
+                relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+            )
+        ]
+    )
+    for rule in sorted(
+        {m.rule.name for m in assessment.matches if m.rule.priority == assessment.priority}
+    ):
+        container.ContentSequence.append(_text(codes.PRIORITY_RULE, rule))
+    return container
+
+
+def build_sr(
+    source: Dataset,
+    image: SourceImage,
+    findings: Sequence[Finding],
+    assessment: Assessment,
+    analyzer: AnalyzerIdentity,
+    *,
+    predecessors: Sequence[str] = (),
+) -> Dataset:
+    """The Comprehensive 3D SR of one analysis; `predecessors` are the SOP Instance UIDs of the
+    SRs earlier analyzer versions wrote for the same source (same series, see `uids`)."""
+    evidence = _evidence(source)
+    identity = sr_identity(str(source.StudyInstanceUID), str(source.SOPInstanceUID), analyzer)
+    algorithm = hd.sr.AlgorithmIdentification(name=analyzer.name, version=analyzer.version)
+    observer = hd.sr.ObserverContext(
+        observer_type=pydicom_codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=device_uid(analyzer.name, analyzer.version),
+            name=analyzer.name[:_LO],
+            manufacturer_name=MANUFACTURER,
+            model_name=f"{analyzer.name} {analyzer.version}"[:_LO],
+        ),
+    )
+    groups = [
+        _group(i, f, assessment, algorithm, identity.instance_uid, evidence, image)
+        for i, f in enumerate(findings)
+    ]
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=codes.PROCEDURE_REPORTED,
+        # highdicom 0.28 insists on one group; TID 1500 needs row 6 only when rows 10 and 12
+        # are absent, so with no findings the (removed) placeholder leaves rows 12-14 alone.
+        imaging_measurements=groups or [_placeholder(identity.instance_uid)],
+    )
+    root = report[0]
+    if not groups:
+        root.ContentSequence = hd.sr.ContentSequence(
+            [item for item in root.ContentSequence if item.ValueType != "CONTAINER"]
+        )
+    root.ContentSequence.append(_report_evaluations(assessment))
+    previous = [_previous(identity, uid) for uid in predecessors if uid != identity.instance_uid]
+    # highdicom's SR constructor deep-copies the content tree, parses it back and searches it
+    # for references: most of the SR's CPU. It gets the root container alone (same concept,
+    # template and continuity) and the tree built above is attached afterwards; the evidence
+    # (the source, referenced by every group) is passed explicitly, so nothing is lost.
+    shell = hd.sr.ContainerContentItem(name=root.ConceptNameCodeSequence[0], template_id="1500")
+    shell.ContentSequence = hd.sr.ContentSequence()
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=[evidence],
+        content=hd.sr.ContentSequence([shell], is_root=True),
+        series_instance_uid=identity.series_uid,
+        series_number=SERIES_NUMBER,
+        sop_instance_uid=identity.instance_uid,
+        instance_number=_instance_number(source),
+        manufacturer=MANUFACTURER,
+        manufacturer_model_name=analyzer.name[:_LO],
+        software_versions=analyzer.version[:_LO],
+        series_description=SERIES_DESCRIPTION,
+        is_complete=True,
+        is_final=False,  # preliminary, like the FHIR DiagnosticReport: no one verified it
+        is_verified=False,
+        previous_versions=previous or None,
+        coding_schemes=[codes.coding_scheme()],
+        transfer_syntax_uid=ExplicitVRLittleEndian,
+    )
+    sr.ContentSequence = root.ContentSequence
+    # highdicom lists the source's acquisition equipment (institution, station...) as
+    # contributing equipment; those values are not ours to copy, keep only highdicom's entry.
+    sr.ContributingEquipmentSequence = [
+        item
+        for item in sr.get("ContributingEquipmentSequence", [])
+        if item.get("ManufacturerModelName") == "highdicom"
+    ]
+    return sr
+
+
+def _placeholder(sr_uid: str) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=tracking_uid(sr_uid, -1), identifier="none"
+        )
+    )
+
+
+def _previous(identity: SrIdentity, instance_uid: str) -> Dataset:
+    item = Dataset()
+    item.StudyInstanceUID = identity.study_uid
+    item.SeriesInstanceUID = identity.series_uid
+    item.SOPInstanceUID = instance_uid
+    item.SOPClassUID = identity.sop_class_uid
+    return item
+
+
+def _instance_number(source: Dataset) -> int:
+    try:
+        return max(1, int(source.get("InstanceNumber") or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def fhir_reference(sr: Dataset, url: str) -> StructuredReport:
+    """What the FHIR transaction lists (ImagingStudy) and references (DiagnosticReport)."""
+    from imaging_pipeline.fhir.mapping import StructuredReport
+
+    return StructuredReport(
+        series_uid=str(sr.SeriesInstanceUID),
+        instance_uid=str(sr.SOPInstanceUID),
+        sop_class_uid=str(sr.SOPClassUID),
+        series_number=int(sr.SeriesNumber),
+        instance_number=int(sr.InstanceNumber),
+        series_description=str(sr.SeriesDescription),
+        url=url,
+    )
+
+
+def wado_url(dicomweb_url: str, sr: Dataset) -> str:
+    """The WADO-RS URL of the SR instance in the store it is written to."""
+    return (
+        f"{dicomweb_url.rstrip('/')}/studies/{sr.StudyInstanceUID}"
+        f"/series/{sr.SeriesInstanceUID}/instances/{sr.SOPInstanceUID}"
+    )

@@ -1,0 +1,191 @@
+"""The TID 1500 SR: deterministic UIDs, what it says (read back with highdicom), what it copies
+from the source (nothing beyond the required patient/study attributes), and its references."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pydicom
+import pytest
+from imaging_pipeline.fhir.mapping import AnalyzerIdentity
+from imaging_pipeline.sr import codes
+from imaging_pipeline.sr.build import (
+    COPIED_ATTRIBUTES,
+    SERIES_DESCRIPTION,
+    SR_SOP_CLASS_UID,
+    SourceImage,
+    build_sr,
+    sr_identity,
+)
+from imaging_pipeline.sr.read import read_report
+from pydicom.dataset import Dataset
+
+from tests.support.render_fixtures import synthetic
+from tests.support.sr import ANALYZER, EVERY_KIND, assessment_of
+
+EXTRA_PHI = {
+    "OtherPatientIDs": "MRN-55501234",
+    "PatientAddress": "1 Zzyzx Road",
+    "InstitutionName": "Quintessa General",
+    "StationName": "QSTATION9",
+    "StudyDescription": "Zzyzx chest",
+    "PatientAge": "063Y",
+}
+
+
+def _source(frames: int = 1) -> Dataset:
+    shape = (frames, 40, 60) if frames > 1 else (40, 60)
+    ds = synthetic(np.zeros(shape, dtype=np.uint16), Modality="CT")
+    for keyword, value in EXTRA_PHI.items():
+        setattr(ds, keyword, value)
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Zzyzx^Quintessa", "PHI-7734921", "19610203"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.4", "1.2.3.4.5"
+    ds.StudyDate, ds.AccessionNumber, ds.InstanceNumber = "20250102", "ACC1", 7
+    return ds
+
+
+def _roundtrip(sr: Dataset) -> Dataset:
+    buffer = io.BytesIO()
+    sr.save_as(buffer, enforce_file_format=True)
+    return pydicom.dcmread(io.BytesIO(buffer.getvalue()))
+
+
+def test_findings_read_back_equal_what_the_analyzer_produced() -> None:
+    source = _source()
+    image = SourceImage(40, 60)
+    assessment = assessment_of(EVERY_KIND)
+    report = read_report(
+        _roundtrip(build_sr(source, image, EVERY_KIND, assessment, ANALYZER)), image
+    )
+
+    assert [r.finding.kind for r in report.findings] == [f.kind for f in EVERY_KIND]
+    for read, original in zip(report.findings, EVERY_KIND, strict=True):
+        assert read.finding.description == original.description
+        assert read.finding.score == pytest.approx(original.score)
+        if original.box is None:
+            assert read.finding.box is None
+        else:
+            assert read.finding.box == pytest.approx(original.box, abs=1e-5)
+        assert read.priority == assessment.priority_of(original)
+        matched = sorted({m.rule.name for m in assessment.matches if m.finding is original})
+        assert list(read.rules) == matched
+    assert report.priority == "critical" == assessment.priority
+    assert report.rules == ("critical-labels", "critical-words")
+    assert report.analyzer == (ANALYZER.name, ANALYZER.version)
+
+
+def test_codes_standard_where_they_exist_and_the_private_scheme_is_declared() -> None:
+    sr = build_sr(_source(), SourceImage(40, 60), EVERY_KIND, assessment_of(EVERY_KIND), ANALYZER)
+    used = {str(e.value) for e in _walk(sr) if e.keyword == "CodeValue"}
+    assert {"111211", "111212", "111101", "246262008", "260870009", "363679005"} <= used
+    declared = [str(i.CodingSchemeDesignator) for i in sr.CodingSchemeIdentificationSequence]
+    assert codes.SCHEME in declared
+    # DCM, SCT, UCUM, UMLS are registered; the private one must be declared in the SR itself.
+    schemes = {
+        str(e.value)
+        for e in _walk(sr)
+        if e.keyword == "CodingSchemeDesignator" and e.value not in ("DCM", "SCT", "UCUM", "UMLS")
+    }
+    assert schemes <= {*declared, "RFC5646"}
+
+
+def _walk(ds: Dataset):
+    for element in ds:
+        yield element
+        if element.VR == "SQ":
+            for item in element.value:
+                yield from _walk(item)
+
+
+def test_sr_joins_the_source_study_as_a_new_series_not_for_diagnostic_use() -> None:
+    source = _source()
+    sr = build_sr(source, SourceImage(40, 60), [], assessment_of([]), ANALYZER)
+    assert sr.StudyInstanceUID == source.StudyInstanceUID
+    assert sr.SeriesInstanceUID != source.SeriesInstanceUID
+    assert sr.Modality == "SR" and sr.SOPClassUID == SR_SOP_CLASS_UID
+    assert "not for diagnostic use" in sr.SeriesDescription == SERIES_DESCRIPTION
+    assert len(sr.SeriesDescription) <= 64
+    assert sr.PreliminaryFlag == "PRELIMINARY" and sr.VerificationFlag == "UNVERIFIED"
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0]
+    referenced = evidence.ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+    assert referenced.ReferencedSOPInstanceUID == source.SOPInstanceUID
+    assert read_report(sr, SourceImage(40, 60)).priority == "routine"
+
+
+def test_only_required_patient_and_study_attributes_are_copied() -> None:
+    source = _source()
+    sr = build_sr(source, SourceImage(40, 60), EVERY_KIND, assessment_of(EVERY_KIND), ANALYZER)
+    for keyword in COPIED_ATTRIBUTES:
+        if keyword in source:
+            assert sr[keyword].value == source[keyword].value
+    raw = repr(_roundtrip(sr))
+    for value in (*EXTRA_PHI.values(), "zzyzx chest"):
+        assert value not in raw, value
+    copied_from_source = {
+        e.keyword for e in sr if e.keyword in source and e.keyword not in COPIED_ATTRIBUTES
+    }
+    # The only other shared keywords are ones the SR sets itself (UIDs of its own, SOP Common).
+    assert copied_from_source <= {
+        "SOPClassUID",
+        "SOPInstanceUID",
+        "SeriesInstanceUID",
+        "Modality",
+        "InstanceNumber",
+        "SpecificCharacterSet",
+    }
+    assert sr.SOPInstanceUID != source.SOPInstanceUID
+    # The burned-in words may be a patient's name: they never reach the SR.
+    assert "pneumothorax" not in raw.lower() and "zzyzx" not in raw.lower().replace(
+        "zzyzx^quintessa", ""
+    )
+
+
+def test_uids_are_deterministic_per_instance_and_analyzer_version() -> None:
+    source = _source()
+    image, assessment = SourceImage(40, 60), assessment_of(EVERY_KIND)
+    first = build_sr(source, image, EVERY_KIND, assessment, ANALYZER)
+    again = build_sr(source, image, EVERY_KIND, assessment, ANALYZER)
+    assert (first.SOPInstanceUID, first.SeriesInstanceUID) == (
+        again.SOPInstanceUID,
+        again.SeriesInstanceUID,
+    )
+    newer = AnalyzerIdentity(ANALYZER.name, "2.0")
+    upgraded = build_sr(source, image, EVERY_KIND, assessment, newer)
+    assert upgraded.SOPInstanceUID != first.SOPInstanceUID
+    assert upgraded.SeriesInstanceUID == first.SeriesInstanceUID  # one series per analyzer
+    ids = sr_identity(source.StudyInstanceUID, source.SOPInstanceUID, ANALYZER)
+    assert (ids.series_uid, ids.instance_uid) == (first.SeriesInstanceUID, first.SOPInstanceUID)
+    assert all(len(uid) <= 64 for uid in (ids.series_uid, ids.instance_uid))
+
+
+def test_a_new_analyzer_version_references_the_earlier_sr() -> None:
+    source = _source()
+    earlier = sr_identity(source.StudyInstanceUID, source.SOPInstanceUID, ANALYZER)
+    newer = AnalyzerIdentity(ANALYZER.name, "2.0")
+    sr = build_sr(
+        source,
+        SourceImage(40, 60),
+        EVERY_KIND,
+        assessment_of(EVERY_KIND),
+        newer,
+        predecessors=[earlier.instance_uid],
+    )
+    (study,) = sr.PredecessorDocumentsSequence
+    assert study.StudyInstanceUID == source.StudyInstanceUID
+    (series,) = study.ReferencedSeriesSequence
+    assert series.SeriesInstanceUID == earlier.series_uid
+    (instance,) = series.ReferencedSOPSequence
+    assert instance.ReferencedSOPInstanceUID == earlier.instance_uid
+    assert instance.ReferencedSOPClassUID == SR_SOP_CLASS_UID
+
+
+def test_regions_are_on_the_source_pixel_grid_and_frame() -> None:
+    source = _source(frames=5)
+    image = SourceImage(40, 60, frames=5, frame=2)
+    finding = EVERY_KIND[0]  # box (0.1, 0.1, 0.5, 0.2)
+    sr = build_sr(source, image, [finding], assessment_of([finding]), ANALYZER)
+    region = next(e for e in _walk(sr) if e.keyword == "GraphicData").value
+    assert list(np.round(region[:4], 3)) == [6.0, 4.0, 30.0, 4.0]  # column, row
+    frames = [e.value for e in _walk(sr) if e.keyword == "ReferencedFrameNumber"]
+    assert frames and all(int(f) == 3 for f in frames)
