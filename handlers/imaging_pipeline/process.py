@@ -138,6 +138,16 @@ class Processor:
             client = self._local.dicomweb = make_client(self.config.dicomweb_url)
         return client
 
+    def _skip_own_sr_series(self, event: InstanceEvent) -> None:
+        """Our own SRs, known by their series UID (derived from the study and the analyzer's
+        name), skip before retrieval: the store's legacy notification config sends no
+        `modality` attribute for the subscription filter to drop them by."""
+        from imaging_pipeline.sr.uids import sr_series_uid
+
+        names = {self.analyzer.name} if self.analyzer is not None else self.router.names
+        if any(event.series_uid == sr_series_uid(event.study_uid, n) for n in names):
+            raise PermanentError("unsupported_sop_class", "our own DICOM SR series")
+
     def analyzer_for(self, modality: str | None) -> Analyzer:
         """The modality's analyzer; PermanentError('not_analyzed') when its route is `none`."""
         analyzer = self.analyzer or self.router.for_modality(modality)
@@ -156,6 +166,7 @@ class Processor:
         check_modality(event.modality_hint, settings.modalities)
         if event.modality_hint:
             self.analyzer_for(event.modality_hint)  # a `none` route skips before retrieval
+        self._skip_own_sr_series(event)
 
         dataset = retrieve_instance(self.dicomweb, event)
         logs.register_dataset_phi(dataset)

@@ -196,9 +196,10 @@ def test_the_srs_own_notification_never_loops(
     outcome = outcome_of(function, message)
     assert outcome["outcome"] == "skipped" and outcome["reason"] == "unsupported_sop_class"
     assert not outcome.get("findings") and "report" not in outcome  # never analyzed
-    # With the store's attributes it is dropped before any retrieval; without, after the
-    # retrieval, by its SOP class, still before rendering and analysis.
-    expected = "non-image modality SR" if attrs else f"SOP class {SR_SOP_CLASS_UID}"
+    # With the store's attributes it is dropped on its modality; without (the legacy
+    # notification config, which provider 8.7 still declares), on its series UID, which is
+    # derived from the study and the analyzer's name. Both before any retrieval.
+    expected = "non-image modality SR" if attrs else "our own DICOM SR series"
     assert outcome["detail"] == expected
     assert counts(fhir_server.base_url) == before  # no FHIR write
     after = requests.get(

@@ -72,3 +72,8 @@ class AnalyzerRouter:
     def for_modality(self, modality: str | None) -> Analyzer | None:
         """The modality's analyzer; None when its route is `none` (not analyzed)."""
         return self._analyzers[self.settings.route_for(modality)]
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The names of every analyzer a route uses (what the SRs they write are keyed by)."""
+        return frozenset(a.name for a in self._analyzers.values() if a is not None)
