@@ -23,6 +23,8 @@ import requests
 from imaging_pipeline.adapters.http import request_with_retries, session_for
 from imaging_pipeline.fhir.mapping import DICOM_UID_SYSTEM, study_identifier_value
 
+from imaging_cli.synthetic_instance import ct_series
+
 TIMEOUT_S = 30.0
 ATTEMPTS = 4
 TEST_DATA_DESCRIPTION = "imaging smoke test: synthetic test data, deleted by the test"
@@ -52,8 +54,6 @@ class SmokeResult:
 
 def test_instance(run_id: str) -> Any:
     """A one-slice synthetic CT whose identity says it is test data (no PHI)."""
-    from imaging_dev.synthetic import ct_series
-
     (instance,) = ct_series(seed=f"smoke-{run_id}", slices=1)
     ds = instance.dataset
     ds.PatientName = "SMOKE^TEST"

@@ -11,25 +11,42 @@ a colour ultrasound image (RGB) and a blank image.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
-from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
-    PYDICOM_IMPLEMENTATION_UID,
-    UID,
     ComputedRadiographyImageStorage,
-    CTImageStorage,
     DigitalXRayImageStorageForPresentation,
-    ExplicitVRLittleEndian,
     MRImageStorage,
     SecondaryCaptureImageStorage,
     UltrasoundImageStorage,
-    generate_uid,
 )
+
+# The CT series and the helpers live in the product (imaging smoke stores one such slice).
+from imaging_cli.synthetic_instance import (
+    STUDY_DATE,
+    SyntheticInstance,
+    base_dataset,
+    ct_series,
+    disc,
+    set_pixels,
+)
+
+__all__ = [
+    "BURNED_IN_TEXT",
+    "SAMPLE_FILES",
+    "STUDY_DATE",
+    "SyntheticInstance",
+    "blank_image",
+    "burned_in_text_image",
+    "cr_image",
+    "ct_series",
+    "mr_image",
+    "sample_files",
+    "study_set",
+    "us_color_image",
+    "write_instances",
+]
 
 # pydicom's bundled test files used by the demo: public, small, several transfer syntaxes.
 # rtplan.dcm is deliberately not an image: the processor must skip it.
@@ -41,105 +58,16 @@ SAMPLE_FILES = (
     "rtplan.dcm",
 )
 BURNED_IN_TEXT = "SYNTHETIC PATIENT 1234"
-STUDY_DATE = "20260115"
-
-
-@dataclass(frozen=True)
-class SyntheticInstance:
-    name: str  # a file name that says what the instance is
-    dataset: Dataset
-
-    @property
-    def modality(self) -> str:
-        return str(self.dataset.Modality)
-
-
-def _uid(seed: str, *parts: str) -> UID:
-    return generate_uid(entropy_srcs=[seed, *parts])
-
-
-def _base(
-    seed: str, study: str, series: str, number: int, sop_class: UID, modality: str, description: str
-) -> Dataset:
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
-    ds.file_meta.MediaStorageSOPInstanceUID = _uid(seed, study, series, str(number))
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = _uid(seed, study)
-    ds.SeriesInstanceUID = _uid(seed, study, series)
-    ds.Modality = modality
-    ds.StudyDate = ds.SeriesDate = ds.ContentDate = STUDY_DATE
-    ds.StudyTime = ds.SeriesTime = ds.ContentTime = "101500"
-    ds.StudyDescription = f"Synthetic {study}"
-    ds.SeriesDescription = description
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = number
-    # Fictitious identity: the pipeline's PHI scrubbing must hide these from every log line.
-    ds.PatientName = "Synthetic^Demo"
-    ds.PatientID = "SYN-0001"
-    ds.PatientBirthDate = "19700101"
-    ds.PatientSex = "O"
-    ds.AccessionNumber = f"SYN-{study.upper()}"
-    ds.StudyID = "1"
-    ds.Manufacturer = "imaging-pipeline synthetic"
-    return ds
-
-
-def _set_pixels(ds: Dataset, pixels: NDArray[Any], photometric: str) -> Dataset:
-    ds.Rows, ds.Columns = int(pixels.shape[0]), int(pixels.shape[1])
-    ds.PhotometricInterpretation = photometric
-    if pixels.ndim == 3:
-        ds.SamplesPerPixel = 3
-        ds.PlanarConfiguration = 0
-    else:
-        ds.SamplesPerPixel = 1
-    bits = pixels.dtype.itemsize * 8
-    ds.BitsAllocated = ds.BitsStored = bits
-    ds.HighBit = bits - 1
-    ds.PixelRepresentation = 1 if np.issubdtype(pixels.dtype, np.signedinteger) else 0
-    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
-    return ds
-
-
-def _disc(size: int, radius: float, centre: tuple[float, float] | None = None) -> NDArray[Any]:
-    yy, xx = np.mgrid[0:size, 0:size]
-    cy, cx = centre or ((size - 1) / 2, (size - 1) / 2)
-    return np.asarray((yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2)
-
-
-def ct_series(seed: str = "demo", slices: int = 3, size: int = 64) -> list[SyntheticInstance]:
-    """A CT phantom in Hounsfield units: air -1000, soft tissue 40, a bone insert 700."""
-    out = []
-    for i in range(slices):
-        hu = np.full((size, size), -1000, dtype=np.int16)
-        hu[_disc(size, size * 0.42)] = 40
-        hu[_disc(size, size * (0.08 + 0.02 * i), (size * 0.35, size * 0.5))] = 700
-        ds = _base(seed, "ct", "axial", i + 1, CTImageStorage, "CT", "Synthetic CT phantom")
-        # Stored values are unsigned; HU = stored * slope + intercept.
-        _set_pixels(ds, (hu + 1024).astype(np.uint16), "MONOCHROME2")
-        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "HU"
-        ds.WindowCenter, ds.WindowWidth = [40, 400], [400, 2000]  # multi-valued on purpose
-        ds.SliceThickness = 5
-        ds.ImagePositionPatient = [0, 0, 5 * i]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.PixelSpacing = [0.7, 0.7]
-        ds.KVP = 120
-        out.append(SyntheticInstance(f"ct-{i + 1:02d}.dcm", ds))
-    return out
 
 
 def mr_image(seed: str = "demo", size: int = 64) -> SyntheticInstance:
     """A 16-bit MR slice with a smooth gradient and a bright lesion."""
     yy, xx = np.mgrid[0:size, 0:size]
     pixels = (200 + 8 * xx + 4 * yy).astype(np.uint16)
-    pixels[~_disc(size, size * 0.45)] = 0
-    pixels[_disc(size, size * 0.1, (size * 0.6, size * 0.4))] = 2400
-    ds = _base(seed, "mr", "t2", 1, MRImageStorage, "MR", "Synthetic MR T2")
-    _set_pixels(ds, pixels, "MONOCHROME2")
+    pixels[~disc(size, size * 0.45)] = 0
+    pixels[disc(size, size * 0.1, (size * 0.6, size * 0.4))] = 2400
+    ds = base_dataset(seed, "mr", "t2", 1, MRImageStorage, "MR", "Synthetic MR T2")
+    set_pixels(ds, pixels, "MONOCHROME2")
     ds.BitsStored, ds.HighBit = 12, 11
     ds.PixelSpacing = [1.0, 1.0]
     return SyntheticInstance("mr-01.dcm", ds)
@@ -157,8 +85,10 @@ def cr_image(seed: str = "demo", size: int = 96) -> SyntheticInstance:
             + (yy - size * 0.5) ** 2 / (size * 0.3) ** 2
         ) <= 1
         pixels[lung] = 2500
-    ds = _base(seed, "cr", "chest", 1, ComputedRadiographyImageStorage, "CR", "Synthetic chest")
-    _set_pixels(ds, pixels, "MONOCHROME1")
+    ds = base_dataset(
+        seed, "cr", "chest", 1, ComputedRadiographyImageStorage, "CR", "Synthetic chest"
+    )
+    set_pixels(ds, pixels, "MONOCHROME1")
     ds.BitsStored, ds.HighBit = 12, 11
     ds.WindowCenter, ds.WindowWidth = 2048, 4096
     return SyntheticInstance("cr-01.dcm", ds)
@@ -172,10 +102,10 @@ def burned_in_text_image(seed: str = "demo", text: str = BURNED_IN_TEXT) -> Synt
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=36)
     draw.text((24, 56), text, fill=255, font=font)
-    ds = _base(
+    ds = base_dataset(
         seed, "sc", "capture", 1, SecondaryCaptureImageStorage, "OT", "Synthetic screen capture"
     )
-    _set_pixels(ds, np.asarray(image, dtype=np.uint8), "MONOCHROME2")
+    set_pixels(ds, np.asarray(image, dtype=np.uint8), "MONOCHROME2")
     ds.ConversionType = "WSD"
     ds.BurnedInAnnotation = "YES"
     return SyntheticInstance("sc-burned-in-text.dcm", ds)
@@ -189,16 +119,16 @@ def us_color_image(seed: str = "demo", size: int = 96) -> SyntheticInstance:
     sector = (np.abs(np.arctan2(xx - size / 2, yy + 1)) < 0.6) & (yy < size * 0.95)
     grey[~sector] = 0
     rgb = np.stack([grey, grey, grey], axis=-1)
-    patch = _disc(size, size * 0.1, (size * 0.5, size * 0.5)) & sector
+    patch = disc(size, size * 0.1, (size * 0.5, size * 0.5)) & sector
     rgb[patch] = (200, 30, 30)
-    ds = _base(seed, "us", "doppler", 1, UltrasoundImageStorage, "US", "Synthetic Doppler")
-    _set_pixels(ds, rgb, "RGB")
+    ds = base_dataset(seed, "us", "doppler", 1, UltrasoundImageStorage, "US", "Synthetic Doppler")
+    set_pixels(ds, rgb, "RGB")
     return SyntheticInstance("us-color-01.dcm", ds)
 
 
 def blank_image(seed: str = "demo", size: int = 64) -> SyntheticInstance:
     """A DX with no signal (a failed exposure): the blank-image rule flags it."""
-    ds = _base(
+    ds = base_dataset(
         seed,
         "dx",
         "blank",
@@ -207,7 +137,7 @@ def blank_image(seed: str = "demo", size: int = 64) -> SyntheticInstance:
         "DX",
         "Synthetic blank exposure",
     )
-    _set_pixels(ds, np.full((size, size), 512, dtype=np.uint16), "MONOCHROME2")
+    set_pixels(ds, np.full((size, size), 512, dtype=np.uint16), "MONOCHROME2")
     ds.BitsStored, ds.HighBit = 12, 11
     ds.PresentationIntentType = "FOR PRESENTATION"
     return SyntheticInstance("dx-blank-01.dcm", ds)
