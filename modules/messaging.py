@@ -151,7 +151,11 @@ class DeadLetterTopic(Topic):
     def grant_hold_consume(self, key: str, member: str) -> PubsubSubscriptionIamMember:
         """Pull, inspect and acknowledge dead letters (for replay); `key` names the grant."""
         return PubsubSubscriptionIamMember(
-            self, f"hold_consumer_{key}", subscription=self.hold.name, role=SUBSCRIBER, member=member
+            self,
+            f"hold_consumer_{key}",
+            subscription=self.hold.name,
+            role=SUBSCRIBER,
+            member=member,
         )
 
 

@@ -28,6 +28,11 @@ PATTERN_WORDS = {
     "from 0.08 to 0.99 (as text, e.g. '0.5')",
     r"^[a-z][a-z0-9_-]*$": "lowercase letters, digits, '_' or '-', starting with a letter",
     r"^(urn|https?):\S+$": "a URI starting with urn:, http: or https:, without spaces",
+    r"^https://\S+$": "an https:// URL without spaces",
+    r"^https://\S*\{study_uid\}\S*$": "an https:// URL without spaces containing {study_uid}",
+    r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$": "a GitHub repository as owner/name",
+    r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$": "a lowercase DNS name such as "
+    "review.example.org",
 }
 _GENERIC_FORM = "is not in the allowed form (see the configuration reference in README.md)"
 

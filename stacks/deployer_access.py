@@ -141,6 +141,32 @@ ACCESS: dict[str, Access] = {
         read=["run.services.getIamPolicy"],
     ),
     "time_sleep": _a(note="no cloud access"),
+    # Custom roles the stack defines (review app's FHIR reviewer, Vertex AI predictor).
+    "google_project_iam_custom_role": _a(["roles/iam.roleAdmin"], read=_get("iam.roles")),
+    # Vertex AI: grants on the routed endpoints only; the endpoints are the user's.
+    "google_vertex_ai_endpoint_iam_member": _a(
+        permissions=["aiplatform.endpoints.getIamPolicy", "aiplatform.endpoints.setIamPolicy"],
+        read=["aiplatform.endpoints.getIamPolicy"],
+    ),
+    # The review app's external HTTPS load balancer in front of its function, behind IAP.
+    **{
+        f"google_compute_{kind}": _a(
+            ["roles/compute.loadBalancerAdmin"], read=_get(f"compute.{api}")
+        )
+        for kind, api in (
+            ("backend_service", "backendServices"),
+            ("global_address", "globalAddresses"),
+            ("global_forwarding_rule", "globalForwardingRules"),
+            ("managed_ssl_certificate", "sslCertificates"),
+            ("region_network_endpoint_group", "regionNetworkEndpointGroups"),
+            ("ssl_policy", "sslPolicies"),
+            ("target_https_proxy", "targetHttpsProxies"),
+            ("url_map", "urlMaps"),
+        )
+    },
+    "google_iap_web_backend_service_iam_member": _a(
+        ["roles/iap.admin"], read=["iap.webServiceVersions.getIamPolicy"]
+    ),
 }
 # actAs on the service accounts the pipeline creates (the functions run and build as them,
 # pushes are signed by one): project-level because they are created by the same stack.

@@ -376,7 +376,15 @@ class PipelineStack(TerraformStack):
         )
 
         review_outputs = self._review_app(
-            env, agents, stores, source, builder, common_env, dicom_events, dead_letters, labels
+            env,
+            agents,
+            stores,
+            source,
+            builder,
+            common_env,
+            dicom_events,
+            dead_letters,
+            function_labels,
         )
 
         # Structured logs -> log-based metrics -> alert policies -> e-mail, dashboard.

@@ -276,7 +276,7 @@ class Processor:
         )
 
         ids = sr_identity(str(dataset.StudyInstanceUID), str(dataset.SOPInstanceUID), identity)
-        predecessors = self._earlier_srs(dataset, ids.series_uid, existing_studies)
+        predecessors = self._earlier_srs(dataset, identity.name, ids.series_uid, existing_studies)
         try:
             sr = build_sr(
                 dataset,
@@ -306,7 +306,11 @@ class Processor:
         return fhir_reference(sr, wado_url(self.config.dicomweb_url, sr))
 
     def _earlier_srs(
-        self, dataset: Any, sr_series_uid: str, existing_studies: list[dict[str, Any]]
+        self,
+        dataset: Any,
+        analyzer_name: str,
+        sr_series_uid: str,
+        existing_studies: list[dict[str, Any]],
     ) -> list[str]:
         """SOP Instance UIDs of the SRs earlier analyzer versions wrote for this instance.
 
@@ -320,7 +324,7 @@ class Processor:
         reports = self.fhir.search_by_identifier(
             "DiagnosticReport",
             ANALYZED_INSTANCE_SYSTEM,
-            analyzed_instance_value(str(dataset.SOPInstanceUID), identity.name),
+            analyzed_instance_value(str(dataset.SOPInstanceUID), analyzer_name),
         )
         prefix = study_identifier_value("")
         return sorted(

@@ -29,12 +29,14 @@ def test_service_agents_exist_before_anything_grants_them(
     stack = stacks[env]
     assert rules.agents_not_created(stack) == []
     services = {r.body["service"] for r in of_type(stack, "google_project_service_identity")}
-    assert services == {"healthcare.googleapis.com", "pubsub.googleapis.com"}
+    review = {"iap.googleapis.com"} if CONFIG[env].review_app.enabled else set()
+    assert services == {"healthcare.googleapis.com", "pubsub.googleapis.com"} | review
 
 
 def test_function_builds_wait_for_the_build_identity(stacks: dict[str, Stack], env: str) -> None:
     assert rules.builds_not_waiting(stacks[env]) == []
-    assert len(of_type(stacks[env], "google_cloudfunctions2_function")) == 2
+    functions = 3 if CONFIG[env].review_app.enabled else 2  # processor, ingest, review app
+    assert len(of_type(stacks[env], "google_cloudfunctions2_function")) == functions
 
 
 def test_the_storage_trigger_waits_for_its_grants(stacks: dict[str, Stack], env: str) -> None:

@@ -150,7 +150,8 @@ def _check_label_environment(base: Stack, changed: Stack) -> None:
 
 
 def _check_backend_type(base: Stack, changed: Stack) -> None:
-    assert "local" in base["terraform"]["backend"]
+    # Local state lives next to the output directory, never inside it (rm -rf cdktf.out).
+    assert base["terraform"]["backend"]["local"] == {"path": "../../../state/base.tfstate"}
     assert changed["terraform"]["backend"] == {
         "gcs": {"bucket": "knob-state-bucket", "prefix": "cdktf/knob"}
     }
@@ -349,7 +350,10 @@ def _check_routes(base: Stack, changed: Stack) -> None:
     )
     account = _key(changed, processor)
     assert grant.body["member"] == f"${{google_service_account.{account}.member}}"
-    [role] = of_type(changed, "google_project_iam_custom_role")
+    base_roles = {r.key for r in of_type(base, "google_project_iam_custom_role")}
+    [role] = [
+        r for r in of_type(changed, "google_project_iam_custom_role") if r.key not in base_roles
+    ]
     assert role.body["permissions"] == ["aiplatform.endpoints.predict"]
     assert grant.body["role"] == f"${{google_project_iam_custom_role.{role.key}.id}}"
     # Endpoint IAM is a google-beta resource, pinned like the google provider.

@@ -138,14 +138,14 @@ def test_review_app_identity_has_exactly_its_grants(
     assert _grants(stack, review) == {
         ("roles/healthcare.dicomViewer", "healthcare"),
         (role, "healthcare"),
-        ("roles/pubsub.subscriber", "processor_subscription"),
+        ("roles/pubsub.subscriber", "dicom_events_dead_letter"),
         ("roles/pubsub.publisher", "dicom_events"),
         ("roles/monitoring.viewer", "review_monitoring_viewer"),
     }
     targets = {b.role: b.target for b in iam_bindings(stack) if b.member == review}
     assert targets[role] == ref(at(stack, "healthcare/fhir"), "id")
     assert targets["roles/pubsub.subscriber"] == ref(
-        at(stack, "processor_subscription/dead_letter_hold"), "name"
+        at(stack, "dicom_events_dead_letter/hold"), "name"
     )
     permissions = at(stack, "review/fhir_reviewer").body["permissions"]
     assert not [p for p in permissions if p.endswith((".delete", ".purge", ".patch"))]

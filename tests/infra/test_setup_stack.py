@@ -185,3 +185,16 @@ def test_setup_refuses_an_environment_without_repository(tmp_path: Path) -> None
     assert result.returncode == 2
     assert "staging.yaml: ci.github_repository: required by the setup stack" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_local_state_is_outside_the_output_directory(setup_stacks: dict[str, Stack]) -> None:
+    """The setup stack keeps its state locally: next to the output, never inside it, so
+    `rm -rf cdktf.out` keeps it (a local pipeline stack uses the same path, tests/infra/
+    test_knobs.py `state_backend.type`)."""
+    out = Path("/outdir")  # the path is relative to <outdir>/stacks/<stack>, whatever the outdir
+    for env, stack in setup_stacks.items():
+        name = f"{env}-setup"
+        relative = stack["terraform"]["backend"]["local"]["path"]
+        where = Path(os.path.normpath(out / "stacks" / name / relative))
+        assert where == out.parent / "state" / f"{name}.tfstate"
+        assert out not in where.parents

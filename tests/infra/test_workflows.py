@@ -130,7 +130,11 @@ def test_pull_request_keeps_the_plan_and_comments_its_summary() -> None:
     assert upload["name"] == "plan-${{ matrix.environment }}"
     assert {"tfplan", "plan.md"} <= {line.rsplit("/", 1)[-1] for line in upload["path"].split()}
     comment = jobs["comment"]
-    assert comment["needs"] == "plan"
+    # Every discovered environment's plan, not a fixed list.
+    assert comment["needs"] == ["plan", "environments"]
+    step = _step(comment, "actions/github-script")
+    assert step["env"]["ENVIRONMENTS"] == "${{ needs.environments.outputs.names }}"
+    assert '"dev", "staging", "prod"' not in step["with"]["script"]
     assert comment["permissions"] == {"contents": "read", "pull-requests": "write"}
     assert _step(comment, "actions/download-artifact")["with"]["pattern"] == "plan-*"
     script = _step(comment, "actions/github-script")["with"]["script"]
