@@ -165,7 +165,7 @@ def _endpoints(pipeline: Any) -> None:
         f"DICOMweb URL:     {dicomweb}",
         f"FHIR base:        {pipeline.fhir.base_url}",
         *(
-            [f"review app:       {pipeline.review_app.url} (local mode, no authentication)"]
+            [f"Review app:       {pipeline.review_app.url} (local mode, no authentication)"]
             if pipeline.review_app is not None
             else []
         ),

@@ -152,7 +152,8 @@ class PubSubEmulator(SubprocessServer):
         message_filter: str | None = None,
     ) -> None:
         """A push subscription as the stack declares one (the topics are created if missing);
-        `message_filter` is the stack's subscription filter (the emulator applies it).
+        `message_filter` is stored with the subscription, but the emulator does not apply it
+        (it delivers every message): tests evaluate filters with tests/support/pubsub_filter.py.
 
         The retry policy's backoff is short by default so a test or the demo does not stall;
         production uses 10 s to 600 s.

@@ -78,11 +78,11 @@ def test_demo_runs_to_completion_and_leaves_no_process(marker: str) -> None:
     for name in ("ct-01.dcm", "mr-01.dcm", "cr-01.dcm", "us-color-01.dcm", "CT_small.dcm"):
         assert rows[name][2:4] == ["processed", "routine"], rows[name]
     processed = [r for r in rows.values() if r[2] == "processed"]
-    assert len(processed) == 12
+    assert len(processed) == 15  # every row but the RT plan
     assert all(r[-1].startswith("DiagnosticReport/") for r in processed)
     assert "failed: 0  unfinished: 0  staged objects not stored: 0" in out
     # One SR per processed instance, stored back into Orthanc (visible in its explorer).
-    assert "DICOM SRs (TID 1500) stored in Orthanc next to the images: 12" in out
+    assert "DICOM SRs (TID 1500) stored in Orthanc next to the images: 15" in out
     assert _processes_with(marker) == []
 
 
@@ -101,12 +101,12 @@ def test_demo_keep_serves_until_ctrl_c(marker: str) -> None:
         assert explorer.status_code == 200 and "<html" in explorer.text.lower()
         reports = requests.get(f"{urls['FHIR base']}/DiagnosticReport", timeout=10).json()
         assert reports["resourceType"] == "Bundle"
-        assert len(reports.get("entry", [])) == 8  # one per synthetic instance
+        assert len(reports.get("entry", [])) == 11  # one per synthetic instance and extra
         # The review app, local mode: no authentication, and the page says so.
         worklist = requests.get(urls["Review app"].split()[0] + "worklist", timeout=60)
         assert worklist.status_code == 200
         assert "Local mode, no authentication" in worklist.text
-        assert worklist.text.count("data-report=") == 8
+        assert worklist.text.count("data-report=") == 11
         assert _processes_with(marker)  # still serving
     finally:
         demo.send_signal(signal.SIGINT)

@@ -171,5 +171,9 @@ def test_concurrent_events_keep_their_own_uids_and_write_no_duplicates(
         )
     ]
     assert len(ours) == EVENTS // 2
-    assert sorted(len(s["series"]) for s in ours) == [2] * (EVENTS // 2)
+    # Each study: its two image series and the analyzer's SR series (one, whatever the
+    # interleaving: the SRs of both instances go into the same series).
+    assert sorted(len(s["series"]) for s in ours) == [3] * (EVENTS // 2)
+    sr_series = [x for s in ours for x in s["series"] if x["modality"]["code"] == "SR"]
+    assert len(sr_series) == EVENTS // 2 and all(len(x["instance"]) == 2 for x in sr_series)
     assert vision_server.calls >= EVENTS

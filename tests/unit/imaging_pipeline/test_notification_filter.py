@@ -29,3 +29,14 @@ def test_none_routes_come_next_then_non_image_modalities_within_the_limit() -> N
 def test_only_negative_terms_so_messages_without_attributes_still_pass() -> None:
     terms = push_subscription_filter(PipelineSettings()).split(" AND ")
     assert terms and all(t.startswith("NOT attributes.modality = ") for t in terms)
+
+
+def test_what_pubsub_delivers_under_the_filter() -> None:
+    from tests.support.pubsub_filter import matches
+
+    prod_like = PipelineSettings.model_validate({"routes": {"CT": {"analyzer": "none"}}})
+    expression = push_subscription_filter(prod_like)
+    assert not matches(expression, {"modality": "SR", "action": "StoreInstances"})
+    assert not matches(expression, {"modality": "CT"})  # routed to none: never invoked
+    assert matches(expression, {"modality": "DX"})
+    assert matches(expression, {})  # a store that sends no attributes: the processor decides
