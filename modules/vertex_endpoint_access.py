@@ -9,18 +9,19 @@ exists only in the google-beta provider.
 
 from __future__ import annotations
 
+from cdktn import TerraformProvider
 from cdktn_provider_google.project_iam_custom_role import ProjectIamCustomRole
 from cdktn_provider_google_beta.google_vertex_ai_endpoint_iam_member import (
     GoogleVertexAiEndpointIamMember,
 )
-from cdktn_provider_google_beta.provider import GoogleBetaProvider
 from constructs import Construct
 
 PREDICT_PERMISSION = "aiplatform.endpoints.predict"
 
 
 class VertexEndpointAccess(Construct):
-    """`access.grant_predict(member)` on every endpoint in `endpoints`."""
+    """`access.grant_predict(key, member)` on every endpoint in `endpoints`; `beta_provider` is
+    the stack's google-beta provider (endpoint IAM is beta-only)."""
 
     def __init__(
         self,
@@ -28,9 +29,9 @@ class VertexEndpointAccess(Construct):
         id_: str,
         *,
         project_id: str,
-        region: str,
         role_id: str,
         endpoints: tuple[str, ...],
+        beta_provider: TerraformProvider,
     ) -> None:
         super().__init__(scope, id_)
         self.endpoints = endpoints
@@ -43,16 +44,17 @@ class VertexEndpointAccess(Construct):
             description="Online prediction on the Vertex AI endpoints it is granted on.",
             permissions=[PREDICT_PERMISSION],
         )
-        self.provider = GoogleBetaProvider(self, "google_beta", project=project_id, region=region)
+        self.provider = beta_provider
 
-    def grant_predict(self, member: str) -> list[GoogleVertexAiEndpointIamMember]:
+    def grant_predict(self, key: str, member: str) -> list[GoogleVertexAiEndpointIamMember]:
+        """`key` names the grants (with the endpoint: addresses never depend on list order)."""
         grants = []
-        for index, endpoint in enumerate(self.endpoints):
+        for endpoint in self.endpoints:
             _, project, _, location, _, endpoint_id = endpoint.split("/")
             grants.append(
                 GoogleVertexAiEndpointIamMember(
                     self,
-                    f"predict_{index}",
+                    f"predict_{key}_{location}_{endpoint_id}",
                     provider=self.provider,
                     project=project,
                     location=location,

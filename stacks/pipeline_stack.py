@@ -321,10 +321,10 @@ class PipelineStack(TerraformStack):
                 self,
                 "vertex",
                 project_id=cfg.project_id,
-                region=cfg.region,
                 role_id=f"{prefix.replace('-', '_')}_vertex_predictor",
                 endpoints=endpoints,
-            ).grant_predict(processor.member)
+                beta_provider=beta,
+            ).grant_predict("processor", processor.member)
 
         pusher = ServiceAccount(
             self,

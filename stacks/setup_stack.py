@@ -27,12 +27,14 @@ from cdktn_provider_google.iam_workload_identity_pool import IamWorkloadIdentity
 from cdktn_provider_google.iam_workload_identity_pool_provider import (
     IamWorkloadIdentityPoolProvider,
 )
+from cdktn_provider_google.kms_key_ring import KmsKeyRing
 from cdktn_provider_google.project_iam_custom_role import ProjectIamCustomRole
 from cdktn_provider_google.project_iam_member import ProjectIamMember
 from cdktn_provider_google.project_service import ProjectService
 from cdktn_provider_google.provider import GoogleProvider
 from cdktn_provider_google.service_account import ServiceAccount
 from cdktn_provider_google.service_account_iam_member import ServiceAccountIamMember
+from cdktn_provider_google.storage_bucket import StorageBucket
 from cdktn_provider_time.provider import TimeProvider
 from constructs import Construct
 
@@ -116,10 +118,6 @@ class SetupStack(TerraformStack):
             protect=True,
             **kms,  # type: ignore[arg-type]
         )
-        state.bucket.depends_on = [
-            *(state.bucket.depends_on or []),
-            *(f"google_project_service.{a.friendly_unique_id}" for a in apis),
-        ]
 
         # GitHub Actions OIDC tokens of this repository only.
         pool = IamWorkloadIdentityPool(
@@ -127,7 +125,6 @@ class SetupStack(TerraformStack):
             "pool",
             workload_identity_pool_id=f"{prefix}-github",
             display_name="GitHub Actions",
-            depends_on=apis,
         )
         provider = IamWorkloadIdentityPoolProvider(
             self,
@@ -241,8 +238,26 @@ class SetupStack(TerraformStack):
         }.items():
             TerraformOutput(self, name, value=value, static_id=True)
 
+        # On a brand-new project nothing may be created before the APIs it needs are on: the
+        # resources that reference no other wait for every API (the rest reference them).
+        api_refs = [f"google_project_service.{a.friendly_unique_id}" for a in apis]
+        for node in self.node.find_all():
+            if isinstance(node, SETUP_ROOT_TYPES):
+                node.depends_on = [*api_refs, *(node.depends_on or [])]
+
     def _grant(self, project: str, id_: str, role: str, member: str) -> ProjectIamMember:
         return ProjectIamMember(self, id_, project=project, role=role, member=member)
+
+
+# Resources of the setup stack that reference no other resource of it.
+SETUP_ROOT_TYPES = (
+    KmsKeyRing,
+    StorageBucket,
+    IamWorkloadIdentityPool,
+    ServiceAccount,
+    ProjectIamCustomRole,
+    ProjectIamMember,
+)
 
 
 def _id(role: str) -> str:

@@ -161,13 +161,16 @@ def _alert_emails(emails: tuple[str, ...]) -> Iterator[Problem]:
 
 
 def _analyzer_rules(pipeline: Any) -> Iterator[Problem]:
-    emitted = ANALYZER_FINDINGS[pipeline.analyzer]
+    # Every analyzer some modality gets: the default one and each route's.
+    used = sorted({pipeline.analyzer, *(r.analyzer for r in pipeline.routes.values())} - {"none"})
+    emitted = frozenset().union(*(ANALYZER_FINDINGS[a] for a in used))
+    analyzers = " or ".join(repr(a) for a in used) or "no"
     for index, rule in enumerate(pipeline.rules):
         if rule.finding not in emitted:
             yield Problem(
                 f"pipeline.rules.{index}.finding",
-                f"rule {rule.name!r} can never match: the {pipeline.analyzer!r} analyzer never "
-                f"reports {rule.finding!r}; allowed with it: {', '.join(sorted(emitted))}",
+                f"rule {rule.name!r} can never match: the {analyzers} analyzer never "
+                f"reports {rule.finding!r}; allowed with it: {', '.join(sorted(emitted)) or '-'}",
             )
 
 

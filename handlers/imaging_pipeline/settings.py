@@ -21,6 +21,8 @@ TERM_KINDS = frozenset({"label", "object", "text"})
 ANALYZER_FINDINGS: dict[str, frozenset[str]] = {
     "vision": frozenset({"label", "object", "burned_in_text", "text"}),
     "local": frozenset({"burned_in_text", "text", "blank_image", "exposure"}),
+    "vertex": frozenset({"label", "object"}),  # the model's labels (and boxes)
+    "none": frozenset(),
 }
 
 # Modalities whose objects carry no image to analyze (or are our own outputs); never processed.

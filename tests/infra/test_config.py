@@ -268,6 +268,17 @@ REFUSALS = [
         id="rule-the-analyzer-never-fires",
     ),
     pytest.param(
+        {
+            "pipeline.analyzer": "none",
+            "pipeline.routes": {"DX": {"analyzer": "local"}},
+            "pipeline.rules": [
+                {"name": "labels", "finding": "label", "terms": ["mass"], "priority": "urgent"},
+            ],
+        },
+        ["pipeline.rules.0.finding", "'local' analyzer never reports 'label'", "blank_image"],
+        id="rule-no-routed-analyzer-fires",
+    ),
+    pytest.param(
         {"state_backend": {"type": "local"}},
         ["state_backend.type: 'local' state is lost", "CI deploys 'dev'", "'gcs'"],
         id="local-state-for-a-ci-deployed-environment",

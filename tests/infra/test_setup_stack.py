@@ -4,6 +4,8 @@ and a read-only plan identity."""
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from stacks import deployer_access
 from stacks.config import load_environments
 from tests.infra.conftest import ENVIRONMENTS, ROOT, load_stacks
 from tests.infra.policy import rules
-from tests.infra.synthesized import at, iam_bindings, ref, resources
+from tests.infra.synthesized import at, iam_bindings, of_type, ref, resources
 
 Stack = dict[str, Any]
 CONFIG = {env.name: env.config for env in load_environments(list(ENVIRONMENTS))}
@@ -198,3 +200,34 @@ def test_local_state_is_outside_the_output_directory(setup_stacks: dict[str, Sta
         where = Path(os.path.normpath(out / "stacks" / name / relative))
         assert where == out.parent / "state" / f"{name}.tfstate"
         assert out not in where.parents
+
+
+def _created_before_their_apis(stack: Stack) -> list[str]:
+    """Resources that wait for not every API of the stack, directly or through a reference."""
+    apis = {f"google_project_service.{r.key}" for r in of_type(stack, "google_project_service")}
+    assert apis
+    by_address = {f"{r.type}.{r.key}": r for r in resources(stack)}
+
+    def waits_for(address: str, seen: frozenset[str]) -> set[str]:
+        body = by_address[address].body
+        text = json.dumps(body)
+        direct = {a for a in by_address if a != address and f"${{{a}." in text}
+        direct |= set(body.get("depends_on", []))
+        found = set(direct)
+        for other in direct - seen - apis:
+            if other in by_address:
+                found |= waits_for(other, seen | {address})
+        return found
+
+    return [a for a in by_address if a not in apis and not apis <= waits_for(a, frozenset())]
+
+
+def test_nothing_is_created_before_the_apis_it_needs(setup_stacks: dict[str, Stack]) -> None:
+    """A brand-new project has no API on: every resource waits for all of them."""
+    for stack in setup_stacks.values():
+        assert _created_before_their_apis(stack) == []
+    # Planted violation: the rule catches a root resource that no longer waits.
+    planted = copy.deepcopy(next(iter(setup_stacks.values())))
+    [account, *_] = planted["resource"]["google_service_account"].values()
+    account.pop("depends_on")
+    assert _created_before_their_apis(planted)

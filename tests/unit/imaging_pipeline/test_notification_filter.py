@@ -14,9 +14,7 @@ def test_our_srs_come_first_whatever_else_is_excluded() -> None:
 
 def test_none_routes_come_next_then_non_image_modalities_within_the_limit() -> None:
     many = ("CT", "MR", "NM", "PT", "MG", "XA", "RF", "OT", "XC")
-    settings = PipelineSettings.model_validate(
-        {"routes": {m: {"analyzer": "none"} for m in many}}
-    )
+    settings = PipelineSettings.model_validate({"routes": {m: {"analyzer": "none"} for m in many}})
     expression = push_subscription_filter(settings)
     assert expression.startswith(
         'NOT attributes.modality = "SR" AND NOT attributes.modality = "CT" AND '
