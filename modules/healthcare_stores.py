@@ -23,11 +23,16 @@ from cdktn_provider_google.healthcare_fhir_store import (
 from cdktn_provider_google.healthcare_fhir_store_iam_member import (
     HealthcareFhirStoreIamMember,
 )
+from cdktn_provider_google.project_iam_custom_role import ProjectIamCustomRole
 from constructs import Construct
 
 API = "https://healthcare.googleapis.com/v1"
 DICOM_READER = "roles/healthcare.dicomViewer"
-DICOM_WRITER = "roles/healthcare.dicomEditor"
+# DICOMweb store and retrieve, nothing else: dicomEditor would add delete and export.
+DICOMWEB_WRITE_PERMISSIONS = (
+    "healthcare.dicomStores.dicomWebRead",
+    "healthcare.dicomStores.dicomWebWrite",
+)
 FHIR_RESOURCE_EDITOR = "roles/healthcare.fhirResourceEditor"
 AGENT_KEY = "healthcare-agent"
 
@@ -75,6 +80,8 @@ class HealthcareStores(Construct):
         protect: bool = False,
     ) -> None:
         super().__init__(scope, id_)
+        self._name = name
+        self._writer_role: ProjectIamCustomRole | None = None
         lifecycle = TerraformResourceLifecycle(prevent_destroy=protect)
         key_waits = kms_key.usable_by(AGENT_KEY, service_agent) if kms_key is not None else []
         self.dataset = HealthcareDataset(
@@ -137,7 +144,21 @@ class HealthcareStores(Construct):
         return self._dicom(f"dicom_read_{key}", DICOM_READER, member)
 
     def grant_dicom_write(self, key: str, member: str) -> HealthcareDicomStoreIamMember:
-        return self._dicom(f"dicom_write_{key}", DICOM_WRITER, member)
+        """STOW-RS (and WADO/QIDO) on the DICOM store only: a custom role of the two DICOMweb
+        permissions, created with the first write grant, bound on the store."""
+        return self._dicom(f"dicom_write_{key}", self._dicomweb_writer().id, member)
+
+    def _dicomweb_writer(self) -> ProjectIamCustomRole:
+        if self._writer_role is None:
+            self._writer_role = ProjectIamCustomRole(
+                self,
+                "dicomweb_writer",
+                role_id=f"{self._name.replace('-', '_')}_dicomweb_writer",
+                title=f"DICOMweb writer ({self._name})",
+                description="Store and retrieve DICOM instances over DICOMweb; no delete.",
+                permissions=list(DICOMWEB_WRITE_PERMISSIONS),
+            )
+        return self._writer_role
 
     def grant_fhir_resource_edit(self, key: str, member: str) -> HealthcareFhirStoreIamMember:
         """`key` names the grant (its Terraform address): choose it, never derive it from order."""

@@ -308,8 +308,8 @@ class PipelineStack(TerraformStack):
             builder=builder,
         )
         if cfg.pipeline.structured_report:
-            # STOW-RS of the SR: no predefined role has dicomWebWrite without more (dicomEditor
-            # adds delete); a custom role would be a project-level object. Store-level only.
+            # STOW-RS of the SR: DICOMweb read and write only (a custom role; dicomEditor would
+            # add delete), bound on the DICOM store, never on the dataset or project.
             stores.grant_dicom_write("processor", processor.member)
         else:
             stores.grant_dicom_read("processor", processor.member)

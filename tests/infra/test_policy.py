@@ -81,14 +81,20 @@ def test_processor_identity_has_exactly_its_resource_grants(
 ) -> None:
     stack = stacks[env]
     processor = _identity(stack, "processor/identity")
-    # dicomEditor for the STOW-RS of its SRs (see pipeline_stack), on the DICOM store only.
+    # DICOMweb read and write for the STOW-RS of its SRs (a custom role without delete, see
+    # modules/healthcare_stores.py), on the DICOM store only.
+    writer = ref(at(stack, "healthcare/dicomweb_writer"), "id")
+    assert at(stack, "healthcare/dicomweb_writer").body["permissions"] == [
+        "healthcare.dicomStores.dicomWebRead",
+        "healthcare.dicomStores.dicomWebWrite",
+    ]
     assert _grants(stack, processor) == {
-        ("roles/healthcare.dicomEditor", "healthcare"),
+        (writer, "healthcare"),
         ("roles/healthcare.fhirResourceEditor", "healthcare"),
         ("roles/pubsub.publisher", "critical_alerts"),
     }
     targets = {b.role: b.target for b in iam_bindings(stack) if b.member == processor}
-    assert targets["roles/healthcare.dicomEditor"] == ref(at(stack, "healthcare/dicom"), "id")
+    assert targets[writer] == ref(at(stack, "healthcare/dicom"), "id")
     assert targets["roles/healthcare.fhirResourceEditor"] == ref(at(stack, "healthcare/fhir"), "id")
     assert targets["roles/pubsub.publisher"] == ref(at(stack, "critical_alerts/topic"), "name")
 
@@ -98,8 +104,9 @@ def test_ingest_identity_has_exactly_its_grants(
 ) -> None:
     stack = stacks[env]
     ingest = _identity(stack, "ingest/identity")
+    writer = ref(at(stack, "healthcare/dicomweb_writer"), "id")
     assert _grants(stack, ingest) == {
-        ("roles/healthcare.dicomEditor", "healthcare"),
+        (writer, "healthcare"),
         ("roles/storage.objectAdmin", "staging"),
         ("roles/run.invoker", "ingest"),  # Eventarc invokes the function as this identity
         ("roles/eventarc.eventReceiver", "ingest"),  # project-level, made by the function

@@ -138,9 +138,14 @@ def test_healthcare_settings(stack: dict[str, Any]) -> None:
 def test_role_names_are_predefined_roles(stack: dict[str, Any]) -> None:
     roles = {r.body["role"] for r in resources(stack) if r.type.endswith("_iam_member")}
     assert roles
-    # The one custom role (the review app's FHIR reviewer) is defined in the same stack.
+    # Custom roles (DICOMweb writer, the review app's FHIR reviewer, Vertex AI predictor) are
+    # defined in the same stack.
     custom = {r for r in roles if r.startswith("${google_project_iam_custom_role.")}
-    assert len(custom) <= 1
+    defined = {
+        f"google_project_iam_custom_role.{r.key}"
+        for r in of_type(stack, "google_project_iam_custom_role")
+    }
+    assert {r.removeprefix("${").rsplit(".", 1)[0] for r in custom} <= defined
     assert roles - custom <= PREDEFINED_ROLES, roles - custom - PREDEFINED_ROLES
 
 

@@ -13,7 +13,7 @@ from constructs import Construct
 from modules.healthcare_stores import (
     AGENT_KEY,
     DICOM_READER,
-    DICOM_WRITER,
+    DICOMWEB_WRITE_PERMISSIONS,
     FHIR_RESOURCE_EDITOR,
     HealthcareStores,
 )
@@ -95,9 +95,12 @@ def test_stores_notifications_protection_ordering_and_grants() -> None:
         "projects/p-1/topics/fhir-changes"
     )
     dicom_id, fhir_id = out.ref(dicom, "id"), out.ref(fhir, "id")
+    # Writers get DICOMweb read and write only (no delete), on the DICOM store.
+    writer = out.one("google_project_iam_custom_role")
+    assert writer.body["permissions"] == list(DICOMWEB_WRITE_PERMISSIONS)
     assert out.bindings() == {
         (dicom_id, DICOM_READER, PROCESSOR),
-        (dicom_id, DICOM_WRITER, INGEST),
+        (dicom_id, out.ref(writer, "id"), INGEST),
         (fhir_id, FHIR_RESOURCE_EDITOR, PROCESSOR),
     }
     grant_ids = {
