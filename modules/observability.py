@@ -11,6 +11,7 @@ most once per `notification_rate_limit`, so a second finding notifies again.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -100,16 +101,18 @@ class Observability(Construct):
             triggers={key: metric.name for key, metric in self.metrics.items()},
             depends_on=list(self.metrics.values()),
         )
+        # Keyed by address (as config validation refuses duplicates): reordering the list keeps
+        # every channel's address.
         self.channels = [
             MonitoringNotificationChannel(
                 self,
-                f"email_{i}",
+                "email_" + re.sub(r"[^a-z0-9]+", "_", email.lower()),
                 display_name=f"{prefix} alerts: {email}",
                 type="email",
                 labels={"email_address": email},
                 user_labels=labels,
             )
-            for i, email in enumerate(emails)
+            for email in emails
         ]
         window = f"{window_seconds}s"
         self.policies = [

@@ -346,12 +346,15 @@ def alerts_that_stay_open(stack: Stack) -> list[str]:
     return found
 
 
-ORDER_DERIVED = re.compile(r"(^|_)(grant|invoker)_\d+$")
+ORDER_DERIVED = re.compile(r"(^|_)(grant|invoker|predict|email)_\d+$")
 
 
 def order_derived_grant_names(stack: Stack) -> list[str]:
-    """IAM resources named by a counter: their address would change when calls are reordered."""
-    return [b.path for b in iam_bindings(stack) if ORDER_DERIVED.search(b.path.rsplit("/", 1)[-1])]
+    """IAM resources and notification channels named by a counter: their address would change
+    when calls are reordered."""
+    names = [b.path for b in iam_bindings(stack)]
+    names += [r.path for r in of_type(stack, "google_monitoring_notification_channel")]
+    return [n for n in names if ORDER_DERIVED.search(n.rsplit("/", 1)[-1])]
 
 
 def local_state(stack: Stack) -> list[str]:
