@@ -35,7 +35,8 @@ def _render(ds: Dataset, options: RenderOptions, source: Opener | None) -> Rende
     del frame  # the decoded frame can be the largest array here; free it before resizing
     size = output_size(header.rows, header.columns, options.max_size, pixel_aspect(attrs))
     image = resize(Image.fromarray(pixels), size)
-    final = np.asarray(image)
+    # Not resized: the image holds the same pixels as the array, no need to copy them back.
+    final = np.ascontiguousarray(pixels) if image.size == pixels.shape[1::-1] else np.asarray(image)
     final.setflags(write=False)
     return RenderedImage(
         data=encode(image, options),

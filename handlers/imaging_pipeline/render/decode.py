@@ -14,7 +14,7 @@ import io
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from pydicom import dcmread
@@ -23,7 +23,6 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, get_frame
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
-from pydicom.pixels.utils import as_pixel_options
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from imaging_pipeline.render.errors import RejectReason, RenderRejected
@@ -195,8 +194,9 @@ def _with_pixels_loaded(ds: Dataset, open_source: Opener | None) -> Dataset:
 
 def _decode(ds: Dataset, header: Header, index: int) -> np.ndarray:
     decoder = get_decoder(header.transfer_syntax)
-    # The transfer syntax is passed explicitly: it may be inferred (no file meta).
-    options = as_pixel_options(ds, transfer_syntax_uid=header.transfer_syntax)
+    # The transfer syntax is passed explicitly: it may be inferred (no file meta). The pixel
+    # module's options are read from `ds` by the decoder itself.
+    options: dict[str, Any] = {"transfer_syntax_uid": header.transfer_syntax}
     frame, _ = decoder.as_array(ds, index=index, validate=True, **options)
     return frame
 

@@ -80,12 +80,15 @@ def _via_table(
     invert: bool,
     padding: tuple[float, float] | None,
 ) -> tuple[np.ndarray, tuple[float, float]]:
+    low, high = int(frame.min()), int(frame.max())
+    if frame.size < high - low + 1 and frame.size <= WINDOW_SAMPLE_PIXELS:
+        return _via_values(frame, attrs, little_endian, invert, padding)
     entries = 1 << (8 * frame.dtype.itemsize)
     code_type = np.uint8 if entries == 256 else np.uint16
     codes = frame.view(code_type)  # same bits, read as an index into the table
     # Evaluate the chain only for stored values between the frame's min and max (a CT uses a
     # few thousand of the 65,536), then scatter them into the full table.
-    present = np.arange(int(frame.min()), int(frame.max()) + 1, dtype=np.int64)
+    present = np.arange(low, high + 1, dtype=np.int64)
     present_codes = present.astype(frame.dtype).view(code_type)
     stored_values = present.astype(np.float32)
 
@@ -99,6 +102,29 @@ def _via_table(
     table = np.zeros(entries, dtype=np.uint8)
     table[present_codes] = _to_uint8(_display(stored_values, attrs, little_endian, voi, invert))
     return _lookup(table, codes), voi.as_tuple()
+
+
+def _via_values(
+    frame: np.ndarray,
+    attrs: Dataset,
+    little_endian: bool,
+    invert: bool,
+    padding: tuple[float, float] | None,
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """The table path for frames with fewer pixels than stored values between their minimum
+    and maximum (a 50x10 16-bit frame spanning 0..65535): the chain is evaluated only for
+    the values present, in the same ascending order, with the same counts (the whole frame is
+    its own window sample at this size), so the output is the same as the table's."""
+    present, inverse, counts = np.unique(frame, return_inverse=True, return_counts=True)
+    stored_values = present.astype(np.float32)
+    voi = declared_voi(attrs, little_endian)
+    if voi is None:
+        if padding is not None:
+            counts[(stored_values >= padding[0]) & (stored_values <= padding[1])] = 0
+        values = modality_transform(stored_values, attrs, little_endian)
+        voi = robust_window_from_histogram(values, counts)
+    table = _to_uint8(_display(stored_values, attrs, little_endian, voi, invert))
+    return table[inverse.reshape(frame.shape)], voi.as_tuple()
 
 
 # np.take is about twice as fast as fancy indexing with uint16 indices but converts them to
