@@ -69,6 +69,10 @@ def install_lazy_provider() -> bool:
     for package in PACKAGES[1:]:
         lazy_root(package)
     if "jsii" not in sys.modules:  # the Node process is not running yet, so it will see this
+        # cdktn captures a full JavaScript stack trace for every token and resource it creates,
+        # only to print it if that token later fails to resolve: about a tenth of the fast
+        # synth's Node time. Set CDKTN_DISABLE_CREATION_STACK=0 to get them back when debugging.
+        os.environ.setdefault("CDKTN_DISABLE_CREATION_STACK", "1")
         options = os.environ.get("NODE_OPTIONS", "")
         # --preserve-symlinks is what jsii's relay starts its kernel with (see the .cjs).
         for flag in (
