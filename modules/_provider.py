@@ -4,8 +4,10 @@ jsii's Node process is where the cost is: loading a provider's assembly `require
 `lib/index.js`, which requires every submodule (about 1,800 for google, 2,000 for google-beta):
 over 40 s of a naive synth on a busy 2-core machine, and most of its 850 MB.
 `_lazy_provider_index.cjs`, preloaded into that process through NODE_OPTIONS, turns those requires
-into getters. NODE_OPTIONS must be set before the jsii kernel starts (at the first
-`import cdktn`), which is why `modules` is imported first in main.py.
+into getters; `_jsii_single_process.cjs` runs jsii's kernel in the Node process jsii starts
+instead of behind a relay in a second one (a whole Node less: about 55 MB of peak RSS).
+NODE_OPTIONS must be set before the jsii kernel starts (at the first `import cdktn`), which is
+why `modules` is imported first in main.py.
 
 On the Python side, cdktf's provider roots imported every submodule (hashicorp/terraform-cdk#3753);
 the cdktn roots resolve submodules on first access (PEP 562) but still load the assembly at import.
@@ -27,6 +29,8 @@ from pathlib import Path
 # The prebuilt providers in pyproject's `infra` extra; one a fork has removed is skipped.
 PACKAGES = ("cdktn_provider_google", "cdktn_provider_google_beta", "cdktn_provider_time")
 NODE_PRELOAD = Path(__file__).resolve().with_name("_lazy_provider_index.cjs")
+# Runs jsii's kernel in the process its runtime starts instead of a second Node behind a relay.
+NODE_SINGLE_PROCESS = Path(__file__).resolve().with_name("_jsii_single_process.cjs")
 # scripts/bootstrap.sh installs Node 22 here when the machine's own is too old for jsii.
 PROJECT_NODE = Path(__file__).resolve().parents[1] / ".tools" / "node" / "bin" / "node"
 
@@ -65,8 +69,18 @@ def install_lazy_provider() -> bool:
     for package in PACKAGES[1:]:
         lazy_root(package)
     if "jsii" not in sys.modules:  # the Node process is not running yet, so it will see this
-        preload = f'--require "{NODE_PRELOAD}"'
+        # cdktn captures a full JavaScript stack trace for every token and resource it creates,
+        # only to print it if that token later fails to resolve: about a tenth of the fast
+        # synth's Node time. Set CDKTN_DISABLE_CREATION_STACK=0 to get them back when debugging.
+        os.environ.setdefault("CDKTN_DISABLE_CREATION_STACK", "1")
         options = os.environ.get("NODE_OPTIONS", "")
-        if preload not in options:
-            os.environ["NODE_OPTIONS"] = f"{options} {preload}".strip()
+        # --preserve-symlinks is what jsii's relay starts its kernel with (see the .cjs).
+        for flag in (
+            "--preserve-symlinks",
+            f'--require "{NODE_SINGLE_PROCESS}"',
+            f'--require "{NODE_PRELOAD}"',
+        ):
+            if flag not in options:
+                options = f"{options} {flag}".strip()
+        os.environ["NODE_OPTIONS"] = options
     return True

@@ -68,11 +68,18 @@ class DuplicateKeyError(Exception):
 def load_yaml_unique(text: str) -> Any:
     """`yaml.safe_load`, refusing a key written twice in one mapping (PyYAML keeps the last
     one silently, so a second `region:` further down would win unnoticed)."""
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
-    if node is not None:
+    # One parse: the composed node is checked, then constructed (what safe_load does after
+    # composing it), instead of parsing the text a second time.
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
         for problem in _duplicate_keys(node, ""):
             raise DuplicateKeyError(problem)
-    return yaml.safe_load(text)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def _duplicate_keys(node: yaml.Node, where: str) -> Iterator[Problem]:

@@ -1,0 +1,136 @@
+// Preloaded into jsii's Node process (NODE_OPTIONS=--require, set by modules/_provider.py), next
+// to _lazy_provider_index.cjs.
+//
+// jsii's Python runtime starts `node bin/jsii-runtime.js`, which only relays: it spawns a second
+// Node, `lib/program.js` (the kernel), passes every request and response between its own
+// stdin/stdout and the kernel's fd 3, and turns the kernel's stdout/stderr into
+// {"stdout"|"stderr": base64} lines on its stderr, which the Python side decodes. That relay
+// costs a whole Node process (about 55 MB of the fast synth's peak RSS) and two extra hops per
+// jsii call. Here the relay's process runs the kernel itself instead: when the main module is
+// bin/jsii-runtime.js, we compile ../lib/program.js in its place with its channel moved from fd 3
+// to stdin/stdout (the pipes the Python side already talks on) and its stdout rewrapped into the
+// same {"stdout": base64} lines on stderr. The kernel, its requests and the synthesized JSON are
+// unchanged; only the process boundary in between goes.
+//
+// The relay started the kernel with --preserve-symlinks (jsii links each package from its package
+// cache into the kernel's node_modules); _provider.py puts that flag in NODE_OPTIONS, and the
+// kernel reads process.execArgv to decide between symlinking and copying, so it is added there
+// too. If program.js is not where or what we expect (another jsii version), nothing changes.
+//
+// Second, jsii's package cache is keyed by the SHA-256 of each package tarball, which the kernel
+// recomputes on every start: 92 MB read and hashed per synth for google and google-beta alone
+// (about 0.1 s of CPU and 20 MB of garbage). Since the kernel source is ours to compile, its
+// digestFile goes through a memo keyed by the tarball's path, size, mtime and inode (a
+// reinstalled wheel changes them, and the kernel re-verifies the digest whenever it extracts);
+// the memo is a small JSON file next to the other caches (IMAGING_JSII_DIGESTS to move it).
+"use strict";
+const Module = require("node:module");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const { Writable } = require("node:stream");
+
+const DIGEST = "p.digestFile=function digestFile(e,...p){return readFileChunks(e,()=>{},...p)}";
+const MEMO_DIGEST =
+  "p.digestFile=function digestFile(e,...p){" +
+  "return globalThis.__imagingDigestMemo(e,p,()=>readFileChunks(e,()=>{},...p))}";
+
+function digestMemoFile() {
+  if (process.env.IMAGING_JSII_DIGESTS) {
+    return process.env.IMAGING_JSII_DIGESTS;
+  }
+  const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache");
+  return path.join(cache, "imaging-pipeline-jsii-digests.json");
+}
+
+function digestMemo(file, extra, compute) {
+  let key;
+  try {
+    const st = fs.statSync(file, { bigint: true });
+    key = JSON.stringify([fs.realpathSync(file), `${st.size}`, `${st.mtimeNs}`, `${st.ino}`, extra]);
+  } catch {
+    return compute();
+  }
+  const memoFile = digestMemoFile();
+  let memo = {};
+  try {
+    memo = JSON.parse(fs.readFileSync(memoFile, "utf8"));
+  } catch {
+    memo = {};
+  }
+  const known = memo[key];
+  if (typeof known === "string" && /^[0-9a-f]{64}$/.test(known)) {
+    return Buffer.from(known, "hex");
+  }
+  const digest = compute();
+  try {
+    memo[key] = digest.toString("hex");
+    const tmp = `${memoFile}.${process.pid}.tmp`;
+    fs.mkdirSync(path.dirname(memoFile), { recursive: true });
+    fs.writeFileSync(tmp, JSON.stringify(memo));
+    fs.renameSync(tmp, memoFile); // atomic: concurrent synths read a whole memo or none
+  } catch {
+    // a read-only cache only costs the hashing again next time
+  }
+  return digest;
+}
+
+const RUNTIME = /[\\/]bin[\\/]jsii-runtime\.js$/;
+const CHANNEL = "readFD:3,writeFD:3";
+const HOST_PIPES = "readFD:0,writeFD:1";
+const PRESERVE = "--preserve-symlinks";
+
+function kernelSource(runtime) {
+  const program = path.resolve(path.dirname(runtime), "..", "lib", "program.js");
+  let text;
+  try {
+    text = fs.readFileSync(program, "utf8");
+  } catch {
+    return undefined;
+  }
+  // Exactly one channel to move, and module resolution must already preserve symlinks.
+  if (text.split(CHANNEL).length !== 2 || !`${process.env.NODE_OPTIONS}`.includes(PRESERVE)) {
+    return undefined;
+  }
+  text = text.replace(CHANNEL, HOST_PIPES);
+  if (text.split(DIGEST).length === 2) {
+    globalThis.__imagingDigestMemo = digestMemo;
+    text = text.replace(DIGEST, MEMO_DIGEST);
+  }
+  return { program, text };
+}
+
+function wrapStdout() {
+  // fd 1 now carries the jsii protocol: anything the kernel or a library prints goes to the
+  // Python side as the relay sent it, a {"stdout": base64} line on stderr.
+  const stdout = new Writable({
+    write(chunk, encoding, callback) {
+      const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk, encoding);
+      fs.writeSync(2, `${JSON.stringify({ stdout: bytes.toString("base64") })}\n`);
+      callback();
+    },
+  });
+  stdout.isTTY = false;
+  Object.defineProperty(process, "stdout", {
+    configurable: true,
+    enumerable: true,
+    get: () => stdout,
+  });
+}
+
+const compile = Module.prototype._compile;
+Module.prototype._compile = function jsiiSingleProcess(content, filename) {
+  if (this.id === "." && RUNTIME.test(filename)) {
+    const kernel = kernelSource(filename);
+    if (kernel !== undefined) {
+      if (!process.execArgv.includes(PRESERVE)) {
+        process.execArgv.push(PRESERVE);
+      }
+      wrapStdout();
+      this.filename = kernel.program;
+      this.paths = Module._nodeModulePaths(path.dirname(kernel.program));
+      return compile.call(this, kernel.text, kernel.program);
+    }
+  }
+  return compile.call(this, content, filename);
+};
