@@ -301,6 +301,10 @@ def build_sr(
         transfer_syntax_uid=ExplicitVRLittleEndian,
     )
     sr.ContentSequence = root.ContentSequence
+    # The patient and study values copied from the source are encoded in its character set
+    # (e.g. UTF-8 "ISO_IR 192" for a name like Müller): declare the same one.
+    if source.get("SpecificCharacterSet"):
+        sr.SpecificCharacterSet = source.SpecificCharacterSet
     # highdicom lists the source's acquisition equipment (institution, station...) as
     # contributing equipment; those values are not ours to copy, keep only highdicom's entry.
     sr.ContributingEquipmentSequence = [

@@ -189,3 +189,16 @@ def test_regions_are_on_the_source_pixel_grid_and_frame() -> None:
     assert list(np.round(region[:4], 3)) == [6.0, 4.0, 30.0, 4.0]  # column, row
     frames = [e.value for e in _walk(sr) if e.keyword == "ReferencedFrameNumber"]
     assert frames and all(int(f) == 3 for f in frames)
+
+
+@pytest.mark.parametrize("charset", ["ISO_IR 192", "ISO_IR 100"])
+def test_copied_names_keep_the_sources_character_set(charset: str) -> None:
+    source = _source()
+    source.SpecificCharacterSet, source.PatientName = charset, "Müller^Jürgen"
+    sr = build_sr(source, SourceImage(40, 60), EVERY_KIND, assessment_of(EVERY_KIND), ANALYZER)
+    buffer = io.BytesIO()
+    sr.save_as(buffer, enforce_file_format=True)
+    encoding = {"ISO_IR 192": "utf-8", "ISO_IR 100": "latin-1"}[charset]
+    assert "Müller^Jürgen".encode(encoding) in buffer.getvalue()
+    back = pydicom.dcmread(io.BytesIO(buffer.getvalue()))
+    assert back.SpecificCharacterSet == charset and back.PatientName == "Müller^Jürgen"
