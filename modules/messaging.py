@@ -8,9 +8,9 @@ waits for that itself (`kms_key`, `kms_agent`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from cdktn import ITerraformDependable
 from cdktn_provider_google.pubsub_subscription import PubsubSubscription
@@ -31,6 +31,31 @@ class Key(Protocol):
     def id(self) -> str: ...
 
     def usable_by(self, key: str, member: str) -> list[ITerraformDependable]: ...
+
+
+Grant = TypeVar("Grant", PubsubTopicIamMember, PubsubSubscriptionIamMember)
+
+
+class _KeyedGrants(dict[str, tuple[str, object]]):
+    """One grant per caller-chosen id; asking again with the same member returns it, another
+    member is refused (id -> (member as given, grant): jsii hands back a fresh token for
+    `grant.member`)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind  # what owns the grants, for the error message
+
+    def get_or_make(
+        self, owner: Construct, id_: str, member: str, make: Callable[[], Grant]
+    ) -> Grant:
+        existing = self.get(id_)
+        if existing is not None:
+            if existing[0] != member:
+                raise ValueError(f"grant {id_!r} of {self.kind} {owner.node.id} has another member")
+            return existing[1]  # type: ignore[return-value]
+        grant = make()
+        self[id_] = (member, grant)
+        return grant
 
 
 def _seconds(days: int) -> str:
@@ -70,8 +95,7 @@ class Topic(Construct):
             labels=labels,
             depends_on=waits or None,
         )
-        # id -> (member as given, grant): jsii hands back a fresh token for `grant.member`.
-        self._grants: dict[str, tuple[str, PubsubTopicIamMember]] = {}
+        self._grants = _KeyedGrants("topic")
 
     @property
     def name(self) -> str:
@@ -89,16 +113,15 @@ class Topic(Construct):
         return self._grant(f"subscribe_{key}", SUBSCRIBER, member)
 
     def _grant(self, id_: str, role: str, member: str) -> PubsubTopicIamMember:
-        """One grant per caller-chosen key and role; asking again with the same member returns
-        it (several subscriptions share one dead-letter grant to the service agent)."""
-        existing = self._grants.get(id_)
-        if existing is not None:
-            if existing[0] != member:
-                raise ValueError(f"grant {id_!r} of topic {self.node.id} has another member")
-            return existing[1]
-        grant = PubsubTopicIamMember(self, id_, topic=self.topic.name, role=role, member=member)
-        self._grants[id_] = (member, grant)
-        return grant
+        """Several subscriptions share one dead-letter grant to the service agent."""
+        return self._grants.get_or_make(
+            self,
+            id_,
+            member,
+            lambda: PubsubTopicIamMember(
+                self, id_, topic=self.topic.name, role=role, member=member
+            ),
+        )
 
 
 class DeadLetterTopic(Topic):
@@ -235,7 +258,7 @@ class Subscription(Construct):
             labels=labels,
         )
         dead_letter.grant_publish(AGENT_KEY, pubsub_agent)
-        self._grants: dict[str, tuple[str, PubsubSubscriptionIamMember]] = {}
+        self._grants = _KeyedGrants("subscription")
         self.grant_subscribe(AGENT_KEY, pubsub_agent)
         self.dead_letter = dead_letter
 
@@ -249,17 +272,12 @@ class Subscription(Construct):
 
     def grant_subscribe(self, key: str, member: str) -> PubsubSubscriptionIamMember:
         """Lets `member` pull and acknowledge (the review app, an operator's group)."""
-        existing = self._grants.get(key)
-        if existing is not None:
-            if existing[0] != member:
-                raise ValueError(f"grant key {key!r} is already used on {self.node.id}")
-            return existing[1]
-        grant = PubsubSubscriptionIamMember(
+        id_ = f"subscribe_{key}"
+        return self._grants.get_or_make(
             self,
-            f"subscribe_{key}",
-            subscription=self.subscription.name,
-            role=SUBSCRIBER,
-            member=member,
+            id_,
+            member,
+            lambda: PubsubSubscriptionIamMember(
+                self, id_, subscription=self.subscription.name, role=SUBSCRIBER, member=member
+            ),
         )
-        self._grants[key] = (member, grant)
-        return grant
