@@ -253,6 +253,43 @@ def test_fhir_concurrent_transactions_create_one_study(fhir_server: FhirServer) 
     assert len(_search(fhir_server, "DiagnosticReport")) == 1
 
 
+def test_fhir_identifier_searches_answer_what_a_full_scan_answers(
+    fhir_server: FhirServer,
+) -> None:
+    """fhir_server.mjs narrows `identifier=[system|]value` searches before medplum matches; an
+    OR list (`a,a`) is left to medplum's full scan, so both forms must find the same resources."""
+    fhir_server.reset()
+    identifiers = [
+        ("urn:dicom:uid", "urn:oid:1.2.3"),
+        ("urn:dicom:uid", "urn:oid:1.2.3.4"),
+        ("urn:other", "urn:oid:1.2.3"),
+        ("urn:dicom:uid", "URN:OID:1.2.3"),
+        (None, "urn:oid:1.2.3"),
+    ]
+    for system, value in identifiers:
+        identifier = {"value": value} | ({"system": system} if system else {})
+        response = requests.post(
+            f"{fhir_server.base_url}/Device",
+            headers={"Content-Type": FHIR_JSON},
+            json={"resourceType": "Device", "identifier": [identifier]},
+            timeout=10,
+        )
+        assert response.status_code == 201, response.text
+    queries = [
+        "urn:dicom:uid|urn:oid:1.2.3",
+        "urn:oid:1.2.3",
+        "|urn:oid:1.2.3",
+        "urn:other|urn:oid:1.2.3",
+        "urn:dicom:uid|urn:oid:1.2",
+        "urn:dicom:uid|URN:OID:1.2.3.4",
+    ]
+    for token in queries:
+        narrowed = {r["id"] for r in _search(fhir_server, f"Device?identifier={token}")}
+        full_scan = {r["id"] for r in _search(fhir_server, f"Device?identifier={token},{token}")}
+        assert narrowed == full_scan, token
+    assert len(_search(fhir_server, "Device?identifier=urn:dicom:uid|urn:oid:1.2.3.4")) == 1
+
+
 def test_fhir_rest_crud_and_search(fhir_server: FhirServer) -> None:
     fhir_server.reset()
     base, headers = fhir_server.base_url, {"Content-Type": FHIR_JSON}
