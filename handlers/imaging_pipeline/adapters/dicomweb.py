@@ -10,7 +10,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
-from imaging_pipeline.adapters.http import uses_google_auth
+from imaging_pipeline.adapters.http import environment_read_once, uses_google_auth
 from imaging_pipeline.errors import PermanentError, TransientError, classify_http_status
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ def make_client(base_url: str) -> DicomwebReader:
         import requests
 
         session = requests.Session()
+    environment_read_once(session, base_url)
     session.headers["Accept-Encoding"] = ACCEPT_ENCODING
     client = DICOMwebClient(url=base_url, session=session, timeout=TIMEOUT_S)
     # A few quick retries here; Pub/Sub's backoff handles longer outages.

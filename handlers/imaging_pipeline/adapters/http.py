@@ -37,10 +37,32 @@ def session_for(url: str, scopes: tuple[str, ...] = (CLOUD_PLATFORM_SCOPE,)) -> 
         from google.auth.transport.requests import AuthorizedSession
 
         credentials, _ = google.auth.default(scopes=list(scopes))
-        return AuthorizedSession(credentials)
+        return environment_read_once(AuthorizedSession(credentials), url)
     import requests
 
-    return requests.Session()
+    return environment_read_once(requests.Session(), url)
+
+
+def environment_read_once(session: requests.Session, url: str) -> requests.Session:
+    """Read the proxy and CA-bundle variables for `url` now, not on every request.
+
+    With `trust_env` (the default), requests walks the whole environment for proxies and reads
+    ~/.netrc before every request: about a tenth of a warm event's CPU in bench/e2e. Sessions
+    here live as long as the process and talk to one host, so reading once gives the same
+    answer. (google-auth's token refresh uses its own session and is not affected.)
+    """
+    import os
+
+    from requests.utils import get_environ_proxies, get_netrc_auth
+
+    session.proxies.update(get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    if session.auth is None:
+        session.auth = get_netrc_auth(url)
+    session.trust_env = False
+    return session
 
 
 class PerThreadSession:
