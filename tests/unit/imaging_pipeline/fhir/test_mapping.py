@@ -179,6 +179,15 @@ def test_invalid_resources_are_rejected_without_values(info: InstanceInfo) -> No
     assert "SECRET-VALUE" not in str(err.value)
 
 
+def test_an_entry_missing_a_required_element_fails_the_bundle(info: InstanceInfo) -> None:
+    # validate_bundle validates the Bundle only: each entry's resource must be checked as its
+    # own type by that one pass (DiagnosticReport.status is required in R4).
+    bundle = bundle_for(info, [Finding("label", "fracture", 0.9)])
+    del by_type(bundle, "DiagnosticReport")[0]["resource"]["status"]
+    with pytest.raises(PermanentError, match=r"entry\.\d+\.resource\.status"):
+        validate_bundle(bundle)
+
+
 def test_r5_only_fields_are_rejected(info: InstanceInfo) -> None:
     # DiagnosticReport.note exists in R5 only: proves validation uses the R4(B) models.
     bundle = bundle_for(info, [])
