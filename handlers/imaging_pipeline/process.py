@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from imaging_pipeline import logs
 from imaging_pipeline.adapters.fhir_client import FhirClient
+from imaging_pipeline.adapters.http import PerThreadSession
 from imaging_pipeline.analysis import AnalyzerRouter
 from imaging_pipeline.analysis.base import Analyzer, Finding, SourceAnalyzer
 from imaging_pipeline.critical_findings import Alert, publish_alert
@@ -125,7 +126,7 @@ class Processor:
             vertex_api_base=config.vertex_endpoint,
         )
         self.fhir: FhirStore = fhir or FhirClient(config.fhir_base_url)
-        self._stow_session: Any = None
+        self._stow_sessions = PerThreadSession(config.dicomweb_url)
 
     @property
     def dicomweb(self) -> DicomwebReader:
@@ -264,7 +265,6 @@ class Processor:
     ) -> StructuredReport | None:
         """Build the SR (TID 1500) and STOW-RS it into the source's study, before FHIR
         references it; a redelivery stores the same UIDs again ("already exists" is success)."""
-        from imaging_pipeline.adapters.http import session_for
         from imaging_pipeline.adapters.sr_store import store_sr
         from imaging_pipeline.sr.build import (
             build_sr,
@@ -286,9 +286,7 @@ class Processor:
                 identity,
                 predecessors=predecessors,
             )
-            if self._stow_session is None:
-                self._stow_session = session_for(self.config.dicomweb_url)
-            store_sr(self._stow_session, self.config.dicomweb_url, sr)
+            store_sr(self._stow_sessions.get(), self.config.dicomweb_url, sr)
         except (PermanentError, ValueError, TypeError, AttributeError) as exc:
             # A source highdicom cannot turn into an SR, or a store that refuses it: the SR is
             # lost, but the FHIR results and a critical finding's alert must still go out.
