@@ -17,6 +17,12 @@ once more after (Pub/Sub is at least once). Reported per mode:
 - instance-seconds per 1,000 events: the time at least one request was in flight (what
   request-based billing charges), per event x 1,000.
 
+CPU: the deployed instance has `functions.processor.cpu` vCPUs of its own and Google's services
+run elsewhere. Where this machine has more cores than that, the function's process tree is
+pinned to that many cores and everything else (this process, the local servers, the proxies)
+to the rest, in both modes, so the stand-ins do not take CPU from the function or the reverse;
+on a smaller machine nothing is pinned and the report says so.
+
 Cold start: from spawning functions-framework to the first event processed (200), for
 handlers/main.py as shipped (lazy imports) and for the same entry point behind eager imports
 of every heavy dependency.
@@ -28,7 +34,9 @@ than concurrency 1, with p95 within 1.5x of concurrency 1; no errors or duplicat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
+import math
 import os
 import statistics
 import sys
@@ -93,9 +101,49 @@ VISION_SETTINGS: dict[str, Any] = {
 }
 
 
-def deployed_concurrency(environment: str = "prod") -> int:
+def _processor_sizing(environment: str) -> dict[str, Any]:
     config = yaml.safe_load((ROOT / "environments" / f"{environment}.yaml").read_text())
-    return int(config["functions"]["processor"].get("concurrency", 1))
+    return dict(config["functions"]["processor"])
+
+
+def deployed_concurrency(environment: str = "prod") -> int:
+    return int(_processor_sizing(environment).get("concurrency", 1))
+
+
+@dataclass(frozen=True)
+class CpuSplit:
+    """Cores for the function's process tree and for everything else (None: not pinned)."""
+
+    function: set[int] | None
+    rest: set[int] | None
+
+    def describe(self) -> str:
+        if self.function is None:
+            return "not pinned (this machine has no core to spare beside the function's)"
+        rest = sorted(self.rest or ())
+        return f"function on cores {sorted(self.function)}, servers and load on {rest}"
+
+
+def cpu_split(environment: str = "prod") -> CpuSplit:
+    cores = sorted(os.sched_getaffinity(0))
+    wanted = max(1, math.ceil(float(_processor_sizing(environment).get("cpu", 1))))
+    if len(cores) <= wanted:
+        return CpuSplit(None, None)
+    return CpuSplit(set(cores[-wanted:]), set(cores[:-wanted]))
+
+
+def pin_tree(pid: int, cores: set[int]) -> None:
+    """Every thread of `pid` and its descendants onto `cores` (affinity is per thread on Linux;
+    threads and processes created later inherit it from their creator)."""
+    from bench._measure import _children
+
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        for task in Path(f"/proc/{p}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread that just ended
+                os.sched_setaffinity(int(task.name), cores)
+        stack.extend(_children(p))
 
 
 def make_instances(n: int) -> list[Any]:
@@ -257,7 +305,7 @@ def duplicates(fhir_url: str) -> int:
     return total
 
 
-def run_modes(events: int, concurrency: int) -> tuple[Mode, Mode, int, int]:
+def run_modes(events: int, concurrency: int, split: CpuSplit) -> tuple[Mode, Mode, int, int]:
     from tests.support.process import (
         ProcessFunction,
         instance_path,
@@ -269,6 +317,9 @@ def run_modes(events: int, concurrency: int) -> tuple[Mode, Mode, int, int]:
         servers = start_servers(stack)
         env = {**servers.env, "THREADS": str(concurrency)}
         function = stack.enter_context(ProcessFunction(env))
+        if split.function is not None:
+            assert function.pid is not None
+            pin_tree(function.pid, split.function)
         batches = []
         for _ in range(2):  # one set of instances per mode: each mode creates its own resources
             instances = make_instances(events)
@@ -396,8 +447,11 @@ def main(argv: list[str] | None = None) -> int:
         f"vs {eager * 1000:.0f} ms with eager imports ({eager / lazy:.2f}x)"
     )
 
-    one, many, redelivery_errors, dupes = run_modes(args.events, concurrency)
-    print(f"added latency per request: {LATENCY_S}")
+    split = cpu_split()
+    if split.rest is not None:
+        os.sched_setaffinity(0, split.rest)  # before any thread or server starts: they inherit it
+    one, many, redelivery_errors, dupes = run_modes(args.events, concurrency, split)
+    print(f"added latency per request: {LATENCY_S}; CPU: {split.describe()}")
     print(
         f"{'mode':16} {'CPU ms/event':>12} {'p50 ms':>8} {'p95 ms':>8} {'events/s':>9} "
         f"{'inst-s/1000':>12} {'errors':>7}"
