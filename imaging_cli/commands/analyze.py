@@ -102,9 +102,10 @@ def write_sr(
 ) -> Any:
     """Writes the SR the processor would store; returns what FHIR lists and references."""
     from imaging_pipeline.sr.build import build_sr, fhir_reference, source_image
+    from imaging_pipeline.sr.encode import part10_bytes
 
     sr = build_sr(dataset, source_image(image), findings, assessment, identity)
-    sr.save_as(path, enforce_file_format=True)
+    path.write_bytes(part10_bytes(sr))  # the bytes the processor sends with STOW-RS
     return fhir_reference(sr, path.resolve().as_uri())  # no store here: the file is the SR
 
 

@@ -8,22 +8,16 @@ SOP Instance") or overwrites it with identical content (Orthanc).
 
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING
 
 from imaging_pipeline.adapters.dicomweb_stow import StowOutcome, stow_instance
 from imaging_pipeline.errors import PermanentError
 from imaging_pipeline.ingest.validation import CheckedInstance, ObjectRejectedError
+from imaging_pipeline.sr.encode import part10_bytes
 
 if TYPE_CHECKING:
     import requests
     from pydicom.dataset import Dataset
-
-
-def part10_bytes(sr: Dataset) -> bytes:
-    buffer = io.BytesIO()
-    sr.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 def store_sr(session: requests.Session, dicomweb_url: str, sr: Dataset) -> StowOutcome:
