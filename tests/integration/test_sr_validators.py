@@ -21,6 +21,7 @@ Warnings that remain, each justified:
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import subprocess
@@ -37,6 +38,7 @@ from imaging_pipeline.process import analyze_dataset
 from imaging_pipeline.settings import PipelineSettings
 from imaging_pipeline.sop_filter import check_sop_class
 from imaging_pipeline.sr.build import SourceImage, build_sr, source_image
+from imaging_pipeline.sr.encode import part10_bytes
 from pydicom.dataset import Dataset
 
 from imaging_dev.synthetic import study_set
@@ -83,8 +85,8 @@ def _analyzed_sr(ds: Dataset, settings: PipelineSettings, analyzer: object) -> D
 
 
 @pytest.fixture(scope="module")
-def written_srs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("srs")
+def built_srs() -> dict[str, Dataset]:
+    """The SR of every source the pipeline analyzes, and SRs with every finding kind."""
     settings = PipelineSettings.model_validate({"analyzer": "local"})
     analyzer = make_analyzer(settings)
     sources: dict[str, Dataset] = {}
@@ -99,12 +101,11 @@ def written_srs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             sources[f"pydicom-{path.stem}"] = ds
     for instance in study_set("validators"):
         sources[f"synthetic-{Path(instance.name).stem}"] = instance.dataset
-    written: dict[str, Path] = {}
+    built: dict[str, Dataset] = {}
     for name, source in sources.items():
         sr = _analyzed_sr(source, settings, analyzer)
         if sr is not None:
-            written[name] = out / f"{name}.dcm"
-            sr.save_as(written[name], enforce_file_format=True)
+            built[name] = sr
     for frames in (1, 4):
         shape = (frames, 48, 64) if frames > 1 else (48, 64)
         # A multi-frame source has a multi-frame SOP class (frame references need one).
@@ -114,9 +115,31 @@ def written_srs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         sr = build_sr(
             every, image, EVERY_KIND, assessment_of(EVERY_KIND), ANALYZER, predecessors=["2.25.1"]
         )
-        written[f"every-kind-{frames}-frames"] = out / f"every-kind-{frames}.dcm"
-        sr.save_as(written[f"every-kind-{frames}-frames"], enforce_file_format=True)
+        built[f"every-kind-{frames}-frames"] = sr
+    return built
+
+
+@pytest.fixture(scope="module")
+def written_srs(
+    built_srs: dict[str, Dataset], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """The files the validators read: the bytes the processor sends with STOW-RS."""
+    out = tmp_path_factory.mktemp("srs")
+    written = {name: out / f"{name}.dcm" for name in built_srs}
+    for name, sr in built_srs.items():
+        written[name].write_bytes(part10_bytes(sr))
     return written
+
+
+def test_the_bytes_sent_equal_what_pydicoms_writer_writes(
+    built_srs: dict[str, Dataset], written_srs: dict[str, Path]
+) -> None:
+    """imaging_pipeline.sr.encode against pydicom's save_as on every SR of the corpus (real
+    files' names, character sets and dates reach the SR)."""
+    for name, sr in built_srs.items():
+        buffer = io.BytesIO()
+        sr.save_as(buffer, enforce_file_format=True)
+        assert written_srs[name].read_bytes() == buffer.getvalue(), name
 
 
 def test_srs_were_written_for_the_corpus(written_srs: dict[str, Path]) -> None:
