@@ -35,6 +35,11 @@ class Header:
     transfer_syntax: UID
     transfer_syntax_inferred: bool  # no file meta: guessed from how the dataset was encoded
     little_endian: bool
+    # How samples are stored (None when missing or not an integer: the decoder judges).
+    bits_allocated: int
+    bits_stored: int | None = None
+    pixel_representation: int | None = None
+    planar_configuration: int | None = None
 
     @property
     def greyscale(self) -> bool:
@@ -66,6 +71,13 @@ def _required_int(ds: Dataset, keyword: str, default: int | None = None) -> int:
         raise _reject(
             RejectReason.CORRUPT_PIXEL_DATA, f"{keyword} missing or not an integer"
         ) from None
+
+
+def _optional_int(ds: Dataset, keyword: str) -> int | None:
+    try:
+        return int(ds.get(keyword))
+    except (TypeError, ValueError):
+        return None
 
 
 def check_header(ds: Dataset) -> Header:
@@ -121,6 +133,10 @@ def check_header(ds: Dataset) -> Header:
         transfer_syntax=transfer_syntax,
         transfer_syntax_inferred=inferred,
         little_endian=transfer_syntax != ExplicitVRBigEndian,
+        bits_allocated=bits_allocated,
+        bits_stored=_optional_int(ds, "BitsStored"),
+        pixel_representation=_optional_int(ds, "PixelRepresentation"),
+        planar_configuration=_optional_int(ds, "PlanarConfiguration") if samples > 1 else None,
     )
 
 
