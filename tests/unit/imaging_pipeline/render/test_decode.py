@@ -56,8 +56,11 @@ def test_frame_matches_pydicom_pixel_array(path: Path) -> None:
     assert frame.dtype.kind == expected.dtype.kind
     assert frame.dtype.itemsize == expected.dtype.itemsize
     if header.transfer_syntax in LOSSY_JPEG or header.photometric.startswith("YBR_FULL"):
-        # libjpeg-turbo (Pillow) and libjpeg round the IDCT and the YCbCr conversion apart.
-        assert np.abs(frame.astype(np.int64) - expected).max() <= 3
+        # libjpeg-turbo (Pillow) and libjpeg round the IDCT, the chroma upsampling and the
+        # YCbCr conversion a little apart: a few grey levels on a few pixels.
+        difference = np.abs(frame.astype(np.int64) - expected)
+        assert difference.max() <= 4
+        assert difference.mean() < 1
     else:
         assert np.array_equal(frame, expected)
 

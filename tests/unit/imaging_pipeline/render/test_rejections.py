@@ -250,6 +250,7 @@ def test_decoder_plugins_are_pinned_in_the_handler_requirements() -> None:
         "pylibjpeg-libjpeg",
         "pylibjpeg-openjpeg",
         "pylibjpeg-rle",
+        "pyjpegls",
         "numpy",
         "pillow",
     ):
