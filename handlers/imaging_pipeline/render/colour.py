@@ -7,6 +7,8 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut
 
+from imaging_pipeline.render.numbers import value
+
 # Colour spaces pydicom's decoders return as RGB (with the default as_rgb=True).
 DECODED_AS_RGB = frozenset(
     {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420"}
@@ -80,5 +82,5 @@ def render_colour(frame: np.ndarray, ds: Dataset, photometric: str) -> np.ndarra
     """One decoded colour frame -> uint8 HxWx3 RGB."""
     if photometric == PALETTE:
         return _palette_pixels(frame, ds)
-    bits = int(ds.get("BitsStored") or frame.dtype.itemsize * 8)
+    bits = int(value(ds, "BitsStored") or frame.dtype.itemsize * 8)
     return _scale_to_uint8(frame, min(bits, frame.dtype.itemsize * 8))

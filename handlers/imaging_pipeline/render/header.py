@@ -10,6 +10,7 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 
 from imaging_pipeline.render.colour import DECODED_AS_RGB, PALETTE
 from imaging_pipeline.render.errors import RejectReason, RenderRejected
+from imaging_pipeline.render.numbers import value
 from imaging_pipeline.render.sop_classes import is_image_sop_class
 
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -64,9 +65,8 @@ def _transfer_syntax(ds: Dataset) -> tuple[UID, bool]:
 
 
 def _required_int(ds: Dataset, keyword: str, default: int | None = None) -> int:
-    value = ds.get(keyword, default)
     try:
-        return int(value)
+        return int(value(ds, keyword, default))
     except (TypeError, ValueError):
         raise _reject(
             RejectReason.CORRUPT_PIXEL_DATA, f"{keyword} missing or not an integer"
@@ -75,14 +75,14 @@ def _required_int(ds: Dataset, keyword: str, default: int | None = None) -> int:
 
 def _optional_int(ds: Dataset, keyword: str) -> int | None:
     try:
-        return int(ds.get(keyword))
+        return int(value(ds, keyword))
     except (TypeError, ValueError):
         return None
 
 
 def check_header(ds: Dataset) -> Header:
     """Raise RenderRejected for anything that should not reach the decoder."""
-    sop_class = str(ds.get("SOPClassUID", "") or "")
+    sop_class = str(value(ds, "SOPClassUID", "") or "")
     if sop_class and not is_image_sop_class(sop_class):
         raise _reject(RejectReason.NON_IMAGE_SOP_CLASS, f"SOP class {sop_class} carries no image")
     if not any(keyword in ds for keyword in PIXEL_KEYWORDS):
@@ -102,7 +102,7 @@ def check_header(ds: Dataset) -> Header:
     rows, columns = _required_int(ds, "Rows"), _required_int(ds, "Columns")
     samples = _required_int(ds, "SamplesPerPixel", 1)
     bits_allocated = _required_int(ds, "BitsAllocated")
-    frames = _required_int(ds, "NumberOfFrames", 1) if ds.get("NumberOfFrames") else 1
+    frames = _required_int(ds, "NumberOfFrames", 1) if value(ds, "NumberOfFrames") else 1
     if not (0 < rows <= MAX_SIDE and 0 < columns <= MAX_SIDE and 0 < frames <= MAX_FRAMES):
         raise _reject(RejectReason.ABSURD_DIMENSIONS, f"{rows}x{columns} pixels, {frames} frames")
     frame_samples = rows * columns * samples
@@ -114,7 +114,7 @@ def check_header(ds: Dataset) -> Header:
             f"{MAX_FRAME_SAMPLES} samples or {MAX_FRAME_BYTES // 2**20} MiB",
         )
 
-    photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
+    photometric = str(value(ds, "PhotometricInterpretation", "") or "").strip().upper()
     if photometric not in _SAMPLES:
         raise _reject(
             RejectReason.UNSUPPORTED_PHOTOMETRIC,
