@@ -160,11 +160,12 @@ def _deferred_pixel_data(ds: Dataset, header: Header) -> RawDataElement | None:
     return raw
 
 
-def _one_frame_dataset(
+def _one_frame(
     ds: Dataset, header: Header, index: int, raw: RawDataElement, open_source: Opener
-) -> Dataset | None:
-    """A dataset holding only the pixel module and frame `index`'s bytes, or None when the
-    lazy path does not apply (bit-packed native data)."""
+) -> Dataset | bytes | None:
+    """Frame `index` alone: its fragments encapsulated as a one-frame Pixel Data value, or a
+    dataset holding only the pixel module and the frame's native bytes; None when the lazy
+    path does not apply (bit-packed native data)."""
     syntax = header.transfer_syntax
     with open_source() as stream:
         stream.seek(raw.value_tell)
@@ -175,14 +176,13 @@ def _one_frame_dataset(
             fragment = get_frame(
                 stream, index, extended_offsets=offsets, number_of_frames=header.frames
             )
-            pixel_data, vr = encapsulate([fragment]), "OB"
-        else:
-            bits = int(ds.BitsAllocated)
-            if bits % 8:
-                return None  # bit-packed frames need not start on a byte boundary
-            size = header.rows * header.columns * header.samples * bits // 8
-            stream.seek(raw.value_tell + index * size)
-            pixel_data, vr = stream.read(size), "OB" if bits == 8 else "OW"
+            return encapsulate([fragment])
+        bits = int(ds.BitsAllocated)
+        if bits % 8:
+            return None  # bit-packed frames need not start on a byte boundary
+        size = header.rows * header.columns * header.samples * bits // 8
+        stream.seek(raw.value_tell + index * size)
+        pixel_data, vr = stream.read(size), "OB" if bits == 8 else "OW"
     one = Dataset()
     one.file_meta = FileMetaDataset()
     one.file_meta.TransferSyntaxUID = syntax
@@ -332,22 +332,68 @@ def _preferred_plugin(decoder: Decoder, header: Header) -> str | None:
     return plugin
 
 
-def _decode(ds: Dataset, header: Header, index: int) -> np.ndarray:
+def _pixel_options(header: Header, frames: int) -> dict[str, Any] | None:
+    """The pixel module as decoder options, from the header already read (the decoder reading
+    them from the dataset again converts each element: about 0.1 ms a frame); None when one
+    is missing or not an integer, for the decoder to report from the dataset."""
+    if header.bits_stored is None or header.pixel_representation is None:
+        return None
+    options: dict[str, Any] = {
+        "rows": header.rows,
+        "columns": header.columns,
+        "samples_per_pixel": header.samples,
+        "bits_allocated": header.bits_allocated,
+        "bits_stored": header.bits_stored,
+        "pixel_representation": header.pixel_representation,
+        "photometric_interpretation": header.photometric,
+        "number_of_frames": frames,
+    }
+    if header.samples > 1:
+        if header.planar_configuration is None:
+            return None
+        options["planar_configuration"] = header.planar_configuration
+    return options
+
+
+def _encapsulated_source(ds: Dataset, header: Header) -> tuple[bytes, dict[str, Any]] | None:
+    """Encapsulated Pixel Data held in memory, with its decoder options."""
+    options = _pixel_options(header, header.frames)
+    if not header.transfer_syntax.is_encapsulated or options is None or "PixelData" not in ds:
+        return None
+    data = getattr(ds.get_item("PixelData", keep_deferred=True), "value", None)
+    if not isinstance(data, bytes):
+        return None
+    if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
+        options["extended_offsets"] = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+    return data, options
+
+
+def _decode(source: Dataset | bytes, header: Header, index: int) -> np.ndarray:
+    """Decode frame `index` of a dataset, or of one frame's encapsulated Pixel Data value."""
     decoder = get_decoder(header.transfer_syntax)
-    # The transfer syntax is passed explicitly: it may be inferred (no file meta). The pixel
-    # module's options are read from `ds` by the decoder itself. YBR is converted below.
+    # The transfer syntax is passed explicitly: it may be inferred (no file meta). YBR is
+    # converted below.
     options: dict[str, Any] = {"transfer_syntax_uid": header.transfer_syntax, "as_rgb": False}
+    src: Dataset | bytes = source
+    if isinstance(source, bytes):
+        pixel_options = _pixel_options(header, 1)
+        if pixel_options is None:
+            raise ValueError("the pixel module is incomplete")
+        options.update(pixel_options)
+    elif (encapsulated := _encapsulated_source(source, header)) is not None:
+        src, pixel_options = encapsulated
+        options.update(pixel_options)
     plugin = _preferred_plugin(decoder, header)
     result = None
     if plugin is not None:
         try:
             result = decoder.as_array(
-                ds, index=index, validate=True, decoding_plugin=plugin, **options
+                src, index=index, validate=True, decoding_plugin=plugin, **options
             )
         except Exception:  # pydicom's own plugin order decides below
             result = None
     if result is None:
-        result = decoder.as_array(ds, index=index, validate=True, **options)
+        result = decoder.as_array(src, index=index, validate=True, **options)
     frame, properties = result
     if properties.get("photometric_interpretation") in _YBR_FULL:
         frame = _ybr_full_to_rgb(frame)
@@ -375,7 +421,7 @@ def decode_frame(
     raw = _deferred_pixel_data(ds, header) if open_source is not None else None
     if frame is None and raw is not None and open_source is not None:
         try:
-            one = _one_frame_dataset(ds, header, index, raw, open_source)
+            one = _one_frame(ds, header, index, raw, open_source)
             frame = _decode(one, header, 0) if one is not None else None
         except Exception:  # the full path below decides whether the data is corrupt
             frame = None
