@@ -2,8 +2,8 @@
 and junk.
 
 `value(ds, keyword)` is `ds.get(keyword)` for everything, except that an element still raw
-(as read from the file, never accessed) of a simple VR — US words, DS and IS numbers, CS and
-UI strings, the pixel module and display attributes — is parsed here. pydicom's conversion
+(as read from the file, never accessed) of a simple VR — US/SS words, DS and IS numbers, CS
+and UI strings, the pixel module and display attributes — is parsed here. pydicom's conversion
 of a raw element (value classes, validation, a DataElement) costs about 10 µs; parsing a
 short string or one word costs about 1 µs, and a render reads some twenty of them. Anything
 this parser is not sure of (another VR than the dictionary's, odd lengths, empty or
@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
@@ -47,12 +47,15 @@ def _numbers(text: str, pattern: re.Pattern[str], kind: type) -> Any:
 def _parse_raw(element: RawDataElement, vr: str) -> Any:
     """The value of a raw element of a simple VR, or _UNSURE."""
     data = element.value
+    if vr == "US or SS" and element.VR in ("US", "SS"):
+        vr = element.VR  # explicit VR says which (implicit: pydicom resolves it)
     if (element.VR is not None and vr != element.VR) or not isinstance(data, bytes):
         return _UNSURE
-    if vr == "US":
+    if vr in ("US", "SS"):
         if len(data) != 2:
             return _UNSURE
-        return int.from_bytes(data, "little" if element.is_little_endian else "big")
+        order: Literal["little", "big"] = "little" if element.is_little_endian else "big"
+        return int.from_bytes(data, order, signed=vr == "SS")
     if vr not in ("DS", "IS", "CS", "UI"):
         return _UNSURE
     try:

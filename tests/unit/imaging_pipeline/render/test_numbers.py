@@ -37,6 +37,7 @@ KEYWORDS = (
     "PixelSpacing",
     "ImagerPixelSpacing",
     "PixelAspectRatio",
+    "PixelPaddingValue",
 )
 FILES = sorted(p for p in PYDICOM_TEST_FILES.rglob("*") if p.is_file())
 
@@ -55,7 +56,7 @@ def _as_used(keyword: str, result: Any) -> Any:
     vr = dictionary_VR(keyword)
     if vr in ("DS", "IS"):
         return as_floats(result)
-    if vr == "US":
+    if vr in ("US", "US or SS"):
         try:
             return int(result)
         except (TypeError, ValueError):
@@ -147,3 +148,13 @@ def test_missing_and_converted_elements() -> None:
     assert value(ds, "WindowCenter") is None and value(ds, "Rows", 7) == 7
     ds.WindowCenter = [40, 400]
     assert floats(ds, "WindowCenter") == [40.0, 400.0]  # set in code: pydicom's value
+
+
+def test_padding_value_takes_the_explicit_vr() -> None:
+    """Pixel Padding Value is US or SS by the dictionary; an explicit VR file says which."""
+    tag = Tag("PixelPaddingValue")
+    for vr, expected in (("SS", -2000), ("US", 63536)):
+        ds = Dataset()
+        data = (-2000).to_bytes(2, "little", signed=True)
+        ds[tag] = RawDataElement(tag, vr, 2, data, 0, False, True)
+        assert value(ds, "PixelPaddingValue") == expected
