@@ -13,7 +13,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from imaging_pipeline.render.modality import modality_transform
-from imaging_pipeline.render.numbers import first_float
+from imaging_pipeline.render.numbers import first_float, value
 from imaging_pipeline.render.voi import (
     Voi,
     declared_voi,
@@ -28,7 +28,7 @@ WINDOW_SAMPLE_PIXELS = 1 << 16
 
 def inverted(attrs: Dataset, photometric: str) -> bool:
     """MONOCHROME1 (minimum is white) and an INVERSE presentation LUT both display inverted."""
-    shape = str(attrs.get("PresentationLUTShape", "") or "").strip().upper()
+    shape = str(value(attrs, "PresentationLUTShape", "") or "").strip().upper()
     return photometric == "MONOCHROME1" or shape == "INVERSE"
 
 

@@ -10,6 +10,7 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 
 from imaging_pipeline.render.colour import DECODED_AS_RGB, PALETTE
 from imaging_pipeline.render.errors import RejectReason, RenderRejected
+from imaging_pipeline.render.numbers import value
 from imaging_pipeline.render.sop_classes import is_image_sop_class
 
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -35,6 +36,11 @@ class Header:
     transfer_syntax: UID
     transfer_syntax_inferred: bool  # no file meta: guessed from how the dataset was encoded
     little_endian: bool
+    # How samples are stored (None when missing or not an integer: the decoder judges).
+    bits_allocated: int
+    bits_stored: int | None = None
+    pixel_representation: int | None = None
+    planar_configuration: int | None = None
 
     @property
     def greyscale(self) -> bool:
@@ -59,18 +65,24 @@ def _transfer_syntax(ds: Dataset) -> tuple[UID, bool]:
 
 
 def _required_int(ds: Dataset, keyword: str, default: int | None = None) -> int:
-    value = ds.get(keyword, default)
     try:
-        return int(value)
+        return int(value(ds, keyword, default))
     except (TypeError, ValueError):
         raise _reject(
             RejectReason.CORRUPT_PIXEL_DATA, f"{keyword} missing or not an integer"
         ) from None
 
 
+def _optional_int(ds: Dataset, keyword: str) -> int | None:
+    try:
+        return int(value(ds, keyword))
+    except (TypeError, ValueError):
+        return None
+
+
 def check_header(ds: Dataset) -> Header:
     """Raise RenderRejected for anything that should not reach the decoder."""
-    sop_class = str(ds.get("SOPClassUID", "") or "")
+    sop_class = str(value(ds, "SOPClassUID", "") or "")
     if sop_class and not is_image_sop_class(sop_class):
         raise _reject(RejectReason.NON_IMAGE_SOP_CLASS, f"SOP class {sop_class} carries no image")
     if not any(keyword in ds for keyword in PIXEL_KEYWORDS):
@@ -90,7 +102,7 @@ def check_header(ds: Dataset) -> Header:
     rows, columns = _required_int(ds, "Rows"), _required_int(ds, "Columns")
     samples = _required_int(ds, "SamplesPerPixel", 1)
     bits_allocated = _required_int(ds, "BitsAllocated")
-    frames = _required_int(ds, "NumberOfFrames", 1) if ds.get("NumberOfFrames") else 1
+    frames = _required_int(ds, "NumberOfFrames", 1) if value(ds, "NumberOfFrames") else 1
     if not (0 < rows <= MAX_SIDE and 0 < columns <= MAX_SIDE and 0 < frames <= MAX_FRAMES):
         raise _reject(RejectReason.ABSURD_DIMENSIONS, f"{rows}x{columns} pixels, {frames} frames")
     frame_samples = rows * columns * samples
@@ -102,7 +114,7 @@ def check_header(ds: Dataset) -> Header:
             f"{MAX_FRAME_SAMPLES} samples or {MAX_FRAME_BYTES // 2**20} MiB",
         )
 
-    photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
+    photometric = str(value(ds, "PhotometricInterpretation", "") or "").strip().upper()
     if photometric not in _SAMPLES:
         raise _reject(
             RejectReason.UNSUPPORTED_PHOTOMETRIC,
@@ -121,6 +133,10 @@ def check_header(ds: Dataset) -> Header:
         transfer_syntax=transfer_syntax,
         transfer_syntax_inferred=inferred,
         little_endian=transfer_syntax != ExplicitVRBigEndian,
+        bits_allocated=bits_allocated,
+        bits_stored=_optional_int(ds, "BitsStored"),
+        pixel_representation=_optional_int(ds, "PixelRepresentation"),
+        planar_configuration=_optional_int(ds, "PlanarConfiguration") if samples > 1 else None,
     )
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from imaging_pipeline.render.lut import read_lut
-from imaging_pipeline.render.numbers import first_float
+from imaging_pipeline.render.numbers import first_float, value
 
 
 def modality_transform(stored: np.ndarray, attrs: Dataset, little_endian: bool) -> np.ndarray:
@@ -14,7 +14,7 @@ def modality_transform(stored: np.ndarray, attrs: Dataset, little_endian: bool) 
     sequence = attrs.get("ModalityLUTSequence")
     if sequence:
         try:
-            signed = int(attrs.get("PixelRepresentation", 0)) == 1
+            signed = int(value(attrs, "PixelRepresentation", 0)) == 1
             return read_lut(sequence[0], little_endian, signed).apply(stored)
         except (AttributeError, ValueError, TypeError):
             pass  # unusable LUT: fall back to rescale, as viewers do, rather than reject

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PIL import Image
 from pydicom.dataset import Dataset
 
-from imaging_pipeline.render.numbers import as_floats
+from imaging_pipeline.render.numbers import floats
 
 # Pixels this far from square are drawn as they are physically shaped.
 _ASPECT_TOLERANCE = 0.01
@@ -19,13 +19,13 @@ REDUCING_GAP = 1.0
 
 def pixel_aspect(attrs: Dataset) -> float:
     """Width over height of one pixel (PixelAspectRatio, else row/column spacing), 1 if unknown."""
-    ratio = as_floats(attrs.get("PixelAspectRatio"))  # vertical \ horizontal
+    ratio = floats(attrs, "PixelAspectRatio")  # vertical \ horizontal
     if len(ratio) == 2 and ratio[0] > 0 and ratio[1] > 0:
         aspect = ratio[1] / ratio[0]
     else:
         aspect = 1.0
         for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-            spacing = as_floats(attrs.get(keyword))  # row spacing \ column spacing
+            spacing = floats(attrs, keyword)  # row spacing \ column spacing
             if len(spacing) == 2 and spacing[0] > 0 and spacing[1] > 0:
                 aspect = spacing[1] / spacing[0]
                 break

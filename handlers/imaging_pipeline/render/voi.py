@@ -13,7 +13,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from imaging_pipeline.render.lut import StoredLut, read_lut
-from imaging_pipeline.render.numbers import as_floats
+from imaging_pipeline.render.numbers import floats, value
 
 ROBUST_PERCENTILES = (0.5, 99.5)
 _FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
@@ -61,8 +61,8 @@ Voi = Window | LutVoi
 
 def _signed_input(attrs: Dataset) -> bool:
     """Whether modality values can be negative, so the LUT's first mapped value is SS."""
-    intercept = as_floats(attrs.get("RescaleIntercept"))
-    signed_pixels = int(attrs.get("PixelRepresentation", 0) or 0) == 1
+    intercept = floats(attrs, "RescaleIntercept")
+    signed_pixels = int(value(attrs, "PixelRepresentation", 0) or 0) == 1
     return signed_pixels or (bool(intercept) and intercept[0] < 0)
 
 
@@ -74,9 +74,9 @@ def declared_voi(attrs: Dataset, little_endian: bool) -> Voi | None:
             return LutVoi(read_lut(sequence[0], little_endian, _signed_input(attrs)))
         except (AttributeError, ValueError, TypeError):
             pass  # a broken LUT falls through to the window, as viewers do
-    centers = as_floats(attrs.get("WindowCenter"))
-    widths = as_floats(attrs.get("WindowWidth"))
-    function = str(attrs.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
+    centers = floats(attrs, "WindowCenter")
+    widths = floats(attrs, "WindowWidth")
+    function = str(value(attrs, "VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
     if function not in _FUNCTIONS:
         function = "LINEAR"
     minimum_width = 1.0 if function == "LINEAR" else 0.0
