@@ -23,6 +23,8 @@ source reaches the SR. The burned-in words themselves never do (they may be a na
 
 from __future__ import annotations
 
+import functools
+import pickle
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import highdicom as hd
 import numpy as np
+from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from highdicom.sr import CodedConcept
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -235,6 +238,63 @@ def _report_evaluations(assessment: Assessment) -> hd.sr.ContainerContentItem:
     return container
 
 
+@dataclass
+class _ReportParts:
+    """The parts of the SR that depend only on the analyzer (name and version)."""
+
+    root: hd.sr.ContainerContentItem  # TID 1500: language, device observer, procedure reported
+    imaging_measurements: hd.sr.ContainerContentItem  # empty: the groups go in
+    shell: hd.sr.ContainerContentItem  # the root concept alone, for highdicom's SR constructor
+    algorithm: hd.sr.AlgorithmIdentification
+    coding_scheme: CodingSchemeIdentificationItem
+
+
+@functools.lru_cache(maxsize=16)
+def _report_parts_snapshot(name: str, version: str) -> bytes:
+    """`_ReportParts` of one analyzer, built once by highdicom and kept pickled: every SR
+    unpickles its own copy, since pydicom Datasets are mutable and events run in threads
+    (unpickling takes about half the time of `copy.deepcopy` and a third of building anew)."""
+    observer = hd.sr.ObserverContext(
+        observer_type=pydicom_codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=device_uid(name, version),
+            name=name[:_LO],
+            manufacturer_name=MANUFACTURER,
+            model_name=f"{name} {version}"[:_LO],
+        ),
+    )
+    # highdicom's own TID 1500 arrangement, with a placeholder group (highdicom 0.28 insists
+    # on one) that is taken out again: the Imaging Measurements container is the only one.
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=codes.PROCEDURE_REPORTED,
+        imaging_measurements=[_placeholder("2.25.0")],
+    )
+    root = report[0]
+    assert isinstance(root, hd.sr.ContainerContentItem)  # MeasurementReport is one container
+    (imaging_measurements,) = [i for i in root.ContentSequence if i.ValueType == "CONTAINER"]
+    root.ContentSequence = hd.sr.ContentSequence(
+        [item for item in root.ContentSequence if item.ValueType != "CONTAINER"]
+    )
+    imaging_measurements.ContentSequence = hd.sr.ContentSequence()
+    shell = hd.sr.ContainerContentItem(name=root.ConceptNameCodeSequence[0], template_id="1500")
+    shell.ContentSequence = hd.sr.ContentSequence()
+    parts = _ReportParts(
+        root=root,
+        imaging_measurements=imaging_measurements,
+        shell=shell,
+        algorithm=hd.sr.AlgorithmIdentification(name=name, version=version),
+        coding_scheme=codes.coding_scheme(),
+    )
+    return pickle.dumps(parts, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _report_parts(analyzer: AnalyzerIdentity) -> _ReportParts:
+    snapshot = _report_parts_snapshot(analyzer.name, analyzer.version)
+    parts: _ReportParts = pickle.loads(snapshot)  # noqa: S301 - bytes pickled above, not input
+    return parts
+
+
 def build_sr(
     source: Dataset,
     image: SourceImage,
@@ -248,43 +308,27 @@ def build_sr(
     SRs earlier analyzer versions wrote for the same source (same series, see `uids`)."""
     evidence = _evidence(source)
     identity = sr_identity(str(source.StudyInstanceUID), str(source.SOPInstanceUID), analyzer)
-    algorithm = hd.sr.AlgorithmIdentification(name=analyzer.name, version=analyzer.version)
-    observer = hd.sr.ObserverContext(
-        observer_type=pydicom_codes.DCM.Device,
-        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=device_uid(analyzer.name, analyzer.version),
-            name=analyzer.name[:_LO],
-            manufacturer_name=MANUFACTURER,
-            model_name=f"{analyzer.name} {analyzer.version}"[:_LO],
-        ),
-    )
+    parts = _report_parts(analyzer)
     groups = [
-        _group(i, f, assessment, algorithm, identity.instance_uid, evidence, image)
+        _group(i, f, assessment, parts.algorithm, identity.instance_uid, evidence, image)
         for i, f in enumerate(findings)
     ]
-    report = hd.sr.MeasurementReport(
-        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
-        procedure_reported=codes.PROCEDURE_REPORTED,
-        # highdicom 0.28 insists on one group; TID 1500 needs row 6 only when rows 10 and 12
-        # are absent, so with no findings the (removed) placeholder leaves rows 12-14 alone.
-        imaging_measurements=groups or [_placeholder(identity.instance_uid)],
-    )
-    root = report[0]
-    if not groups:
-        root.ContentSequence = hd.sr.ContentSequence(
-            [item for item in root.ContentSequence if item.ValueType != "CONTAINER"]
-        )
+    root = parts.root
+    # TID 1500 needs row 6 (Imaging Measurements) only when rows 10 and 12 are absent: with no
+    # findings, rows 12-14 alone.
+    if groups:
+        for group in groups:
+            parts.imaging_measurements.ContentSequence.extend(group)
+        root.ContentSequence.append(parts.imaging_measurements)
     root.ContentSequence.append(_report_evaluations(assessment))
     previous = [_previous(identity, uid) for uid in predecessors if uid != identity.instance_uid]
     # highdicom's SR constructor deep-copies the content tree, parses it back and searches it
     # for references: most of the SR's CPU. It gets the root container alone (same concept,
     # template and continuity) and the tree built above is attached afterwards; the evidence
     # (the source, referenced by every group) is passed explicitly, so nothing is lost.
-    shell = hd.sr.ContainerContentItem(name=root.ConceptNameCodeSequence[0], template_id="1500")
-    shell.ContentSequence = hd.sr.ContentSequence()
     sr = hd.sr.Comprehensive3DSR(
         evidence=[evidence],
-        content=hd.sr.ContentSequence([shell], is_root=True),
+        content=hd.sr.ContentSequence([parts.shell], is_root=True),
         series_instance_uid=identity.series_uid,
         series_number=SERIES_NUMBER,
         sop_instance_uid=identity.instance_uid,
@@ -297,7 +341,7 @@ def build_sr(
         is_final=False,  # preliminary, like the FHIR DiagnosticReport: no one verified it
         is_verified=False,
         previous_versions=previous or None,
-        coding_schemes=[codes.coding_scheme()],
+        coding_schemes=[parts.coding_scheme],
         transfer_syntax_uid=ExplicitVRLittleEndian,
     )
     sr.ContentSequence = root.ContentSequence

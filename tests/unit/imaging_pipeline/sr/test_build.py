@@ -3,11 +3,14 @@ from the source (nothing beyond the required patient/study attributes), and its 
 
 from __future__ import annotations
 
+import copy
 import io
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pydicom
 import pytest
+from imaging_pipeline.analysis.base import Finding
 from imaging_pipeline.fhir.mapping import AnalyzerIdentity
 from imaging_pipeline.sr import codes
 from imaging_pipeline.sr.build import (
@@ -202,3 +205,40 @@ def test_copied_names_keep_the_sources_character_set(charset: str) -> None:
     assert "Müller^Jürgen".encode(encoding) in buffer.getvalue()
     back = pydicom.dcmread(io.BytesIO(buffer.getvalue()))
     assert back.SpecificCharacterSet == charset and back.PatientName == "Müller^Jürgen"
+
+
+def _bytes(sr: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    sr.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _same_time(sr: Dataset) -> Dataset:
+    """The SR with the creation times highdicom takes from the clock made constant."""
+    for keyword in ("InstanceCreationDate", "ContentDate"):
+        setattr(sr, keyword, "20250102")
+    for keyword in ("InstanceCreationTime", "ContentTime"):
+        setattr(sr, keyword, "030405")
+    for item in sr.ContributingEquipmentSequence:
+        item.ContributionDateTime = "20250102030405"
+    return sr
+
+
+def test_the_analyzers_parts_built_once_are_never_shared_between_srs() -> None:
+    """The parts that depend only on the analyzer are built once and copied for each SR: what
+    one SR adds (groups, evaluations) never shows in the next, in one thread or several."""
+    source, image = _source(), SourceImage(40, 60)
+    cases = [(list(EVERY_KIND[: n % 4]), f"2.25.{n}") for n in range(12)]
+
+    def build(findings: list[Finding], uid: str) -> bytes:
+        src = copy.deepcopy(source)
+        src.SOPInstanceUID = uid
+        return _bytes(_same_time(build_sr(src, image, findings, assessment_of(findings), ANALYZER)))
+
+    alone = [build(*case) for case in cases]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(pool.map(lambda case: build(*case), cases * 2))
+    assert threaded == alone * 2
+    empty = _roundtrip(build_sr(source, image, [], assessment_of([]), ANALYZER))
+    assert "Imaging Measurements" not in repr(empty)
+    assert read_report(empty, image).findings == ()
