@@ -238,6 +238,23 @@ def _report_evaluations(assessment: Assessment) -> hd.sr.ContainerContentItem:
     return container
 
 
+class _Comprehensive3DSR(hd.sr.Comprehensive3DSR):
+    """highdicom's Comprehensive 3D SR, with highdicom alone as contributing equipment.
+
+    highdicom would also list the acquisition equipment of the first evidence (institution,
+    station...): values that are not ours to copy. Our evidence (`_evidence`) never has a
+    Manufacturer, so highdicom always dropped that entry, but only after looking the source's
+    SOP Class up in the standard's IOD tables, a fifth of its constructor's time.
+    """
+
+    def _add_contributing_equipment(
+        self,
+        contributing_equipment: Sequence[hd.ContributingEquipment] | None = None,
+        source_image: Dataset | None = None,
+    ) -> None:
+        super()._add_contributing_equipment(contributing_equipment, source_image=None)
+
+
 @dataclass
 class _ReportParts:
     """The parts of the SR that depend only on the analyzer (name and version)."""
@@ -326,7 +343,7 @@ def build_sr(
     # for references: most of the SR's CPU. It gets the root container alone (same concept,
     # template and continuity) and the tree built above is attached afterwards; the evidence
     # (the source, referenced by every group) is passed explicitly, so nothing is lost.
-    sr = hd.sr.Comprehensive3DSR(
+    sr = _Comprehensive3DSR(
         evidence=[evidence],
         content=hd.sr.ContentSequence([parts.shell], is_root=True),
         series_instance_uid=identity.series_uid,
@@ -349,13 +366,6 @@ def build_sr(
     # (e.g. UTF-8 "ISO_IR 192" for a name like Müller): declare the same one.
     if source.get("SpecificCharacterSet"):
         sr.SpecificCharacterSet = source.SpecificCharacterSet
-    # highdicom lists the source's acquisition equipment (institution, station...) as
-    # contributing equipment; those values are not ours to copy, keep only highdicom's entry.
-    sr.ContributingEquipmentSequence = [
-        item
-        for item in sr.get("ContributingEquipmentSequence", [])
-        if item.get("ManufacturerModelName") == "highdicom"
-    ]
     return sr
 
 
