@@ -28,7 +28,7 @@ import pickle
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import highdicom as hd
 import numpy as np
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from imaging_pipeline.fhir.mapping import AnalyzerIdentity, StructuredReport
     from imaging_pipeline.render import RenderedImage
     from imaging_pipeline.rules import Assessment
+    from imaging_pipeline.settings import Priority
 
 SR_SOP_CLASS_UID = str(Comprehensive3DSRStorage)
 MANUFACTURER = "imaging-pipeline-gcp"
@@ -218,6 +219,17 @@ def _group(
 
 def _report_evaluations(assessment: Assessment) -> hd.sr.ContainerContentItem:
     """TID 1500 rows 12-14: the instance's priority and the rules that set it."""
+    container: hd.sr.ContainerContentItem = _copy(_evaluations_snapshot(assessment.priority))
+    for rule in sorted(
+        {m.rule.name for m in assessment.matches if m.rule.priority == assessment.priority}
+    ):
+        container.ContentSequence.append(_text(codes.PRIORITY_RULE, rule))
+    return container
+
+
+@functools.lru_cache(maxsize=8)
+def _evaluations_snapshot(priority: Priority) -> bytes:
+    """The Qualitative Evaluations container with the Priority item, pickled (see `_copy`)."""
     container = hd.sr.ContainerContentItem(
         name=codes.QUALITATIVE_EVALUATIONS,
         relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
@@ -226,16 +238,19 @@ def _report_evaluations(assessment: Assessment) -> hd.sr.ContainerContentItem:
         [
             hd.sr.CodeContentItem(
                 name=codes.PRIORITY,
-                value=codes.PRIORITY_VALUE[assessment.priority],
+                value=codes.PRIORITY_VALUE[priority],
                 relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
             )
         ]
     )
-    for rule in sorted(
-        {m.rule.name for m in assessment.matches if m.rule.priority == assessment.priority}
-    ):
-        container.ContentSequence.append(_text(codes.PRIORITY_RULE, rule))
-    return container
+    return pickle.dumps(container, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _copy(snapshot: bytes) -> Any:
+    """A new copy of content items built once and kept pickled. Every SR gets its own, since
+    pydicom Datasets are mutable and events run in threads; unpickling takes about half the
+    time of `copy.deepcopy` and a third of building the items anew with highdicom."""
+    return pickle.loads(snapshot)  # noqa: S301 - bytes we pickled ourselves, never input
 
 
 class _Comprehensive3DSR(hd.sr.Comprehensive3DSR):
@@ -268,9 +283,7 @@ class _ReportParts:
 
 @functools.lru_cache(maxsize=16)
 def _report_parts_snapshot(name: str, version: str) -> bytes:
-    """`_ReportParts` of one analyzer, built once by highdicom and kept pickled: every SR
-    unpickles its own copy, since pydicom Datasets are mutable and events run in threads
-    (unpickling takes about half the time of `copy.deepcopy` and a third of building anew)."""
+    """`_ReportParts` of one analyzer, pickled (see `_copy`)."""
     observer = hd.sr.ObserverContext(
         observer_type=pydicom_codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -307,8 +320,7 @@ def _report_parts_snapshot(name: str, version: str) -> bytes:
 
 
 def _report_parts(analyzer: AnalyzerIdentity) -> _ReportParts:
-    snapshot = _report_parts_snapshot(analyzer.name, analyzer.version)
-    parts: _ReportParts = pickle.loads(snapshot)  # noqa: S301 - bytes pickled above, not input
+    parts: _ReportParts = _copy(_report_parts_snapshot(analyzer.name, analyzer.version))
     return parts
 
 
