@@ -71,6 +71,8 @@ COPIED_ATTRIBUTES = (
     "AccessionNumber",
 )
 TYPE_2_ATTRIBUTES = frozenset(COPIED_ATTRIBUTES) - {"IssuerOfPatientID", "StudyInstanceUID"}
+# What the SR may take from the source: the above and the references to it (`_evidence`).
+EVIDENCE_KEYWORDS = (*COPIED_ATTRIBUTES, "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 _LO = 64
 WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
 _DATE_TIME_FORMATS = {
@@ -121,7 +123,7 @@ def sr_identity(study_uid: str, source_instance_uid: str, analyzer: AnalyzerIden
 def _evidence(source: Dataset) -> Dataset:
     """A copy of the source's header reduced to what the SR may copy and reference."""
     evidence = Dataset()
-    for keyword in (*COPIED_ATTRIBUTES, "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
+    for keyword in EVIDENCE_KEYWORDS:
         if keyword in source and _conformant(source[keyword]):
             setattr(evidence, keyword, source[keyword].value)
         elif keyword in TYPE_2_ATTRIBUTES:
@@ -254,7 +256,8 @@ def _copy(snapshot: bytes) -> Any:
 
 
 class _Comprehensive3DSR(hd.sr.Comprehensive3DSR):
-    """highdicom's Comprehensive 3D SR, with highdicom alone as contributing equipment.
+    """highdicom's Comprehensive 3D SR, with highdicom alone as contributing equipment, that
+    copies our evidence's patient and study attributes without searching the IOD tables.
 
     highdicom would also list the acquisition equipment of the first evidence (institution,
     station...): values that are not ours to copy. Our evidence (`_evidence`) never has a
@@ -268,6 +271,32 @@ class _Comprehensive3DSR(hd.sr.Comprehensive3DSR):
         source_image: Dataset | None = None,
     ) -> None:
         super()._add_contributing_equipment(contributing_equipment, source_image=None)
+
+    def copy_patient_and_study_information(self, dataset: Dataset) -> None:
+        """What highdicom copies from `dataset` (our `_evidence`), without its search.
+
+        highdicom tries each attribute of the patient and study modules of the source's IOD
+        (about a hundred) on every SR; which of our evidence's few keywords it copies depends
+        only on the source's SOP Class, so that is found once per class by highdicom itself.
+        """
+        for keyword in _patient_and_study_keywords(str(dataset.SOPClassUID)):
+            if keyword in dataset:
+                self.add(dataset[keyword])
+
+
+@functools.lru_cache(maxsize=64)
+def _patient_and_study_keywords(sop_class_uid: str) -> tuple[str, ...]:
+    """The keywords of `_evidence` that highdicom copies for a source of this SOP Class: it
+    copies from a probe that has them all (all of COPIED_ATTRIBUTES for an image IOD, none for
+    an IOD without patient, KeyError for a class its tables lack: raised again every time)."""
+    probe = Dataset()
+    for keyword in EVIDENCE_KEYWORDS:
+        setattr(probe, keyword, None)
+    probe.SOPClassUID, probe.SOPInstanceUID = sop_class_uid, "2.25.0"
+    copied = hd.SOPClass.__new__(hd.SOPClass)  # an empty one: only its copy is wanted
+    Dataset.__init__(copied)
+    copied.copy_patient_and_study_information(probe)
+    return tuple(element.keyword for element in copied)
 
 
 @dataclass

@@ -7,12 +7,13 @@ import copy
 import io
 from concurrent.futures import ThreadPoolExecutor
 
+import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
 from imaging_pipeline.analysis.base import Finding
 from imaging_pipeline.fhir.mapping import AnalyzerIdentity
-from imaging_pipeline.sr import codes
+from imaging_pipeline.sr import build, codes
 from imaging_pipeline.sr.build import (
     COPIED_ATTRIBUTES,
     SERIES_DESCRIPTION,
@@ -242,3 +243,36 @@ def test_the_analyzers_parts_built_once_are_never_shared_between_srs() -> None:
     empty = _roundtrip(build_sr(source, image, [], assessment_of([]), ANALYZER))
     assert "Imaging Measurements" not in repr(empty)
     assert read_report(empty, image).findings == ()
+
+
+@pytest.mark.parametrize(
+    ("sop_class", "findings"),
+    [
+        ("1.2.840.10008.5.1.4.1.1.2", EVERY_KIND),  # CT Image
+        ("1.2.840.10008.5.1.4.1.1.7.3", EVERY_KIND),  # Multi-frame Grayscale Word SC
+        ("1.2.840.10008.5.1.4.43.1", ()),  # Generic Implant Template: no Patient module
+        ("1.2.826.0.1.3680043.9.9999.1", ()),  # private: not in highdicom's tables
+    ],
+)
+def test_patient_and_study_attributes_are_copied_as_highdicom_copies_them(
+    sop_class: str, findings: tuple[Finding, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SR copies them without highdicom's per-SR search of the IOD tables, found once per
+    SOP Class by highdicom itself: the same SR, or the same error."""
+    source = _source()
+    source.SOPClassUID = sop_class
+
+    def written() -> bytes | str:
+        try:
+            sr = build_sr(source, SourceImage(40, 60), findings, assessment_of(findings), ANALYZER)
+        except KeyError as exc:
+            return repr(exc)
+        return _bytes(_same_time(sr))
+
+    ours = written()
+    monkeypatch.setattr(
+        build._Comprehensive3DSR,
+        "copy_patient_and_study_information",
+        hd.SOPClass.copy_patient_and_study_information,
+    )
+    assert written() == ours
