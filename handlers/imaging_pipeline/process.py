@@ -61,6 +61,9 @@ if TYPE_CHECKING:
     from imaging_pipeline.settings import PipelineSettings
 
 logger = logging.getLogger("imaging_pipeline.process")
+# highdicom logs several INFO lines per SR (which attributes it copies, from which SOP Instance
+# UID): CPU on every event and identifiers in the logs. Its warnings and errors still come.
+logging.getLogger("highdicom").setLevel(logging.WARNING)
 # Every event ends with one log line whose `event` comes from the telemetry contract; the
 # log-based metrics of modules/observability.py count them (labels `modality`, `reason`).
 _EVENT_OF_STATUS = {

@@ -23,13 +23,16 @@ source reaches the SR. The burned-in words themselves never do (they may be a na
 
 from __future__ import annotations
 
+import functools
+import pickle
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import highdicom as hd
 import numpy as np
+from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from highdicom.sr import CodedConcept
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
     from imaging_pipeline.fhir.mapping import AnalyzerIdentity, StructuredReport
     from imaging_pipeline.render import RenderedImage
     from imaging_pipeline.rules import Assessment
+    from imaging_pipeline.settings import Priority
 
 SR_SOP_CLASS_UID = str(Comprehensive3DSRStorage)
 MANUFACTURER = "imaging-pipeline-gcp"
@@ -67,6 +71,8 @@ COPIED_ATTRIBUTES = (
     "AccessionNumber",
 )
 TYPE_2_ATTRIBUTES = frozenset(COPIED_ATTRIBUTES) - {"IssuerOfPatientID", "StudyInstanceUID"}
+# What the SR may take from the source: the above and the references to it (`_evidence`).
+EVIDENCE_KEYWORDS = (*COPIED_ATTRIBUTES, "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 _LO = 64
 WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
 _DATE_TIME_FORMATS = {
@@ -117,7 +123,7 @@ def sr_identity(study_uid: str, source_instance_uid: str, analyzer: AnalyzerIden
 def _evidence(source: Dataset) -> Dataset:
     """A copy of the source's header reduced to what the SR may copy and reference."""
     evidence = Dataset()
-    for keyword in (*COPIED_ATTRIBUTES, "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
+    for keyword in EVIDENCE_KEYWORDS:
         if keyword in source and _conformant(source[keyword]):
             setattr(evidence, keyword, source[keyword].value)
         elif keyword in TYPE_2_ATTRIBUTES:
@@ -215,6 +221,17 @@ def _group(
 
 def _report_evaluations(assessment: Assessment) -> hd.sr.ContainerContentItem:
     """TID 1500 rows 12-14: the instance's priority and the rules that set it."""
+    container: hd.sr.ContainerContentItem = _copy(_evaluations_snapshot(assessment.priority))
+    for rule in sorted(
+        {m.rule.name for m in assessment.matches if m.rule.priority == assessment.priority}
+    ):
+        container.ContentSequence.append(_text(codes.PRIORITY_RULE, rule))
+    return container
+
+
+@functools.lru_cache(maxsize=8)
+def _evaluations_snapshot(priority: Priority) -> bytes:
+    """The Qualitative Evaluations container with the Priority item, pickled (see `_copy`)."""
     container = hd.sr.ContainerContentItem(
         name=codes.QUALITATIVE_EVALUATIONS,
         relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
@@ -223,16 +240,117 @@ def _report_evaluations(assessment: Assessment) -> hd.sr.ContainerContentItem:
         [
             hd.sr.CodeContentItem(
                 name=codes.PRIORITY,
-                value=codes.PRIORITY_VALUE[assessment.priority],
+                value=codes.PRIORITY_VALUE[priority],
                 relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
             )
         ]
     )
-    for rule in sorted(
-        {m.rule.name for m in assessment.matches if m.rule.priority == assessment.priority}
-    ):
-        container.ContentSequence.append(_text(codes.PRIORITY_RULE, rule))
-    return container
+    return pickle.dumps(container, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _copy(snapshot: bytes) -> Any:
+    """A new copy of content items built once and kept pickled. Every SR gets its own, since
+    pydicom Datasets are mutable and events run in threads; unpickling takes about half the
+    time of `copy.deepcopy` and a third of building the items anew with highdicom."""
+    return pickle.loads(snapshot)  # noqa: S301 - bytes we pickled ourselves, never input
+
+
+class _Comprehensive3DSR(hd.sr.Comprehensive3DSR):
+    """highdicom's Comprehensive 3D SR, with highdicom alone as contributing equipment, that
+    copies our evidence's patient and study attributes without searching the IOD tables.
+
+    highdicom would also list the acquisition equipment of the first evidence (institution,
+    station...): values that are not ours to copy. Our evidence (`_evidence`) never has a
+    Manufacturer, so highdicom always dropped that entry, but only after looking the source's
+    SOP Class up in the standard's IOD tables, a fifth of its constructor's time.
+    """
+
+    def _add_contributing_equipment(
+        self,
+        contributing_equipment: Sequence[hd.ContributingEquipment] | None = None,
+        source_image: Dataset | None = None,
+    ) -> None:
+        super()._add_contributing_equipment(contributing_equipment, source_image=None)
+
+    def copy_patient_and_study_information(self, dataset: Dataset) -> None:
+        """What highdicom copies from `dataset` (our `_evidence`), without its search.
+
+        highdicom tries each attribute of the patient and study modules of the source's IOD
+        (about a hundred) on every SR; which of our evidence's few keywords it copies depends
+        only on the source's SOP Class, so that is found once per class by highdicom itself.
+        """
+        for keyword in _patient_and_study_keywords(str(dataset.SOPClassUID)):
+            if keyword in dataset:
+                self.add(dataset[keyword])
+
+
+@functools.lru_cache(maxsize=64)
+def _patient_and_study_keywords(sop_class_uid: str) -> tuple[str, ...]:
+    """The keywords of `_evidence` that highdicom copies for a source of this SOP Class: it
+    copies from a probe that has them all (all of COPIED_ATTRIBUTES for an image IOD, none for
+    an IOD without patient, KeyError for a class its tables lack: raised again every time)."""
+    probe = Dataset()
+    for keyword in EVIDENCE_KEYWORDS:
+        setattr(probe, keyword, None)
+    probe.SOPClassUID, probe.SOPInstanceUID = sop_class_uid, "2.25.0"
+    copied = hd.SOPClass.__new__(hd.SOPClass)  # an empty one: only its copy is wanted
+    Dataset.__init__(copied)
+    copied.copy_patient_and_study_information(probe)
+    return tuple(element.keyword for element in copied)
+
+
+@dataclass
+class _ReportParts:
+    """The parts of the SR that depend only on the analyzer (name and version)."""
+
+    root: hd.sr.ContainerContentItem  # TID 1500: language, device observer, procedure reported
+    imaging_measurements: hd.sr.ContainerContentItem  # empty: the groups go in
+    shell: hd.sr.ContainerContentItem  # the root concept alone, for highdicom's SR constructor
+    algorithm: hd.sr.AlgorithmIdentification
+    coding_scheme: CodingSchemeIdentificationItem
+
+
+@functools.lru_cache(maxsize=16)
+def _report_parts_snapshot(name: str, version: str) -> bytes:
+    """`_ReportParts` of one analyzer, pickled (see `_copy`)."""
+    observer = hd.sr.ObserverContext(
+        observer_type=pydicom_codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=device_uid(name, version),
+            name=name[:_LO],
+            manufacturer_name=MANUFACTURER,
+            model_name=f"{name} {version}"[:_LO],
+        ),
+    )
+    # highdicom's own TID 1500 arrangement, with a placeholder group (highdicom 0.28 insists
+    # on one) that is taken out again: the Imaging Measurements container is the only one.
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=codes.PROCEDURE_REPORTED,
+        imaging_measurements=[_placeholder("2.25.0")],
+    )
+    root = report[0]
+    assert isinstance(root, hd.sr.ContainerContentItem)  # MeasurementReport is one container
+    (imaging_measurements,) = [i for i in root.ContentSequence if i.ValueType == "CONTAINER"]
+    root.ContentSequence = hd.sr.ContentSequence(
+        [item for item in root.ContentSequence if item.ValueType != "CONTAINER"]
+    )
+    imaging_measurements.ContentSequence = hd.sr.ContentSequence()
+    shell = hd.sr.ContainerContentItem(name=root.ConceptNameCodeSequence[0], template_id="1500")
+    shell.ContentSequence = hd.sr.ContentSequence()
+    parts = _ReportParts(
+        root=root,
+        imaging_measurements=imaging_measurements,
+        shell=shell,
+        algorithm=hd.sr.AlgorithmIdentification(name=name, version=version),
+        coding_scheme=codes.coding_scheme(),
+    )
+    return pickle.dumps(parts, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _report_parts(analyzer: AnalyzerIdentity) -> _ReportParts:
+    parts: _ReportParts = _copy(_report_parts_snapshot(analyzer.name, analyzer.version))
+    return parts
 
 
 def build_sr(
@@ -248,43 +366,27 @@ def build_sr(
     SRs earlier analyzer versions wrote for the same source (same series, see `uids`)."""
     evidence = _evidence(source)
     identity = sr_identity(str(source.StudyInstanceUID), str(source.SOPInstanceUID), analyzer)
-    algorithm = hd.sr.AlgorithmIdentification(name=analyzer.name, version=analyzer.version)
-    observer = hd.sr.ObserverContext(
-        observer_type=pydicom_codes.DCM.Device,
-        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=device_uid(analyzer.name, analyzer.version),
-            name=analyzer.name[:_LO],
-            manufacturer_name=MANUFACTURER,
-            model_name=f"{analyzer.name} {analyzer.version}"[:_LO],
-        ),
-    )
+    parts = _report_parts(analyzer)
     groups = [
-        _group(i, f, assessment, algorithm, identity.instance_uid, evidence, image)
+        _group(i, f, assessment, parts.algorithm, identity.instance_uid, evidence, image)
         for i, f in enumerate(findings)
     ]
-    report = hd.sr.MeasurementReport(
-        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
-        procedure_reported=codes.PROCEDURE_REPORTED,
-        # highdicom 0.28 insists on one group; TID 1500 needs row 6 only when rows 10 and 12
-        # are absent, so with no findings the (removed) placeholder leaves rows 12-14 alone.
-        imaging_measurements=groups or [_placeholder(identity.instance_uid)],
-    )
-    root = report[0]
-    if not groups:
-        root.ContentSequence = hd.sr.ContentSequence(
-            [item for item in root.ContentSequence if item.ValueType != "CONTAINER"]
-        )
+    root = parts.root
+    # TID 1500 needs row 6 (Imaging Measurements) only when rows 10 and 12 are absent: with no
+    # findings, rows 12-14 alone.
+    if groups:
+        for group in groups:
+            parts.imaging_measurements.ContentSequence.extend(group)
+        root.ContentSequence.append(parts.imaging_measurements)
     root.ContentSequence.append(_report_evaluations(assessment))
     previous = [_previous(identity, uid) for uid in predecessors if uid != identity.instance_uid]
     # highdicom's SR constructor deep-copies the content tree, parses it back and searches it
     # for references: most of the SR's CPU. It gets the root container alone (same concept,
     # template and continuity) and the tree built above is attached afterwards; the evidence
     # (the source, referenced by every group) is passed explicitly, so nothing is lost.
-    shell = hd.sr.ContainerContentItem(name=root.ConceptNameCodeSequence[0], template_id="1500")
-    shell.ContentSequence = hd.sr.ContentSequence()
-    sr = hd.sr.Comprehensive3DSR(
+    sr = _Comprehensive3DSR(
         evidence=[evidence],
-        content=hd.sr.ContentSequence([shell], is_root=True),
+        content=hd.sr.ContentSequence([parts.shell], is_root=True),
         series_instance_uid=identity.series_uid,
         series_number=SERIES_NUMBER,
         sop_instance_uid=identity.instance_uid,
@@ -297,7 +399,7 @@ def build_sr(
         is_final=False,  # preliminary, like the FHIR DiagnosticReport: no one verified it
         is_verified=False,
         previous_versions=previous or None,
-        coding_schemes=[codes.coding_scheme()],
+        coding_schemes=[parts.coding_scheme],
         transfer_syntax_uid=ExplicitVRLittleEndian,
     )
     sr.ContentSequence = root.ContentSequence
@@ -305,13 +407,6 @@ def build_sr(
     # (e.g. UTF-8 "ISO_IR 192" for a name like Müller): declare the same one.
     if source.get("SpecificCharacterSet"):
         sr.SpecificCharacterSet = source.SpecificCharacterSet
-    # highdicom lists the source's acquisition equipment (institution, station...) as
-    # contributing equipment; those values are not ours to copy, keep only highdicom's entry.
-    sr.ContributingEquipmentSequence = [
-        item
-        for item in sr.get("ContributingEquipmentSequence", [])
-        if item.get("ManufacturerModelName") == "highdicom"
-    ]
     return sr
 
 

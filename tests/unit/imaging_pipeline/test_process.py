@@ -13,14 +13,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
+import numpy as np
 import pytest
 from imaging_pipeline import logs
 from imaging_pipeline.errors import PermanentError, TransientError
 from imaging_pipeline.events import InstanceEvent
 from imaging_pipeline.process import Outcome, handle_event_data
+from imaging_pipeline.sr.build import SourceImage, build_sr
 from imaging_pipeline.telemetry import Event
 
 from tests.support.process import LOCAL_STORE, pubsub_message
+from tests.support.render_fixtures import synthetic
+from tests.support.sr import ANALYZER, EVERY_KIND, assessment_of
 
 PATH = f"{LOCAL_STORE}/dicomWeb/studies/1.2/series/1.2.3/instances/1.2.3.4"
 
@@ -124,3 +128,24 @@ def test_unexpected_errors_are_retried_without_phi(log_lines: io.StringIO) -> No
     assert err.value.__suppress_context__
     text = log_lines.getvalue()
     assert "unexpected_error" in text and "Zzyzx" not in text and "Quintessa" not in text
+
+
+def test_building_an_sr_logs_nothing_at_info() -> None:
+    """highdicom's per-SR INFO lines (one naming the source's SOP Instance UID) are off in the
+    processor; its warnings are not."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        source = synthetic(np.zeros((8, 8), dtype=np.uint16), Modality="CT")
+        source.StudyInstanceUID, source.SeriesInstanceUID = "1.2.3", "1.2.3.4"
+        build_sr(source, SourceImage(8, 8), EVERY_KIND, assessment_of(EVERY_KIND), ANALYZER)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert logging.getLogger("highdicom").getEffectiveLevel() == logging.WARNING
+    assert [json.loads(line) for line in stream.getvalue().splitlines()] == []

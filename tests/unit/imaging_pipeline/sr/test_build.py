@@ -3,13 +3,17 @@ from the source (nothing beyond the required patient/study attributes), and its 
 
 from __future__ import annotations
 
+import copy
 import io
+from concurrent.futures import ThreadPoolExecutor
 
+import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+from imaging_pipeline.analysis.base import Finding
 from imaging_pipeline.fhir.mapping import AnalyzerIdentity
-from imaging_pipeline.sr import codes
+from imaging_pipeline.sr import build, codes
 from imaging_pipeline.sr.build import (
     COPIED_ATTRIBUTES,
     SERIES_DESCRIPTION,
@@ -202,3 +206,73 @@ def test_copied_names_keep_the_sources_character_set(charset: str) -> None:
     assert "Müller^Jürgen".encode(encoding) in buffer.getvalue()
     back = pydicom.dcmread(io.BytesIO(buffer.getvalue()))
     assert back.SpecificCharacterSet == charset and back.PatientName == "Müller^Jürgen"
+
+
+def _bytes(sr: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    sr.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _same_time(sr: Dataset) -> Dataset:
+    """The SR with the creation times highdicom takes from the clock made constant."""
+    for keyword in ("InstanceCreationDate", "ContentDate"):
+        setattr(sr, keyword, "20250102")
+    for keyword in ("InstanceCreationTime", "ContentTime"):
+        setattr(sr, keyword, "030405")
+    for item in sr.ContributingEquipmentSequence:
+        item.ContributionDateTime = "20250102030405"
+    return sr
+
+
+def test_the_analyzers_parts_built_once_are_never_shared_between_srs() -> None:
+    """The parts that depend only on the analyzer are built once and copied for each SR: what
+    one SR adds (groups, evaluations) never shows in the next, in one thread or several."""
+    source, image = _source(), SourceImage(40, 60)
+    cases = [(list(EVERY_KIND[: n % 4]), f"2.25.{n}") for n in range(12)]
+
+    def build(findings: list[Finding], uid: str) -> bytes:
+        src = copy.deepcopy(source)
+        src.SOPInstanceUID = uid
+        return _bytes(_same_time(build_sr(src, image, findings, assessment_of(findings), ANALYZER)))
+
+    alone = [build(*case) for case in cases]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(pool.map(lambda case: build(*case), cases * 2))
+    assert threaded == alone * 2
+    empty = _roundtrip(build_sr(source, image, [], assessment_of([]), ANALYZER))
+    assert "Imaging Measurements" not in repr(empty)
+    assert read_report(empty, image).findings == ()
+
+
+@pytest.mark.parametrize(
+    ("sop_class", "findings"),
+    [
+        ("1.2.840.10008.5.1.4.1.1.2", EVERY_KIND),  # CT Image
+        ("1.2.840.10008.5.1.4.1.1.7.3", EVERY_KIND),  # Multi-frame Grayscale Word SC
+        ("1.2.840.10008.5.1.4.43.1", ()),  # Generic Implant Template: no Patient module
+        ("1.2.826.0.1.3680043.9.9999.1", ()),  # private: not in highdicom's tables
+    ],
+)
+def test_patient_and_study_attributes_are_copied_as_highdicom_copies_them(
+    sop_class: str, findings: tuple[Finding, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SR copies them without highdicom's per-SR search of the IOD tables, found once per
+    SOP Class by highdicom itself: the same SR, or the same error."""
+    source = _source()
+    source.SOPClassUID = sop_class
+
+    def written() -> bytes | str:
+        try:
+            sr = build_sr(source, SourceImage(40, 60), findings, assessment_of(findings), ANALYZER)
+        except KeyError as exc:
+            return repr(exc)
+        return _bytes(_same_time(sr))
+
+    ours = written()
+    monkeypatch.setattr(
+        build._Comprehensive3DSR,
+        "copy_patient_and_study_information",
+        hd.SOPClass.copy_patient_and_study_information,
+    )
+    assert written() == ours
