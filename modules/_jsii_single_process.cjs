@@ -185,3 +185,6 @@ Module.prototype._compile = function jsiiSingleProcess(content, filename) {
   }
   return compile.call(this, content, filename);
 };
+
+// For tests/infra/test_node_preloads.py: every rewrite must still match the jsii kernel installed.
+module.exports = { CHANNEL, KERNEL_PATCHES };
