@@ -4,19 +4,43 @@ fast the stacks synthesize, never what they are."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import zlib
 from pathlib import Path
 
 import jsii
 
 from modules._provider import NODE_SINGLE_PROCESS, PROJECT_NODE
+from tests.infra.synthesized import run_synth
 
 KERNEL = Path(jsii.__file__).parent / "_embedded" / "jsii" / "lib__program.js"
 
 
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
 def node() -> str:
     return str(PROJECT_NODE) if PROJECT_NODE.is_file() else shutil.which("node") or "node"
+
+
+def synth(out: Path, cache: str) -> dict[str, bytes]:
+    result = run_synth(out, extra_env={"IMAGING_NODE_CODE_CACHE": cache})
+    assert result.returncode == 0, result.stderr
+    return tree(out)
+
+
+def entries(cache: Path) -> list[Path]:
+    return sorted(cache.glob("*.bin"))
+
+
+def valid(entry: Path) -> bool:
+    data = entry.read_bytes()
+    return len(data) > 4 and zlib.crc32(data[4:]) == int.from_bytes(data[:4], "little")
 
 
 def test_kernel_rewrites_match_the_installed_jsii() -> None:
@@ -34,3 +58,44 @@ def test_kernel_rewrites_match_the_installed_jsii() -> None:
         [node(), "-e", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert json.loads(out.stdout) == [1] * 4
+
+
+def test_code_cache_never_changes_the_synthesized_output(tmp_path: Path) -> None:
+    cache = tmp_path / "code-cache"
+    without = synth(tmp_path / "without", "")
+    assert not cache.exists()
+    cold = synth(tmp_path / "cold", str(cache))
+    written = entries(cache)
+    assert len(written) > 50, "the first synth fills the cache"
+    assert all(valid(e) for e in written)
+    mtimes = {e: e.stat().st_mtime_ns for e in written}
+    warm = synth(tmp_path / "warm", str(cache))
+    assert {e: e.stat().st_mtime_ns for e in entries(cache)} == mtimes, "a warm synth reads only"
+    assert any(name.endswith("cdk.tf.json") for name in without)
+    assert cold == without
+    assert warm == without
+
+
+def test_corrupt_or_foreign_cache_entries_are_ignored_and_rewritten(tmp_path: Path) -> None:
+    cache = tmp_path / "code-cache"
+    expected = synth(tmp_path / "first", str(cache))
+    written = entries(cache)
+    damaged = written[: len(written) // 2]
+    bad: dict[Path, bytes] = {}
+    for i, entry in enumerate(damaged):
+        data = bytearray(entry.read_bytes())
+        if i % 4 == 0:  # cut short, as by a full disk
+            entry.write_bytes(data[: len(data) // 2])
+        elif i % 4 == 1:  # one byte flipped
+            data[len(data) // 2] ^= 0xFF
+            entry.write_bytes(bytes(data))
+        elif i % 4 == 2:  # empty
+            entry.write_bytes(b"")
+        else:  # intact checksum, but not V8 code cache data: V8 rejects it
+            junk = os.urandom(len(data) - 4)
+            entry.write_bytes(zlib.crc32(junk).to_bytes(4, "little") + junk)
+        bad[entry] = entry.read_bytes()
+    assert synth(tmp_path / "second", str(cache)) == expected
+    assert entries(cache) == written
+    assert all(valid(e) and e.read_bytes() != bad[e] for e in damaged), "each is written again"
+    assert synth(tmp_path / "third", str(cache)) == expected
