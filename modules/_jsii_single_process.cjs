@@ -30,6 +30,10 @@
 //   file of every type, but reads the whole file to parse one line: 35 MB for google and 39 MB
 //   for google-beta, kept in memory for the whole synth. We read the line's byte range instead
 //   (the offsets come from the same index), so the JSON parsed is the same bytes.
+// - To find a type's row in that index, LazyTypes decodes all 27,000 names of google (30,000 of
+//   google-beta) into strings and a Map the first time. A binary search over a table of where
+//   each name starts in the index bytes does instead: a match is the exact name, so the row is
+//   right whatever the order; when the search finds nothing, the kernel's own Map answers.
 // - computeSerializationType asserted its argument with a message built beforehand by
 //   util.inspect, on every call; the message is now built only when the assertion fails.
 "use strict";
@@ -97,6 +101,13 @@ const EAGER_MESSAGE =
 const LAZY_MESSAGE =
   "null!=e||(0,B.default)(!1,`Kernel error: expected type information, got ${(0,K.inspect)(e)}`)";
 
+// LazyTypes.rowOf, jsii 1.142: builds a Map of every name on first use.
+const ROW_BY_MAP = 'Q=function _LazyTypes_rowOf(e){if(null==se(this,G,"f")){';
+const ROW_BY_SEARCH =
+  'Q=function _LazyTypes_rowOf(e){' +
+  'const r=globalThis.__imagingRowOf(this,se(this,g,"f"),se(this,_,"f"),se(this,F,"f"),se(this,K,"f"),e);' +
+  'if(void 0!==r)return r;if(null==se(this,G,"f")){';
+
 const openFiles = new Map();
 
 function readRange(file, start, end) {
@@ -117,9 +128,62 @@ function readRange(file, start, end) {
   return bytes.toString("utf-8");
 }
 
+const nameStarts = new WeakMap();
+
+function lineStarts(index, start, length, count) {
+  // Where each of the COUNT newline-separated names in index[start, start + length) starts,
+  // plus one past the end; null when the bytes do not hold COUNT names.
+  const starts = new Uint32Array(count + 1);
+  const end = start + length;
+  let row = 0;
+  starts[row++] = start;
+  for (let p = start; p < end; p++) {
+    if (index[p] === 10) {
+      if (row >= count) {
+        return null;
+      }
+      starts[row++] = p + 1;
+    }
+  }
+  if (row !== count) {
+    return null;
+  }
+  starts[count] = end + 1;
+  return starts;
+}
+
+function rowOf(types, index, start, length, count, fqn) {
+  // The row whose name is exactly FQN, or undefined (then the kernel looks it up its own way).
+  let starts = nameStarts.get(types);
+  if (starts === undefined) {
+    starts = lineStarts(index, start, length, count);
+    nameStarts.set(types, starts);
+  }
+  if (starts === null) {
+    return undefined;
+  }
+  const key = Buffer.from(fqn, "utf-8");
+  let low = 0;
+  let high = count - 1;
+  while (low <= high) {
+    const mid = (low + high) >>> 1;
+    const order = index.compare(key, 0, key.length, starts[mid], starts[mid + 1] - 1);
+    if (order === 0) {
+      return mid;
+    }
+    if (order < 0) {
+      low = mid + 1;
+    } else {
+      high = mid - 1;
+    }
+  }
+  return undefined;
+}
+
 const KERNEL_PATCHES = [
   { from: DIGEST, to: MEMO_DIGEST, install: () => (globalThis.__imagingDigestMemo = digestMemo) },
   { from: DEFS_WHOLE, to: DEFS_RANGE, install: () => (globalThis.__imagingReadRange = readRange) },
+  { from: ROW_BY_MAP, to: ROW_BY_SEARCH, install: () => (globalThis.__imagingRowOf = rowOf) },
   { from: EAGER_MESSAGE, to: LAZY_MESSAGE, install: () => {} },
 ];
 
