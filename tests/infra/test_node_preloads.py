@@ -16,6 +16,7 @@ from modules._provider import NODE_SINGLE_PROCESS, PROJECT_NODE
 from tests.infra.synthesized import run_synth
 
 KERNEL = Path(jsii.__file__).parent / "_embedded" / "jsii" / "lib__program.js"
+USED = "provider-submodules.json"  # written by _lazy_provider_index.cjs
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -36,6 +37,12 @@ def synth(out: Path, cache: str) -> dict[str, bytes]:
 
 def entries(cache: Path) -> list[Path]:
     return sorted(cache.glob("*.bin"))
+
+
+def submodules_used(cache: Path) -> dict[str, list[str]]:
+    """The submodules noted as used, by package name (without the version)."""
+    noted = json.loads((cache / USED).read_text())
+    return {key.rsplit("@", 1)[0]: names for key, names in noted.items()}
 
 
 def valid(entry: Path) -> bool:
@@ -70,11 +77,38 @@ def test_code_cache_never_changes_the_synthesized_output(tmp_path: Path) -> None
     assert len(written) > 50, "the first synth fills the cache"
     assert all(valid(e) for e in written)
     mtimes = {e: e.stat().st_mtime_ns for e in written}
+    used = submodules_used(cache)
+    assert "storageBucket" in used["@cdktn/provider-google"], "the submodules are noted"
+    noted = (cache / USED).stat().st_mtime_ns
     warm = synth(tmp_path / "warm", str(cache))
     assert {e: e.stat().st_mtime_ns for e in entries(cache)} == mtimes, "a warm synth reads only"
+    assert (cache / USED).stat().st_mtime_ns == noted, "and uses the same submodules"
     assert any(name.endswith("cdk.tf.json") for name in without)
     assert cold == without
     assert warm == without
+
+
+def test_submodules_required_early_change_nothing(tmp_path: Path) -> None:
+    cache = tmp_path / "code-cache"
+    expected = synth(tmp_path / "first", str(cache))
+    used = submodules_used(cache)
+    key = next(
+        k for k in json.loads((cache / USED).read_text()) if k.startswith("@cdktn/provider-google@")
+    )
+    # Noted besides the used ones: one the stacks do not use and one that does not exist. The
+    # output is the same, and the next note holds only what the synth used; so after files
+    # that are not notes at all.
+    extra = {
+        key: [*used["@cdktn/provider-google"], "accessContextManagerAccessLevel", "noSuchThing"]
+    }
+    (cache / USED).write_text(json.dumps(extra))
+    assert synth(tmp_path / "second", str(cache)) == expected
+    assert submodules_used(cache) == used
+    for junk in ("not json", "[1, 2]", json.dumps({key: "storageBucket"}), ""):
+        (cache / USED).write_text(junk)
+        assert synth(tmp_path / "junk", str(cache)) == expected
+        shutil.rmtree(tmp_path / "junk")
+    assert submodules_used(cache) == used
 
 
 def test_corrupt_or_foreign_cache_entries_are_ignored_and_rewritten(tmp_path: Path) -> None:
