@@ -30,6 +30,9 @@ if __name__ == "__main__":
     if FAST and os.environ.get("IMAGING_JSII_PRELOAD") != "0":
         preload = _jsii_preload.start()
     try:
+        # The configuration's imports (pydantic, the settings schema, YAML) need no Node: first,
+        # while Node starts and loads constructs and cdktn, which the stacks' imports wait for.
+        import stacks.config  # noqa: F401
         from stacks.app import main
 
         code = main()
