@@ -23,6 +23,19 @@
 // digestFile goes through a memo keyed by the tarball's path, size, mtime and inode (a
 // reinstalled wheel changes them, and the kernel re-verifies the digest whenever it extracts);
 // the memo is a small JSON file next to the other caches (IMAGING_JSII_DIGESTS to move it).
+//
+// Third, two costs of the kernel's own code (each rewrite applies only where the text is exactly
+// the expected one, so another jsii version just runs unchanged):
+// - Its runtime index (LazyTypes) reads the type definition of a provider class from a JSONL
+//   file of every type, but reads the whole file to parse one line: 35 MB for google and 39 MB
+//   for google-beta, kept in memory for the whole synth. We read the line's byte range instead
+//   (the offsets come from the same index), so the JSON parsed is the same bytes.
+// - To find a type's row in that index, LazyTypes decodes all 27,000 names of google (30,000 of
+//   google-beta) into strings and a Map the first time. A binary search over a table of where
+//   each name starts in the index bytes does instead: a match is the exact name, so the row is
+//   right whatever the order; when the search finds nothing, the kernel's own Map answers.
+// - computeSerializationType asserted its argument with a message built beforehand by
+//   util.inspect, on every call; the message is now built only when the assertion fails.
 "use strict";
 const Module = require("node:module");
 const fs = require("node:fs");
@@ -75,6 +88,105 @@ function digestMemo(file, extra, compute) {
   return digest;
 }
 
+// LazyTypes.get, jsii 1.142: reads the whole defs file (once, then keeps it) to slice one line.
+const DEFS_WHOLE =
+  'const _=re(this,Z,null!==(p=se(this,Z,"f"))&&void 0!==p?p:(0,ae.readFileSync)(se(this,V,"f")),"f"),' +
+  'F=se(this,g,"f").readUInt32LE(se(this,B,"f")+4*f),N=se(this,g,"f").readUInt32LE(se(this,B,"f")+4*(f+1)),' +
+  'K=JSON.parse(_.toString("utf-8",F,N));';
+const DEFS_RANGE =
+  'const F=se(this,g,"f").readUInt32LE(se(this,B,"f")+4*f),N=se(this,g,"f").readUInt32LE(se(this,B,"f")+4*(f+1)),' +
+  'K=JSON.parse(globalThis.__imagingReadRange(se(this,V,"f"),F,N));';
+const EAGER_MESSAGE =
+  "(0,B.default)(null!=e,`Kernel error: expected type information, got ${(0,K.inspect)(e)}`)";
+const LAZY_MESSAGE =
+  "null!=e||(0,B.default)(!1,`Kernel error: expected type information, got ${(0,K.inspect)(e)}`)";
+
+// LazyTypes.rowOf, jsii 1.142: builds a Map of every name on first use.
+const ROW_BY_MAP = 'Q=function _LazyTypes_rowOf(e){if(null==se(this,G,"f")){';
+const ROW_BY_SEARCH =
+  'Q=function _LazyTypes_rowOf(e){' +
+  'const r=globalThis.__imagingRowOf(this,se(this,g,"f"),se(this,_,"f"),se(this,F,"f"),se(this,K,"f"),e);' +
+  'if(void 0!==r)return r;if(null==se(this,G,"f")){';
+
+const openFiles = new Map();
+
+function readRange(file, start, end) {
+  // Bytes [start, end) of FILE as UTF-8 text; the descriptor stays open for the next type.
+  let fd = openFiles.get(file);
+  if (fd === undefined) {
+    fd = fs.openSync(file, "r");
+    openFiles.set(file, fd);
+  }
+  const bytes = Buffer.allocUnsafe(end - start);
+  for (let done = 0; done < bytes.length; ) {
+    const n = fs.readSync(fd, bytes, done, bytes.length - done, start + done);
+    if (n === 0) {
+      throw new Error(`${file}: ends at byte ${start + done}, expected ${end}`);
+    }
+    done += n;
+  }
+  return bytes.toString("utf-8");
+}
+
+const nameStarts = new WeakMap();
+
+function lineStarts(index, start, length, count) {
+  // Where each of the COUNT newline-separated names in index[start, start + length) starts,
+  // plus one past the end; null when the bytes do not hold COUNT names.
+  const starts = new Uint32Array(count + 1);
+  const end = start + length;
+  let row = 0;
+  starts[row++] = start;
+  for (let p = start; p < end; p++) {
+    if (index[p] === 10) {
+      if (row >= count) {
+        return null;
+      }
+      starts[row++] = p + 1;
+    }
+  }
+  if (row !== count) {
+    return null;
+  }
+  starts[count] = end + 1;
+  return starts;
+}
+
+function rowOf(types, index, start, length, count, fqn) {
+  // The row whose name is exactly FQN, or undefined (then the kernel looks it up its own way).
+  let starts = nameStarts.get(types);
+  if (starts === undefined) {
+    starts = lineStarts(index, start, length, count);
+    nameStarts.set(types, starts);
+  }
+  if (starts === null) {
+    return undefined;
+  }
+  const key = Buffer.from(fqn, "utf-8");
+  let low = 0;
+  let high = count - 1;
+  while (low <= high) {
+    const mid = (low + high) >>> 1;
+    const order = index.compare(key, 0, key.length, starts[mid], starts[mid + 1] - 1);
+    if (order === 0) {
+      return mid;
+    }
+    if (order < 0) {
+      low = mid + 1;
+    } else {
+      high = mid - 1;
+    }
+  }
+  return undefined;
+}
+
+const KERNEL_PATCHES = [
+  { from: DIGEST, to: MEMO_DIGEST, install: () => (globalThis.__imagingDigestMemo = digestMemo) },
+  { from: DEFS_WHOLE, to: DEFS_RANGE, install: () => (globalThis.__imagingReadRange = readRange) },
+  { from: ROW_BY_MAP, to: ROW_BY_SEARCH, install: () => (globalThis.__imagingRowOf = rowOf) },
+  { from: EAGER_MESSAGE, to: LAZY_MESSAGE, install: () => {} },
+];
+
 const RUNTIME = /[\\/]bin[\\/]jsii-runtime\.js$/;
 const CHANNEL = "readFD:3,writeFD:3";
 const HOST_PIPES = "readFD:0,writeFD:1";
@@ -93,9 +205,12 @@ function kernelSource(runtime) {
     return undefined;
   }
   text = text.replace(CHANNEL, HOST_PIPES);
-  if (text.split(DIGEST).length === 2) {
-    globalThis.__imagingDigestMemo = digestMemo;
-    text = text.replace(DIGEST, MEMO_DIGEST);
+  for (const patch of KERNEL_PATCHES) {
+    const parts = text.split(patch.from);
+    if (parts.length === 2) {
+      patch.install();
+      text = parts.join(patch.to);
+    }
   }
   return { program, text };
 }
@@ -134,3 +249,6 @@ Module.prototype._compile = function jsiiSingleProcess(content, filename) {
   }
   return compile.call(this, content, filename);
 };
+
+// For tests/infra/test_node_preloads.py: every rewrite must still match the jsii kernel installed.
+module.exports = { CHANNEL, KERNEL_PATCHES };

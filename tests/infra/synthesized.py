@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,12 @@ def run_synth(
     naive: bool = False,
     env_dir: Path | None = None,
     environments: tuple[str, ...] = (),
+    extra_env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Runs `python main.py` in a fresh process, as `cdktn synth` does."""
     env = {**os.environ, "CDKTF_OUTDIR": str(outdir)}
     env.pop("ENVIRONMENTS", None)
+    env.update(extra_env or {})
     if naive:
         env["IMAGING_SYNTH_NAIVE"] = "1"
     if env_dir is not None:

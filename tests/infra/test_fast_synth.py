@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from modules import _jsii_preload
 from stacks.app import selected_environments
 from tests.infra.conftest import ENVIRONMENTS, run_synth
 
@@ -29,6 +32,32 @@ def test_synth_output_is_byte_identical_with_and_without_the_fast_path(
     assert any(name.endswith("cdk.tf.json") for name in fast)
     different = [name for name in fast if fast[name] != naive[name]]
     assert different == []
+
+
+def test_output_is_the_same_without_loading_the_assemblies_early(
+    synth_dir: Path, tmp_path: Path
+) -> None:
+    result = run_synth(tmp_path / "out", extra_env={"IMAGING_JSII_PRELOAD": "0"})
+    assert result.returncode == 0, result.stderr
+    assert tree(tmp_path / "out") == tree(synth_dir)
+
+
+@pytest.mark.parametrize("package", _jsii_preload.PACKAGES)
+def test_early_loads_are_those_the_bindings_send(package: str) -> None:
+    # modules/_jsii_preload.py reads each binding's JSIIAssembly.load call with a pattern;
+    # here the same call is read with Python's parser.
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.submodule_search_locations
+    init = Path(next(iter(spec.submodule_search_locations))) / "_jsii" / "__init__.py"
+    call = next(
+        node
+        for node in ast.walk(ast.parse(init.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "load"
+    )
+    name, version, filename = (ast.literal_eval(call.args[i]) for i in (0, 1, 3))
+    assert _jsii_preload.assembly(package) == (name, version, str(init.parent / str(filename)))
 
 
 def test_fast_path_does_not_import_the_provider_root() -> None:
