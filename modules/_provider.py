@@ -35,7 +35,8 @@ NODE_SINGLE_PROCESS = Path(__file__).resolve().with_name("_jsii_single_process.c
 NODE_CODE_CACHE = Path(__file__).resolve().with_name("_node_code_cache.cjs")
 # scripts/bootstrap.sh installs Node 22 here when the machine's own is too old for jsii.
 PROJECT_NODE = Path(__file__).resolve().parents[1] / ".tools" / "node" / "bin" / "node"
-# Where the code cache lives unless IMAGING_NODE_CODE_CACHE says otherwise (empty: no cache).
+# Where the code cache and the notes of the provider submodules used live, unless
+# IMAGING_NODE_CODE_CACHE says otherwise (empty: neither).
 CODE_CACHE_DIR = Path(__file__).resolve().parents[1] / ".tools" / "node-code-cache"
 
 
@@ -77,7 +78,7 @@ def install_lazy_provider() -> bool:
         # only to print it if that token later fails to resolve: about a tenth of the fast
         # synth's Node time. Set CDKTN_DISABLE_CREATION_STACK=0 to get them back when debugging.
         os.environ.setdefault("CDKTN_DISABLE_CREATION_STACK", "1")
-        # The code cache only changes how fast the same JavaScript compiles (see the .cjs).
+        # Both only change how soon the same JavaScript is compiled and run (see the .cjs).
         os.environ.setdefault("IMAGING_NODE_CODE_CACHE", str(CODE_CACHE_DIR))
         options = os.environ.get("NODE_OPTIONS", "")
         # --preserve-symlinks is what jsii's relay starts its kernel with (see the .cjs). The

@@ -60,6 +60,49 @@ def test_early_loads_are_those_the_bindings_send(package: str) -> None:
     assert _jsii_preload.assembly(package) == (name, version, str(init.parent / str(filename)))
 
 
+def test_shared_forward_refs_resolve_to_the_same_type_hints() -> None:
+    # modules/_jsii_type_hints.py: every type-checking stub of the provider modules the stacks
+    # use most (and of the largest, compute_url_map) resolves to the same hints with the shared
+    # ForwardRefs as with its own string annotations. In a fresh interpreter: it changes jsii.
+    import sys
+
+    code = """
+import sys, typing
+sys.path.insert(0, "handlers")
+from modules import _jsii_type_hints
+assert _jsii_type_hints.install()
+from jsii import _type_checking
+import importlib
+names = ["cloudfunctions2_function", "compute_url_map", "storage_bucket", "pubsub_subscription",
+         "monitoring_alert_policy", "provider"]
+modules = [importlib.import_module("cdktn_provider_google." + name) for name in names]
+stubs = [
+    value
+    for module in modules
+    for key, value in vars(getattr(module, "_private", module)).items()  # see publication
+    if key.startswith("_typecheckingstub__")
+]
+assert len(stubs) > 500, len(stubs)
+expected = [typing.get_type_hints(stub) for stub in stubs]
+shared = [_type_checking.cached_type_hints(stub) for stub in stubs]
+assert all(isinstance(v, typing.ForwardRef) for s in stubs for v in s.__annotations__.values())
+assert shared == expected
+assert [repr(h) for h in shared] == [repr(h) for h in expected]
+print(len(stubs))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "IMAGING_SYNTH_NAIVE"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
 def test_fast_path_does_not_import_the_provider_root() -> None:
     # In a fresh interpreter: the stack must build without running the package root's
     # 1,470 imports; only the submodules it uses may be loaded.
