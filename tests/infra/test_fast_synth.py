@@ -6,6 +6,7 @@ import ast
 import importlib.util
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,7 +65,6 @@ def test_shared_forward_refs_resolve_to_the_same_type_hints() -> None:
     # modules/_jsii_type_hints.py: every type-checking stub of the provider modules the stacks
     # use most (and of the largest, compute_url_map) resolves to the same hints with the shared
     # ForwardRefs as with its own string annotations. In a fresh interpreter: it changes jsii.
-    import sys
 
     code = """
 import sys, typing
@@ -90,23 +90,13 @@ assert shared == expected
 assert [repr(h) for h in shared] == [repr(h) for h in expected]
 print(len(stubs))
 """
-    env = {k: v for k, v in os.environ.items() if k != "IMAGING_SYNTH_NAIVE"}
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=Path(__file__).resolve().parents[2],
-        env=env,
-        timeout=300,
-    )
+    out = _run_on_the_fast_path(code, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
 
 
 def test_fast_path_does_not_import_the_provider_root() -> None:
     # In a fresh interpreter: the stack must build without running the package root's
     # 1,470 imports; only the submodules it uses may be loaded.
-    import sys
 
     code = (
         "import sys; sys.path.insert(0, 'handlers');"
@@ -114,15 +104,8 @@ def test_fast_path_does_not_import_the_provider_root() -> None:
         "loaded = [m for m in sys.modules if m.startswith('cdktn_provider_google.')];"
         "print(len(loaded))"
     )
-    env = {k: v for k, v in os.environ.items() if k != "IMAGING_SYNTH_NAIVE"}
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[2],
-        env=env,
-    )
+    out = _run_on_the_fast_path(code)
+    assert out.returncode == 0, out.stderr[-3000:]
     loaded = int(out.stdout.strip())
     assert 0 < loaded < 100, f"{loaded} provider submodules imported"
 
@@ -159,3 +142,19 @@ def test_cdktn_cli_synth_writes_the_same_stacks(synth_dir: Path, tmp_path: Path)
     names = ", ".join(sorted(ENVIRONMENTS))
     assert f"Generated Terraform code for the stacks: {names}" in result.stdout
     assert tree(tmp_path / "out") == tree(synth_dir)
+
+
+def _run_on_the_fast_path(
+    code: str, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter at the repository root, with the fast path on."""
+    env = {k: v for k, v in os.environ.items() if k != "IMAGING_SYNTH_NAIVE"}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        timeout=timeout,
+    )
