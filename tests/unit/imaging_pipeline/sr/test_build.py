@@ -13,6 +13,8 @@ import pydicom
 import pytest
 from imaging_pipeline.analysis.base import Finding
 from imaging_pipeline.fhir.mapping import AnalyzerIdentity
+from imaging_pipeline.rules import Assessment, Match, highest
+from imaging_pipeline.settings import Rule
 from imaging_pipeline.sr import build, codes
 from imaging_pipeline.sr.build import (
     COPIED_ATTRIBUTES,
@@ -276,3 +278,68 @@ def test_patient_and_study_attributes_are_copied_as_highdicom_copies_them(
         hd.SOPClass.copy_patient_and_study_information,
     )
     assert written() == ours
+
+
+@pytest.mark.parametrize(
+    ("sop_class", "frames"),
+    [
+        ("1.2.840.10008.5.1.4.1.1.2", 1),  # CT Image
+        ("1.2.840.10008.5.1.4.1.1.7.3", 3),  # Multi-frame Grayscale Word SC
+        ("1.2.840.10008.5.1.4.1.1.77.1.6", 4),  # VL Whole Slide Microscopy: VOLUME origin
+    ],
+)
+def test_groups_equal_what_highdicom_builds(sop_class: str, frames: int) -> None:
+    """Each Measurement Group is a copy of one highdicom built with placeholders, with the
+    finding's values put in: byte for byte what highdicom builds from the finding itself, for
+    every kind, quality, priority, number of rules, score and box (random, seeded)."""
+    rng = np.random.default_rng(1410)
+    descriptions = [*codes.IMAGE_QUALITY_VALUE, "PORTABLE", "", "x" * 1500]
+    source = _source()
+    source.SOPClassUID = sop_class
+    image = SourceImage(int(rng.integers(1, 5000)), int(rng.integers(1, 5000)), frames, frames - 1)
+    evidence = build._evidence(source)
+    for index in range(60):
+        x0, y0, x1, y1 = (float(v) for v in rng.uniform(-0.2, 1.2, 4))
+        box = None if index % 3 == 0 else (x0, y0, x1, y1)
+        finding = Finding(
+            rng.choice(list(codes.FINDING_TYPE)).item(),
+            str(rng.choice(descriptions)),
+            float(rng.choice([0.0, 1.0, rng.random(), rng.random() / 1e7])),
+            box=box,
+        )
+        priorities = rng.choice(list(codes.PRIORITY_VALUE), int(rng.integers(0, 4)))
+        matches = tuple(
+            Match(
+                Rule(
+                    name=f"rule-{rng.integers(0, 9)}",
+                    finding=finding.kind,
+                    terms=("x",) if finding.kind in ("label", "object", "text") else (),
+                    priority=p,
+                ),
+                finding,
+            )
+            for p in priorities.tolist()
+        )
+        assessment = Assessment(highest(m.rule.priority for m in matches), matches)
+        expected = build._highdicom_group(
+            index=index,
+            kind=finding.kind,
+            description=finding.description,
+            score=round(finding.score, 6),
+            box=finding.box or build.WHOLE_IMAGE,
+            priority=assessment.priority,
+            rules=sorted({m.rule.name for m in matches}),
+            algorithm=hd.sr.AlgorithmIdentification(name=ANALYZER.name, version=ANALYZER.version),
+            sr_uid="2.25.77",
+            source=evidence,
+            image=image,
+        )
+        group = build._group(index, finding, assessment, ANALYZER, "2.25.77", evidence, image)
+        assert _encoded(group) == _encoded(expected), (index, finding, matches)
+
+
+def _encoded(item: Dataset) -> bytes:
+    buffer = pydicom.filebase.DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, False
+    pydicom.filewriter.write_dataset(buffer, item)
+    return buffer.getvalue()
