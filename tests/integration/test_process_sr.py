@@ -356,3 +356,24 @@ def test_a_store_that_rejects_the_sr_still_gets_fhir_and_transient_failures_retr
     assert handle_event_data(processor, {"message": message}).status == "processed"
     ids = sr_identity(flaky.StudyInstanceUID, flaky.SOPInstanceUID, identity)
     assert series_instances(orthanc, ids.study_uid, ids.series_uid) == [ids.instance_uid]
+
+
+def test_an_image_of_a_sop_class_highdicom_does_not_know_gets_fhir_without_an_sr(
+    env: dict[str, str], orthanc: OrthancServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A vendor's private image class renders and is analyzed, but highdicom cannot reference it
+    in an SR (its IOD tables raise KeyError): the SR is skipped, the FHIR results still go out."""
+    processor = Processor(load_config(env))
+    private = projection("DX", size=256, seed=17)
+    private.SOPClassUID = "1.2.826.0.1.3680043.9.9999.1"
+    private.file_meta.MediaStorageSOPClassUID = private.SOPClassUID
+    upload(orthanc.url, private)
+    with caplog.at_level("WARNING", logger="imaging_pipeline.process"):
+        outcome = handle_event_data(processor, {"message": pubsub_message(instance_path(private))})
+    assert outcome.status == "processed" and outcome.report
+    skipped = [
+        r.fields
+        for r in caplog.records
+        if getattr(r, "fields", {}).get("event") == "structured_report_not_stored"
+    ]
+    assert skipped and skipped[0]["detail"] == "KeyError", skipped
