@@ -372,7 +372,7 @@ def test_an_image_of_a_sop_class_highdicom_does_not_know_gets_fhir_without_an_sr
         outcome = handle_event_data(processor, {"message": pubsub_message(instance_path(private))})
     assert outcome.status == "processed" and outcome.report
     skipped = [
-        r.fields
+        getattr(r, "fields", {})
         for r in caplog.records
         if getattr(r, "fields", {}).get("event") == "structured_report_not_stored"
     ]

@@ -62,7 +62,20 @@ def environment_read_once(session: requests.Session, url: str) -> requests.Sessi
     if session.auth is None:
         session.auth = get_netrc_auth(url)
     session.trust_env = False
+    _read_bodies_whole(session)
     return session
+
+
+def _read_bodies_whole(session: requests.Session) -> None:
+    """Mount `WholeBodyAdapter` where the session has requests' plain adapter (a custom one,
+    such as google-auth's mutual-TLS adapter, is kept)."""
+    from requests.adapters import HTTPAdapter
+
+    from imaging_pipeline.adapters.whole_body import WholeBodyAdapter
+
+    for prefix, adapter in list(session.adapters.items()):
+        if type(adapter) is HTTPAdapter:
+            session.mount(prefix, WholeBodyAdapter.like(adapter))
 
 
 class PerThreadSession:
