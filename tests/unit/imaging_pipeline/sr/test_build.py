@@ -27,7 +27,7 @@ from imaging_pipeline.sr.build import (
 from imaging_pipeline.sr.read import read_report
 from pydicom.dataset import Dataset
 
-from tests.support.render_fixtures import synthetic
+from tests.support.render_fixtures import PYDICOM_TEST_FILES, synthetic
 from tests.support.sr import ANALYZER, EVERY_KIND, assessment_of
 
 EXTRA_PHI = {
@@ -343,3 +343,54 @@ def _encoded(item: Dataset) -> bytes:
     buffer.is_little_endian, buffer.is_implicit_VR = True, False
     pydicom.filewriter.write_dataset(buffer, item)
     return buffer.getvalue()
+
+
+def _corpus() -> list[tuple[str, Dataset]]:
+    """Every file pydicom ships that reads, headers only, and synthetic studies with odd values."""
+    found: list[tuple[str, Dataset]] = []
+    for path in sorted(PYDICOM_TEST_FILES.rglob("*")):
+        if not path.is_file():
+            continue
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:  # noqa: S112 - not DICOM (or not readable): not a source
+            continue
+        if "StudyInstanceUID" in ds and "SOPInstanceUID" in ds and "SOPClassUID" in ds:
+            found.append((path.name, ds))
+    for name, sex, birth, person in [
+        ("unusual-values", "O", "", "Müller^Jürgen"),
+        ("invalid-sex", "X", "19610203", "Zzyzx"),  # highdicom refuses the sex, both ways
+        ("invalid-date", "F", "20250231", "Zzyzx^Q"),  # highdicom refuses the date, both ways
+    ]:
+        odd = _source()
+        odd.SpecificCharacterSet = "ISO_IR 192"
+        odd.PatientSex, odd.PatientBirthDate, odd.PatientName = sex, birth, person
+        odd.IssuerOfPatientID, odd.StudyTime = "HOSP", "101010.5"
+        found.append((name, odd))
+    return found
+
+
+@pytest.mark.filterwarnings("ignore:The string .* is unlikely to represent:UserWarning")
+def test_srs_equal_what_highdicom_builds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SR is a copy of one highdicom's constructor built once per analyzer and SOP Class,
+    with this source's values put in: byte for byte what the constructor builds for the source
+    itself (or the same error), on every file pydicom ships and on odd synthetic values."""
+    findings = EVERY_KIND[:2]
+    assessment = assessment_of(findings)
+
+    def written(source: Dataset) -> bytes | str:
+        try:
+            sr = build_sr(source, SourceImage(40, 60), findings, assessment, ANALYZER)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            return type(exc).__name__
+        return _bytes(_same_time(sr))
+
+    corpus = _corpus()
+    assert len(corpus) > 80
+    copied = [written(ds) for _, ds in corpus]
+    monkeypatch.setattr(build, "_references_itself", lambda evidence: False)
+    constructed = [written(ds) for _, ds in corpus]
+    for (name, _), ours, theirs in zip(corpus, copied, constructed, strict=True):
+        assert ours == theirs, name
+    assert sum(isinstance(w, bytes) for w in copied) > 60
+    assert {"ValueError"} <= {w for w in copied if isinstance(w, str)}

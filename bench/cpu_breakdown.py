@@ -1,0 +1,114 @@
+"""Where a warm event's CPU goes: bench.e2e's events through the processor in this process.
+
+    .venv/bin/python -m bench.cpu_breakdown [--events N]
+
+The same local servers, latency and instance mix as bench.e2e (Vision analyzer), the processor
+called directly (no functions-framework: its share is about 1 ms a request), one event at a
+time after 8 warm-up events. The steps of `Processor.handle` that cost CPU are wrapped with
+`time.thread_time`, so each row is the CPU of this thread inside that step, waiting excluded;
+rows nest (a step's row includes the steps it calls), "HTTP" is every request through
+requests, wherever it is made. A guide for where to cut next, not a goal: the goal is
+bench.e2e's CPU per warm event, which also counts the framework and the process's other threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+# (module, attribute path, label): patched where callers look them up at call time.
+STEPS = (
+    ("imaging_pipeline.process", "Processor.handle", "Processor.handle (the whole event)"),
+    ("imaging_pipeline.adapters.dicomweb", "retrieve_instance", "  retrieve (WADO-RS, parse)"),
+    ("imaging_pipeline.process", "analyze_dataset", "  analyze_dataset"),
+    ("imaging_pipeline.render", "render_dataset", "    render"),
+    ("imaging_pipeline.adapters.vision", "VisionAnalyzer.analyze", "    Vision client"),
+    ("imaging_pipeline.adapters.fhir_client", "FhirClient.search_by_identifier", "  FHIR search"),
+    ("imaging_pipeline.process", "Processor._store_sr", "  SR"),
+    ("imaging_pipeline.sr.build", "build_sr", "    build (highdicom)"),
+    ("imaging_pipeline.sr.build", "_group", "      one finding's group"),
+    ("imaging_pipeline.sr.build", "_Comprehensive3DSR.__init__", "      the SR's constructor"),
+    ("imaging_pipeline.adapters.sr_store", "part10_bytes", "    encode (Part 10)"),
+    ("imaging_pipeline.adapters.sr_store", "stow_instance", "    STOW-RS"),
+    ("imaging_pipeline.process", "build_transaction", "  FHIR Bundle"),
+    ("imaging_pipeline.process", "validate_bundle", "  FHIR validation"),
+    ("imaging_pipeline.adapters.fhir_client", "FhirClient.transaction", "  FHIR transaction"),
+    ("requests.sessions", "Session.request", "HTTP (requests, all calls)"),
+)
+
+
+@contextmanager
+def thread_cpu_of(steps: tuple[tuple[str, str, str], ...]) -> Iterator[dict[str, list[float]]]:
+    """Patch each step to add its thread CPU seconds and calls to the yielded totals."""
+    totals: dict[str, list[float]] = {label: [0.0, 0] for _, _, label in steps}
+    patched: list[tuple[Any, str, Any]] = []
+    for module_name, path, label in steps:
+        owner: Any = importlib.import_module(module_name)
+        *parents, name = path.split(".")
+        for parent in parents:
+            owner = getattr(owner, parent)
+        original = getattr(owner, name)
+        setattr(owner, name, _timed(original, totals[label]))
+        patched.append((owner, name, original))
+    try:
+        yield totals
+    finally:
+        for owner, name, original in reversed(patched):
+            setattr(owner, name, original)
+
+
+def _timed(function: Callable[..., Any], total: list[float]) -> Callable[..., Any]:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            total[0] += time.thread_time() - started
+            total[1] += 1
+
+    return timed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=48, help="events measured (default 48)")
+    args = parser.parse_args(argv)
+
+    from imaging_pipeline.process import Processor, handle_event_data
+    from imaging_pipeline.runtime_env import load_config
+
+    from bench.e2e import make_instances, start_servers
+    from tests.support.process import instance_path, pubsub_message, upload
+
+    with ExitStack() as stack:
+        servers = start_servers(stack)
+        processor = Processor(load_config(servers.env))
+
+        def messages(n: int) -> list[dict[str, Any]]:
+            out = []
+            for ds in make_instances(n):
+                upload(servers.orthanc_url, ds)
+                out.append(pubsub_message(instance_path(ds)))
+            return out
+
+        warm, measured = messages(8), messages(args.events)
+        for message in warm:
+            handle_event_data(processor, {"message": message})
+        with thread_cpu_of(STEPS) as totals:
+            for message in measured:
+                outcome = handle_event_data(processor, {"message": message})
+                assert outcome.status == "processed", outcome
+    print(f"thread CPU per event, mean of {args.events} events (rows nest):")
+    print(f"{'step':42} {'ms/event':>9} {'calls/event':>12}")
+    for label, (seconds, calls) in totals.items():
+        print(f"{label:42} {seconds * 1000 / args.events:9.2f} {calls / args.events:12.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
