@@ -32,7 +32,7 @@ STEPS = (
     ("imaging_pipeline.process", "Processor._store_sr", "  SR"),
     ("imaging_pipeline.sr.build", "build_sr", "    build (highdicom)"),
     ("imaging_pipeline.sr.build", "_group", "      one finding's group"),
-    ("imaging_pipeline.sr.build", "_Comprehensive3DSR.__init__", "      the SR's constructor"),
+    ("imaging_pipeline.sr.build", "_fill_sr", "      the SR's header"),
     ("imaging_pipeline.adapters.sr_store", "part10_bytes", "    encode (Part 10)"),
     ("imaging_pipeline.adapters.sr_store", "stow_instance", "    STOW-RS"),
     ("imaging_pipeline.process", "build_transaction", "  FHIR Bundle"),
