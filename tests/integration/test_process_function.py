@@ -393,14 +393,20 @@ def test_no_phi_in_any_log_line(
 ) -> None:
     """Runs last in this module: every line the function ever wrote is scanned."""
     # Extra cases aimed at leaks: the name burned into the pixels (OCR reads it), a failure
-    # whose exception path runs with the dataset loaded, and a skip after the fetch.
+    # whose exception path runs with the dataset loaded, a skip after the fetch, and a name of
+    # one component, which highdicom's person-name check quotes in a warning while the SR is
+    # built.
+    single_name = projection("DX", seed=13)
+    single_name.PatientName = "Zzyzx"
     for ds in (
         projection("DX", text="ZZYZX QUINTESSA PHI-7734921", seed=11),
         _corrupt_ct(),
         sample("test-SR.dcm"),
+        single_name,
     ):
         assert function.push(stored(ds)).status_code == 200
     lines = function.log_lines()
     assert len(lines) > 20
     leaks = [line for line in lines for s in PHI_STRINGS if s.lower() in line.lower()]
     assert leaks == []
+    assert any("unlikely to represent the intended person name" in line for line in lines)
