@@ -136,7 +136,9 @@ def publish_notifications(
 ) -> PublishSummary:
     """Publishes one message per instance (batched by the client) and waits for all of them.
 
-    The default publisher honours PUBSUB_EMULATOR_HOST. No future is kept per message.
+    The default publisher honours PUBSUB_EMULATOR_HOST. No future is kept per message. The
+    publisher is stopped when done, a given one too (stopping flushes its batches): pass a new
+    one to every call.
     """
     publisher = publisher if publisher is not None else publisher_client()
     summary = PublishSummary()
