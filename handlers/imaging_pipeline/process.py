@@ -290,10 +290,10 @@ class Processor:
                 predecessors=predecessors,
             )
             store_sr(self._stow_sessions.get(), self.config.dicomweb_url, sr)
-        except (PermanentError, ValueError, TypeError, AttributeError, KeyError) as exc:
-            # A source highdicom cannot turn into an SR (KeyError: a SOP Class its IOD tables
-            # lack, such as a vendor's private image class), or a store that refuses it: the SR
-            # is lost, but the FHIR results and a critical finding's alert must still go out.
+        except (PermanentError, ValueError, TypeError, AttributeError) as exc:
+            # A source highdicom cannot turn into an SR (such as a vendor's private image class,
+            # not in its IOD tables), or a store that refuses it: the SR is lost, but the FHIR
+            # results and a critical finding's alert must still go out.
             # Transient STOW failures are raised (retry); these would fail on every retry.
             logs.log_event(
                 logger,

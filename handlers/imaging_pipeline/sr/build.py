@@ -167,7 +167,7 @@ def _group(
 ) -> hd.sr.ContainerContentItem:
     """The finding's Measurement Group: a copy of the group highdicom built once for groups of
     this shape (`_group_snapshot`), with this finding's values put in."""
-    quality = _quality_of(finding)
+    quality = _quality_key(finding.kind, finding.description)
     priority = assessment.priority_of(finding)
     rules = sorted({m.rule.name for m in assessment.matches if m.finding is finding})
     group: hd.sr.ContainerContentItem = _copy(
@@ -186,12 +186,10 @@ def _group(
     return group
 
 
-def _quality_of(finding: Finding) -> str | None:
-    """The key of the finding's Image Quality value, for blank and exposure findings."""
-    if finding.kind in ("blank_image", "exposure") and finding.description in (
-        codes.IMAGE_QUALITY_VALUE
-    ):
-        return finding.description
+def _quality_key(kind: FindingKind, description: str) -> str | None:
+    """The key in `codes.IMAGE_QUALITY_VALUE` of a blank or exposure finding's Image Quality."""
+    if kind in ("blank_image", "exposure") and description in codes.IMAGE_QUALITY_VALUE:
+        return description
     return None
 
 
@@ -209,8 +207,8 @@ def _group_snapshot(
     """A Measurement Group of one shape, built by highdicom with placeholder values and pickled
     (see `_copy`): highdicom takes about 3 ms a group, a copy with its values put in about
     0.7 ms. Every value `_fill_group` replaces is a placeholder here; the shape (which items,
-    which codes) depends only on the key. highdicom looks the source's SOP Class up (a
-    KeyError for one its tables lack, raised again every time: errors are not cached)."""
+    which codes) depends only on the key (`build_sr` has checked that highdicom knows the
+    source's SOP Class, which it looks up here)."""
     frames = 2 if multi_frame else 1
     placeholder = Dataset()
     placeholder.SOPClassUID, placeholder.SOPInstanceUID = sop_class_uid, "2.25.0"
@@ -312,9 +310,11 @@ def _highdicom_group(
         )
     ]
     evaluations = []
-    quality = codes.IMAGE_QUALITY_VALUE.get(description)
-    if kind in ("blank_image", "exposure") and quality is not None:
-        evaluations.append(hd.sr.QualitativeEvaluation(codes.IMAGE_QUALITY, quality))
+    quality = _quality_key(kind, description)
+    if quality is not None:
+        evaluations.append(
+            hd.sr.QualitativeEvaluation(codes.IMAGE_QUALITY, codes.IMAGE_QUALITY_VALUE[quality])
+        )
     evaluations.append(hd.sr.QualitativeEvaluation(codes.PRIORITY, codes.PRIORITY_VALUE[priority]))
     # Every group is a TID 1410 planar ROI: a finding without a box (a label, a blank or
     # badly exposed image) concerns the whole analyzed frame, so its region is that frame.
@@ -405,6 +405,16 @@ class _Comprehensive3DSR(hd.sr.Comprehensive3DSR):
                 self.add(dataset[keyword])
 
 
+def _check_known_sop_class(sop_class_uid: str) -> None:
+    """ValueError for a source SOP Class highdicom's IOD tables lack (a vendor's private image
+    class): highdicom cannot copy from it or reference it in an image region, and says so with a
+    KeyError that would read like a bug of ours."""
+    try:
+        _patient_and_study_keywords(sop_class_uid)
+    except KeyError:
+        raise ValueError(f"SOP Class {sop_class_uid} is not in highdicom's IOD tables") from None
+
+
 @functools.lru_cache(maxsize=64)
 def _patient_and_study_keywords(sop_class_uid: str) -> tuple[str, ...]:
     """The keywords of `_evidence` that highdicom copies for a source of this SOP Class: it
@@ -483,6 +493,7 @@ def build_sr(
 ) -> Dataset:
     """The Comprehensive 3D SR of one analysis; `predecessors` are the SOP Instance UIDs of the
     SRs earlier analyzer versions wrote for the same source (same series, see `uids`)."""
+    _check_known_sop_class(str(source.SOPClassUID))
     evidence = _evidence(source)
     identity = sr_identity(str(source.StudyInstanceUID), str(source.SOPInstanceUID), analyzer)
     parts = _report_parts(analyzer)
@@ -498,7 +509,7 @@ def build_sr(
         root.ContentSequence.append(parts.imaging_measurements)
     root.ContentSequence.append(_report_evaluations(assessment))
     previous = [_previous(identity, uid) for uid in predecessors if uid != identity.instance_uid]
-    if previous or not _references_itself(evidence):
+    if previous or not _has_evidence_uids(evidence):
         sr = _highdicom_sr(evidence, identity, _instance_number(source), analyzer, parts, previous)
     else:
         sr = _copy(_sr_snapshot(analyzer.name, analyzer.version, str(evidence.SOPClassUID)))
@@ -546,7 +557,7 @@ def _highdicom_sr(
     )
 
 
-def _references_itself(evidence: Dataset) -> bool:
+def _has_evidence_uids(evidence: Dataset) -> bool:
     """True when the evidence has the four UIDs `_fill_sr` puts into the evidence sequence."""
     return all(
         evidence.get(k)
@@ -560,14 +571,14 @@ def _sr_snapshot(name: str, version: str, sop_class_uid: str) -> bytes:
     evidence, pickled (see `_copy`): copied and filled in by `_fill_sr` in about a third of the
     constructor's time (0.6 against 1.7 ms). Everything `_fill_sr` does not set depends only
     on the key; an SR with predecessors (rare) is built by the constructor itself."""
+    from imaging_pipeline.fhir.mapping import AnalyzerIdentity
+
     evidence = Dataset()
     for keyword in TYPE_2_ATTRIBUTES:
         setattr(evidence, keyword, None)
     evidence.StudyInstanceUID, evidence.SeriesInstanceUID = "2.25.1", "2.25.2"
     evidence.SOPInstanceUID, evidence.SOPClassUID = "2.25.3", sop_class_uid
     identity = SrIdentity("2.25.1", "2.25.4", "2.25.5")
-    from imaging_pipeline.fhir.mapping import AnalyzerIdentity
-
     analyzer = AnalyzerIdentity(name, version)
     sr = _highdicom_sr(evidence, identity, 1, analyzer, _report_parts(analyzer))
     return pickle.dumps(sr, protocol=pickle.HIGHEST_PROTOCOL)
