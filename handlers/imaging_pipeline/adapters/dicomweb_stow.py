@@ -11,9 +11,7 @@ import secrets
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import requests
-
-from imaging_pipeline.adapters.http import request_with_retries
+from imaging_pipeline.adapters.http import HttpResponse, HttpSession, request_with_retries
 from imaging_pipeline.errors import PermanentError, classify_http_status
 from imaging_pipeline.ingest.validation import CheckedInstance, ObjectRejectedError
 from imaging_pipeline.telemetry import StowOutcome
@@ -60,7 +58,7 @@ class MultipartBody:
                 yield bytes(part[start : start + self.CHUNK])
 
 
-def _failure_reasons(response: requests.Response) -> list[int]:
+def _failure_reasons(response: HttpResponse) -> list[int]:
     try:
         body: Any = response.json()
     except ValueError:
@@ -70,7 +68,7 @@ def _failure_reasons(response: requests.Response) -> list[int]:
 
 
 def stow_instance(
-    session: requests.Session,
+    session: HttpSession[HttpResponse],
     dicomweb_url: str,
     instance: CheckedInstance,
     *,
@@ -104,7 +102,9 @@ def stow_instance(
     raise error
 
 
-def qido_all(session: requests.Session, url: str, params: dict[str, str]) -> list[dict[str, Any]]:
+def qido_all(
+    session: HttpSession[HttpResponse], url: str, params: dict[str, str]
+) -> list[dict[str, Any]]:
     """All pages of one QIDO-RS query (limit/offset paging)."""
     results: list[dict[str, Any]] = []
     while True:
@@ -130,7 +130,7 @@ def qido_all(session: requests.Session, url: str, params: dict[str, str]) -> lis
 
 
 def series_instance_uids(
-    session: requests.Session, dicomweb_url: str, study_uid: str, series_uid: str
+    session: HttpSession[HttpResponse], dicomweb_url: str, study_uid: str, series_uid: str
 ) -> set[str]:
     """SOP Instance UIDs the store has in one series (one QIDO-RS query, paged)."""
     url = f"{dicomweb_url.rstrip('/')}/studies/{study_uid}/series/{series_uid}/instances"
@@ -139,7 +139,7 @@ def series_instance_uids(
 
 
 def instance_exists(
-    session: requests.Session, dicomweb_url: str, instance: CheckedInstance
+    session: HttpSession[HttpResponse], dicomweb_url: str, instance: CheckedInstance
 ) -> bool:
     if not (instance.study_uid and instance.series_uid):
         return False

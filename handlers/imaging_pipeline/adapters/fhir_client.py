@@ -7,17 +7,16 @@ Bundle, `GET {base}/Type?identifier=...`); only authentication differs (see `htt
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from imaging_pipeline.adapters.http import (
+    HttpResponse,
+    HttpSession,
     PerThreadSession,
     raise_for_status,
     request_with_retries,
 )
 from imaging_pipeline.errors import PermanentError, TransientError, classify_http_status
-
-if TYPE_CHECKING:
-    import requests
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 # Conflicts from concurrent writers (409) and lost optimistic-lock races (412) resolve on retry.
@@ -46,7 +45,7 @@ class FhirClient:
         *,
         timeout_s: float = 30.0,
         max_attempts: int = 4,
-        session: requests.Session | None = None,
+        session: HttpSession[HttpResponse] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
@@ -55,11 +54,11 @@ class FhirClient:
         self._sessions = PerThreadSession(self.base_url)
 
     @property
-    def session(self) -> requests.Session:
+    def session(self) -> HttpSession[HttpResponse]:
         """The injected session, else this thread's own (requests run on several threads)."""
         return self._session if self._session is not None else self._sessions.get()
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _send(self, method: str, url: str, **kwargs: Any) -> HttpResponse:
         response = request_with_retries(
             self.session,
             method,

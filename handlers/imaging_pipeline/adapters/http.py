@@ -1,7 +1,9 @@
-"""HTTP sessions and a retry policy shared by the REST adapters (Vision, FHIR).
+"""HTTP sessions and a retry policy shared by the REST adapters (Vision, Vertex AI, FHIR,
+STOW-RS).
 
-In Google Cloud a request goes through a `google.auth` AuthorizedSession with the function's
-default credentials; against a local server (tests, demo) a plain `requests.Session` is used.
+In Google Cloud a request goes through google-auth with the function's default credentials;
+against a local server (tests, demo) without. The processor's per-event calls use a
+`LeanSession` on urllib3 (`hot_session_for`); the rest use requests (`session_for`).
 """
 
 from __future__ import annotations
@@ -9,13 +11,47 @@ from __future__ import annotations
 import random
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from imaging_pipeline.errors import RETRYABLE_STATUS, TransientError, classify_http_status
 
 if TYPE_CHECKING:
     import requests
+
+
+class HttpResponse(Protocol):
+    """What the REST adapters read of a response (`requests.Response`, `LeanResponse`)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def content(self) -> bytes: ...
+    def json(self) -> Any: ...
+
+
+_Response = TypeVar("_Response", bound=HttpResponse, covariant=True)
+_R = TypeVar("_R", bound=HttpResponse)
+
+
+class HttpSession(Protocol[_Response]):
+    """What the REST adapters call on a session (`requests.Session`, `LeanSession`)."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        timeout: Any = ...,
+        params: Any = ...,
+        json: Any = ...,
+        data: Any = ...,
+        headers: Any = ...,
+    ) -> _Response: ...
+
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 MAX_BACKOFF_S = 8.0
@@ -78,6 +114,21 @@ def _read_bodies_whole(session: requests.Session) -> None:
             session.mount(prefix, WholeBodyAdapter.like(adapter))
 
 
+def hot_session_for(
+    url: str, scopes: tuple[str, ...] = (CLOUD_PLATFORM_SCOPE,)
+) -> HttpSession[HttpResponse]:
+    """A `LeanSession` (urllib3, about 0.4 ms less CPU a request) for the processor's
+    per-event calls, or requests' session where its environment applies (see `lean_http`)."""
+    from imaging_pipeline.adapters.lean_http import lean_session_for
+
+    credentials = None
+    if uses_google_auth(url):
+        import google.auth
+
+        credentials, _ = google.auth.default(scopes=list(scopes))
+    return lean_session_for(url, credentials) or session_for(url, scopes)
+
+
 class PerThreadSession:
     """One session per thread: `requests.Session` (and google-auth's token refresh on it) is
     not documented as thread-safe, and an instance serves concurrent requests on threads."""
@@ -86,10 +137,10 @@ class PerThreadSession:
         self.url, self.scopes = url, scopes
         self._local = threading.local()
 
-    def get(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
+    def get(self) -> HttpSession[HttpResponse]:
+        session: HttpSession[HttpResponse] | None = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = session_for(self.url, self.scopes)
+            session = self._local.session = hot_session_for(self.url, self.scopes)
         return session
 
 
@@ -101,7 +152,7 @@ def backoff_seconds(attempt: int, retry_after: str | None = None, base: float = 
 
 
 def request_with_retries(
-    session: requests.Session,
+    session: HttpSession[_R],
     method: str,
     url: str,
     *,
@@ -109,7 +160,7 @@ def request_with_retries(
     max_attempts: int,
     timeout_s: float,
     **kwargs: Any,
-) -> requests.Response:
+) -> _R:
     """Send a request, retrying timeouts, connection errors, 408, 429 and 5xx.
 
     Returns the first non-retryable response (2xx or a 4xx the caller interprets); raises
@@ -134,7 +185,7 @@ def request_with_retries(
     raise TransientError(dependency, f"{last} after {max_attempts} attempts")
 
 
-def raise_for_status(response: requests.Response, dependency: str) -> None:
+def raise_for_status(response: HttpResponse, dependency: str) -> None:
     """Classify a non-2xx response as permanent or transient (see `errors`)."""
     if response.status_code >= 400:
         raise classify_http_status(dependency, response.status_code)

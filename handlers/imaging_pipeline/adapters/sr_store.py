@@ -11,16 +11,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from imaging_pipeline.adapters.dicomweb_stow import StowOutcome, stow_instance
+from imaging_pipeline.adapters.http import HttpResponse, HttpSession
 from imaging_pipeline.errors import PermanentError
 from imaging_pipeline.ingest.validation import CheckedInstance, ObjectRejectedError
 from imaging_pipeline.sr.encode import part10_bytes
 
 if TYPE_CHECKING:
-    import requests
     from pydicom.dataset import Dataset
 
 
-def store_sr(session: requests.Session, dicomweb_url: str, sr: Dataset) -> StowOutcome:
+def store_sr(session: HttpSession[HttpResponse], dicomweb_url: str, sr: Dataset) -> StowOutcome:
     """STOW-RS the SR; raises TransientError (retry) or PermanentError (the store rejects it:
     a bug of ours that retrying cannot fix)."""
     instance = CheckedInstance(
