@@ -6,9 +6,10 @@ The same local servers, latency and instance mix as bench.e2e (Vision analyzer),
 called directly (no functions-framework: its share is about 1 ms a request), one event at a
 time after 8 warm-up events. The steps of `Processor.handle` that cost CPU are wrapped with
 `time.thread_time`, so each row is the CPU of this thread inside that step, waiting excluded;
-rows nest (a step's row includes the steps it calls), "HTTP" is every request through
-requests, wherever it is made. A guide for where to cut next, not a goal: the goal is
-bench.e2e's CPU per warm event, which also counts the framework and the process's other threads.
+rows nest (a step's row includes the steps it calls); the "HTTP" rows are every request through
+`LeanSession` (all the processor's) and through requests (none now), wherever made. A guide for
+where to cut next, not a goal: the goal is bench.e2e's CPU per warm event, which also counts the
+framework and the process's other threads.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ STEPS = (
     ("imaging_pipeline.process", "build_transaction", "  FHIR Bundle"),
     ("imaging_pipeline.process", "validate_bundle", "  FHIR validation"),
     ("imaging_pipeline.adapters.fhir_client", "FhirClient.transaction", "  FHIR transaction"),
-    ("requests.sessions", "Session.request", "HTTP (requests, all calls)"),
+    ("requests.sessions", "Session.request", "HTTP through requests"),
+    ("imaging_pipeline.adapters.lean_http", "LeanSession.request", "HTTP through LeanSession"),
 )
 
 

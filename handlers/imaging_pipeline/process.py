@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from imaging_pipeline import logs
+from imaging_pipeline.adapters.dicomweb import WadoReader
 from imaging_pipeline.adapters.fhir_client import FhirClient
 from imaging_pipeline.adapters.http import PerThreadSession
 from imaging_pipeline.analysis import AnalyzerRouter
@@ -108,7 +108,7 @@ class Processor:
     """Holds the clients for the life of a function instance (connection reuse across events).
 
     One instance serves concurrent requests on threads: what is shared is immutable after
-    construction (config, analyzers) or per thread (HTTP sessions, the DICOMweb client)."""
+    construction (config, analyzers) or per thread (HTTP sessions)."""
 
     def __init__(
         self,
@@ -119,8 +119,8 @@ class Processor:
         fhir: FhirStore | None = None,
     ) -> None:
         self.config = config
-        self._dicomweb = dicomweb
-        self._local = threading.local()
+        # Shared by the request threads: a WadoReader's sessions are per thread.
+        self._dicomweb = dicomweb or WadoReader(config.dicomweb_url)
         # An injected analyzer (tests, tools) serves every modality; else the routes decide.
         self.analyzer = analyzer
         self.router = AnalyzerRouter(
@@ -133,14 +133,7 @@ class Processor:
 
     @property
     def dicomweb(self) -> DicomwebReader:
-        if self._dicomweb is not None:
-            return self._dicomweb
-        client: DicomwebReader | None = getattr(self._local, "dicomweb", None)
-        if client is None:
-            from imaging_pipeline.adapters.dicomweb import make_client
-
-            client = self._local.dicomweb = make_client(self.config.dicomweb_url)
-        return client
+        return self._dicomweb
 
     def _skip_own_sr_series(self, event: InstanceEvent) -> None:
         """Our own SRs, known by their series UID (derived from the study and the analyzer's

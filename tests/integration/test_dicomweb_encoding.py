@@ -1,13 +1,17 @@
 """WADO-RS retrieval asks for the identity transfer encoding: instances are mostly pixel data
-that gzip barely shrinks, and inflating it costs the function more CPU than the bytes saved."""
+that gzip barely shrinks, and inflating it costs the function more CPU than the bytes saved.
+And the processor's own reader (`WadoReader`) reads what dicomweb-client reads."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pydicom
 import pytest
 import requests
-from imaging_pipeline.adapters.dicomweb import make_client, retrieve_instance
+from dicomweb_client import DICOMwebClient
+from imaging_pipeline.adapters.dicomweb import WadoReader, make_client, retrieve_instance
+from imaging_pipeline.errors import PermanentError
 from imaging_pipeline.events import InstanceEvent, parse_event
 
 from imaging_dev.servers.orthanc import OrthancServer
@@ -18,6 +22,7 @@ from tests.support.process import (
     push_envelope,
     upload,
 )
+from tests.support.render_fixtures import bundled
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +33,9 @@ def _event(ds: Any) -> InstanceEvent:
     return parse_event(push_envelope(pubsub_message(instance_path(ds))))
 
 
-def test_orthanc_would_gzip_but_our_client_gets_identity(orthanc: OrthancServer) -> None:
+def test_orthanc_would_gzip_but_our_clients_get_identity(
+    orthanc: OrthancServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ds = projection("DX", size=1024, seed=3)
     upload(orthanc.url, ds)
     url = (
@@ -50,3 +57,62 @@ def test_orthanc_would_gzip_but_our_client_gets_identity(orthanc: OrthancServer)
     retrieved = retrieve_instance(client, _event(ds))
     assert retrieved.SOPInstanceUID == ds.SOPInstanceUID
     assert retrieved.pixel_array.shape == (1024, 1024)
+
+    # The processor's reader, seen on the wire (urllib3, below its session).
+    import urllib3
+
+    sent: list[dict[str, str]] = []
+    urlopen = urllib3.PoolManager.urlopen
+
+    def recorded(self: urllib3.PoolManager, method: str, url: str, **kwargs: Any) -> Any:
+        sent.append(dict(kwargs["headers"]))
+        response = urlopen(self, method, url, **kwargs)
+        sent[-1]["answer Content-Encoding"] = response.headers.get("Content-Encoding", "")
+        return response
+
+    monkeypatch.setattr(urllib3.PoolManager, "urlopen", recorded)
+    retrieved = retrieve_instance(WadoReader(orthanc.dicomweb_url), _event(ds))
+    assert retrieved.pixel_array.shape == (1024, 1024)
+    (headers,) = sent
+    assert headers["Accept-Encoding"] == "identity"
+    assert headers["Accept"] == ACCEPT
+    assert headers["answer Content-Encoding"] == ""
+
+
+# Transfer syntaxes the processor meets: explicit and implicit little endian, big endian,
+# deflated, JPEG baseline and extended, JPEG 2000, RLE; a multi-frame; odd dimensions.
+FILES = (
+    "CT_small.dcm",
+    "MR_small_implicit.dcm",
+    "MR_small_bigendian.dcm",
+    "image_dfl.dcm",
+    "SC_rgb_jpeg_dcmtk.dcm",
+    "JPGExtended.dcm",
+    "MR_small_jp2klossless.dcm",
+    "MR_small_RLE.dcm",
+    "SC_rgb_rle_2frame.dcm",
+    "SC_rgb_small_odd.dcm",
+)
+
+
+def test_the_processors_reader_reads_what_dicomweb_client_reads(orthanc: OrthancServer) -> None:
+    theirs = DICOMwebClient(url=orthanc.dicomweb_url)
+    ours = WadoReader(orthanc.dicomweb_url)
+    for name in FILES:
+        ds = pydicom.dcmread(bundled(name))
+        upload(orthanc.url, ds)
+        uids = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        expected = theirs.retrieve_instance(*uids, media_types=(("application/dicom", "*"),))
+        got = ours.retrieve_instance(*uids)
+        assert got == expected, name
+        assert got.file_meta == expected.file_meta, name
+        assert got.file_meta.TransferSyntaxUID == ds.file_meta.TransferSyntaxUID, name
+
+
+def test_an_instance_the_store_does_not_have_is_a_permanent_not_found(
+    orthanc: OrthancServer,
+) -> None:
+    ds = projection("DX", size=64, seed=4)  # never uploaded
+    with pytest.raises(PermanentError) as raised:
+        retrieve_instance(WadoReader(orthanc.dicomweb_url), _event(ds))
+    assert raised.value.reason == "not_found"
