@@ -19,7 +19,8 @@ MediaTypes = tuple[tuple[str, str], ...]  # (media type, transfer syntax UID or 
 
 
 class DicomwebReader(Protocol):
-    """WADO-RS retrieve of one instance (dicomweb-client's `DICOMwebClient` has this method)."""
+    """WADO-RS retrieve of one instance (`adapters.dicomweb.WadoReader`; dicomweb-client's
+    `DICOMwebClient` has the same method)."""
 
     def retrieve_instance(
         self,
