@@ -7,7 +7,8 @@ set and allocates a buffer for every element: ~8 ms for a two-finding SR, more t
 took to build. This writer walks the tree once, Explicit VR Little Endian, and writes the value
 representations an SR is made of itself (UI, CS, LO, SH, UT, ... as ASCII; DS, IS; FL, FD, US,
 UL; SQ). Anything else (person names, dates and times, text outside ASCII or in an ISO 2022
-character set, SS) is written element by element by pydicom's own `write_data_element`; a
+character set, SS) is written element by element by pydicom's own `write_data_element`; the
+File Meta group is written here too, completed as pydicom completes it (`_file_meta_group`); a
 dataset this writer cannot vouch for (another transfer syntax, raw or ambiguous-VR elements,
 pixel data, a File Meta that disagrees with the dataset, a value too long for its VR) goes to
 `save_as` whole. `tests/unit/imaging_pipeline/sr/test_encode.py` compares the two byte for
@@ -21,12 +22,13 @@ import struct
 from struct import Struct
 from typing import Any
 
+from pydicom import __version_info__
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite, write_data_element
 from pydicom.multival import MultiValue
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 _SHORT = Struct("<HH2sH")  # tag, VR, 16-bit length
@@ -75,18 +77,67 @@ def _plain_part10(dataset: Dataset) -> bytes:
         or "PixelData" in dataset
     ):
         raise _NotPlainError
-    # Preamble, "DICM" and the File Meta group by pydicom itself (validated as save_as does):
-    # a dataset with the same File Meta and no elements.
-    head = Dataset()
-    head.file_meta = meta
     preamble = getattr(dataset, "preamble", None)
-    if preamble is not None:
-        head.preamble = preamble
-    buffer = io.BytesIO()
-    dcmwrite(buffer, head, enforce_file_format=True)
-    out = bytearray(buffer.getvalue())
+    group = _file_meta_group(meta)
+    if group is not None and (not preamble or len(preamble) == 128):
+        out = bytearray(preamble or bytes(128)) + b"DICM" + group
+    else:
+        # Preamble, "DICM" and the File Meta group by pydicom itself (validated as save_as
+        # does): a dataset with the same File Meta and no elements.
+        head = Dataset()
+        head.file_meta = meta
+        if preamble is not None:
+            head.preamble = preamble
+        buffer = io.BytesIO()
+        dcmwrite(buffer, head, enforce_file_format=True)
+        out = bytearray(buffer.getvalue())
     _write_dataset(out, dataset, default_encoding)
     return bytes(out)
+
+
+def _file_meta_group(meta: Dataset) -> bytes | None:
+    """The File Meta group as `save_as(enforce_file_format=True)` writes it, or None where
+    pydicom must write it: completed as pydicom's `validate_file_meta` completes its own copy
+    (the version and, when absent, pydicom's implementation UID and name; `meta` itself is
+    left alone, as `dcmwrite` leaves it), with the group length in front. A third of a
+    millisecond less than pydicom's writer for each SR."""
+    if any(tag not in meta or meta[tag].is_empty for tag in _REQUIRED_META):
+        return None  # pydicom raises the error for it
+    elements: dict[int, tuple[str, bytes | None]] = {}
+    for tag, elem in meta.items():
+        if tag >> 16 != 2 or elem.is_raw:
+            return None  # pydicom raises for another group; a raw element is written as read
+        vr = str(elem.VR)
+        if tag == _VERSION_TAG and vr == "OB" and isinstance(elem.value, bytes):
+            elements[tag] = vr, elem.value + b"\0" if len(elem.value) % 2 else elem.value
+        elif tag != _GROUP_LENGTH_TAG:
+            elements[tag] = vr, _value_bytes(elem, vr, True) if vr in _META_VRS else None
+    if _VERSION_TAG not in meta or meta[_VERSION_TAG].is_empty:
+        elements[_VERSION_TAG] = "OB", b"\0\1"
+    if _IMPLEMENTATION_UID_TAG not in meta or meta[_IMPLEMENTATION_UID_TAG].is_empty:
+        uid = PYDICOM_IMPLEMENTATION_UID.encode()
+        elements[_IMPLEMENTATION_UID_TAG] = "UI", uid + b"\0" if len(uid) % 2 else uid
+    if _IMPLEMENTATION_NAME_TAG not in meta:
+        name = f"PYDICOM {'.'.join(__version_info__)}".encode()
+        elements[_IMPLEMENTATION_NAME_TAG] = "SH", name + b" " if len(name) % 2 else name
+    body = bytearray()
+    for key in sorted(elements):
+        vr, value = elements[key]
+        if value is None or len(value) > 0xFFFF:
+            return None
+        header = _LONG if vr in _LONG_VRS else _SHORT
+        body += header.pack(2, key & 0xFFFF, vr.encode(), len(value)) + value
+    return _SHORT.pack(2, 0, b"UL", 4) + struct.pack("<L", len(body)) + bytes(body)
+
+
+_GROUP_LENGTH_TAG = 0x00020000
+_VERSION_TAG = 0x00020001  # File Meta Information Version, OB
+_IMPLEMENTATION_UID_TAG = 0x00020012
+_IMPLEMENTATION_NAME_TAG = 0x00020013
+_REQUIRED_META = (0x00020002, 0x00020003, 0x00020010)
+# File Meta VRs written here: UIDs, AE titles and the implementation version name (SH, ASCII
+# only: `_value_bytes` declines the rest, which pydicom then writes).
+_META_VRS = frozenset({"UI", "AE", "SH"})
 
 
 def _write_dataset(out: bytearray, dataset: Dataset, parent_encoding: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 
 import numpy as np
@@ -157,3 +158,48 @@ def test_an_items_own_character_set_applies_to_it_as_in_pydicom(
     expected = _save_as(sr)
     _never_falls_back(monkeypatch)
     assert encode.part10_bytes(sr) == expected
+
+
+def _meta_variant(change: str) -> Dataset:
+    sr = _sr_with({})
+    meta = sr.file_meta
+    if change == "no-implementation":  # pydicom puts in its own implementation UID and name
+        del meta.ImplementationClassUID
+        del meta.ImplementationVersionName
+    elif change == "empty-implementation-uid":
+        meta["ImplementationClassUID"].value = ""
+    elif change == "stale-group-length":
+        meta.FileMetaInformationGroupLength = 3
+        meta.FileMetaInformationVersion = b"\x00\x01"
+    elif change == "odd-version":
+        meta.FileMetaInformationVersion = b"\x01"
+    elif change == "source-ae-title":
+        meta.SourceApplicationEntityTitle = "IMAGING"  # AE, odd length: padded
+    elif change == "preamble":
+        sr.preamble = b"\x07" * 128
+    elif change == "non-ascii-version-name":  # declined: pydicom writes the group
+        meta.ImplementationVersionName = "ïmaging"
+    return sr
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "as-built",
+        "no-implementation",
+        "empty-implementation-uid",
+        "stale-group-length",
+        "odd-version",
+        "source-ae-title",
+        "preamble",
+        "non-ascii-version-name",
+    ],
+)
+def test_the_file_meta_group_is_written_and_completed_as_pydicom_does(change: str) -> None:
+    ours = _meta_variant(change)
+    theirs = copy.deepcopy(ours)
+    declined = change == "non-ascii-version-name"
+    assert (encode._file_meta_group(ours.file_meta) is None) == declined
+    assert encode.part10_bytes(ours) == _save_as(theirs)
+    # ... and the File Meta left as save_as leaves it (untouched: dcmwrite completes a copy).
+    assert list(ours.file_meta.items()) == list(theirs.file_meta.items())
