@@ -10,6 +10,7 @@ the same protocol in tests.
 from __future__ import annotations
 
 import base64
+import json
 from typing import TYPE_CHECKING, Any
 
 from imaging_pipeline.adapters.http import (
@@ -59,6 +60,19 @@ def annotate_request(
             }
         ]
     }
+
+
+def annotate_body(
+    image_bytes: bytes,
+    max_results: int,
+    features: Sequence[VisionFeature] = ALL_VISION_FEATURES,
+) -> bytes:
+    """`annotate_request` as the JSON bytes `json.dumps` writes, with the base64 image put in
+    as it is: base64 has nothing JSON escapes, and scanning ~100 KB of it for escapes cost
+    ~0.25 ms an event."""
+    request = annotate_request(b"", max_results, features)
+    head, tail = json.dumps(request, allow_nan=False).encode().split(b'"content": ""', 1)
+    return b"".join((head, b'"content": "', base64.b64encode(image_bytes), b'"', tail))
 
 
 def _box(annotation: dict[str, Any]) -> tuple[float, float, float, float] | None:
@@ -125,7 +139,8 @@ class VisionAnalyzer:
             dependency="vision",
             max_attempts=self.settings.max_attempts,
             timeout_s=self.settings.timeout_seconds,
-            json=annotate_request(image.data, self.settings.max_results, self.features),
+            data=annotate_body(image.data, self.settings.max_results, self.features),
+            headers={"Content-Type": "application/json"},
         )
         raise_for_status(response, "vision")
         try:

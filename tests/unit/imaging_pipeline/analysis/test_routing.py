@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from imaging_pipeline.adapters.vertex import VertexAnalyzer, predict_url
-from imaging_pipeline.adapters.vision import VisionAnalyzer, annotate_request
+from imaging_pipeline.adapters.vision import VisionAnalyzer, annotate_body, annotate_request
 from imaging_pipeline.analysis import AnalyzerRouter, make_analyzer
 from imaging_pipeline.analysis.local import LocalAnalyzer
 from imaging_pipeline.errors import PermanentError
-from imaging_pipeline.settings import PipelineSettings, VertexSettings
+from imaging_pipeline.settings import PipelineSettings, VertexSettings, VisionFeature
 from pydantic import ValidationError
 
 ENDPOINT = "projects/imaging-test/locations/europe-west4/endpoints/77"
@@ -134,3 +135,14 @@ def test_a_none_route_skips_before_retrieval() -> None:
     with pytest.raises(PermanentError) as caught:
         processor.handle(parse_event(push_envelope(message)))
     assert caught.value.reason == "not_analyzed" and "not_analyzed" in SKIP_REASONS
+
+
+@pytest.mark.parametrize(
+    "features", [("text",), ("labels", "objects"), ("labels", "objects", "text")]
+)
+@pytest.mark.parametrize("image", [b"", b"x", bytes(range(256)) * 300])
+def test_the_request_body_is_the_json_of_the_request(
+    features: tuple[VisionFeature, ...], image: bytes
+) -> None:
+    body = annotate_body(image, 7, features)
+    assert body == json.dumps(annotate_request(image, 7, features), allow_nan=False).encode()
