@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,16 +15,9 @@ import urllib3
 from imaging_pipeline.adapters.http import environment_read_once, session_for
 from imaging_pipeline.adapters.whole_body import WholeBodyAdapter
 
+from tests.support.local_http import serving
+
 URL = "http://fhir.example.test:8080/fhir/R4"
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE"):
-        for variant in (name, name.lower()):
-            monkeypatch.delenv(variant, raising=False)
-    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path / "absent-netrc"))
 
 
 def test_settings_are_those_requests_would_read_per_request(
@@ -90,11 +82,8 @@ class _Bodies(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def bodies() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Bodies)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serving(_Bodies) as url:
+        yield url
 
 
 @pytest.mark.parametrize("path", ["/length", "/chunked", "/gzip"])

@@ -7,7 +7,6 @@ import gzip
 import http.server
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,8 @@ from imaging_pipeline.adapters.dicomweb_stow import MultipartBody
 from imaging_pipeline.adapters.http import PerThreadSession, request_with_retries
 from imaging_pipeline.adapters.lean_http import LeanSession, lean_session_for
 from imaging_pipeline.errors import TransientError
+
+from tests.support.local_http import serving
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -89,20 +90,12 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
+    with serving(_Recorder) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE"):
-        for variant in (name, name.lower()):
-            monkeypatch.delenv(variant, raising=False)
-    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path / "absent-netrc"))
+def _forget_requests() -> None:
     _Recorder.seen.clear()
 
 
