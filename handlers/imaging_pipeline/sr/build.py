@@ -23,11 +23,12 @@ source reaches the SR. The burned-in words themselves never do (they may be a na
 
 from __future__ import annotations
 
+import collections
 import datetime
 import functools
 import pickle
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from highdicom.enum import PatientSexValues
 from highdicom.sr import CodedConcept
 from highdicom.valuerep import check_person_name
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes as pydicom_codes
@@ -44,6 +46,7 @@ from pydicom.uid import UID, Comprehensive3DSRStorage, ExplicitVRLittleEndian
 from pydicom.valuerep import DA, DS, DT, TM
 
 from imaging_pipeline.sr import codes
+from imaging_pipeline.sr.encode import HoleOf, Template, encoded_sequence, item_template
 from imaging_pipeline.sr.uids import device_uid, sr_instance_uid, sr_series_uid, tracking_uid
 
 if TYPE_CHECKING:
@@ -164,26 +167,24 @@ def _group(
     sr_uid: str,
     source: Dataset,
     image: SourceImage,
-) -> hd.sr.ContainerContentItem:
-    """The finding's Measurement Group: a copy of the group highdicom built once for groups of
-    this shape (`_group_snapshot`), with this finding's values put in."""
+    charset: Charset,
+) -> bytes:
+    """The finding's Measurement Group, encoded: the group highdicom built once for groups of
+    this shape (`_group_template`), with this finding's values put in."""
     quality = _quality_key(finding.kind, finding.description)
-    priority = assessment.priority_of(finding)
     rules = sorted({m.rule.name for m in assessment.matches if m.finding is finding})
-    group: hd.sr.ContainerContentItem = _copy(
-        _group_snapshot(
-            analyzer.name,
-            analyzer.version,
-            finding.kind,
-            quality,
-            priority,
-            len(rules),
-            image.frames > 1,
-            str(source.SOPClassUID),
-        )
+    template = _group_template(
+        analyzer.name,
+        analyzer.version,
+        finding.kind,
+        quality,
+        assessment.priority_of(finding),
+        len(rules),
+        image.frames > 1,
+        str(source.SOPClassUID),
+        charset,
     )
-    _fill_group(group, index, finding, rules, sr_uid, source, image)
-    return group
+    return template.render(_group_values(index, finding, rules, sr_uid, source, image))
 
 
 def _quality_key(kind: FindingKind, description: str) -> str | None:
@@ -194,7 +195,7 @@ def _quality_key(kind: FindingKind, description: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=1024)
-def _group_snapshot(
+def _group_template(
     name: str,
     version: str,
     kind: FindingKind,
@@ -203,12 +204,13 @@ def _group_snapshot(
     rule_count: int,
     multi_frame: bool,
     sop_class_uid: str,
-) -> bytes:
-    """A Measurement Group of one shape, built by highdicom with placeholder values and pickled
-    (see `_copy`): highdicom takes about 3 ms a group, a copy with its values put in about
-    0.7 ms. Every value `_fill_group` replaces is a placeholder here; the shape (which items,
-    which codes) depends only on the key (`build_sr` has checked that highdicom knows the
-    source's SOP Class, which it looks up here)."""
+    charset: Charset,
+) -> Template:
+    """A Measurement Group of one shape, built by highdicom with placeholder values and encoded
+    with the values that differ between findings left open (`_holes`): highdicom takes about
+    3 ms a group, a pickled copy with its values put in and encoded about 1.7 ms, the template
+    a few hundredths. The shape (which items, which codes) depends only on the key (`build_sr`
+    has checked that highdicom knows the source's SOP Class, which it looks up here)."""
     frames = 2 if multi_frame else 1
     placeholder = Dataset()
     placeholder.SOPClassUID, placeholder.SOPInstanceUID = sop_class_uid, "2.25.0"
@@ -225,48 +227,95 @@ def _group_snapshot(
         source=placeholder,
         image=SourceImage(1, 1, frames),
     )
-    return pickle.dumps(group, protocol=pickle.HIGHEST_PROTOCOL)
+    return item_template(group, _encoder_charset(charset), _holes())
 
 
-def _fill_group(
-    group: Dataset,
+def _group_values(
     index: int,
     finding: Finding,
     rules: Sequence[str],
     sr_uid: str,
     source: Dataset,
     image: SourceImage,
-) -> None:
-    """Put one finding's values into a copy of `_group_snapshot`, as highdicom sets them
+) -> dict[Hashable, Any]:
+    """The values of one finding's group for its template's holes, as highdicom sets them
     (`test_groups_equal_what_highdicom_builds` holds the two to the same bytes)."""
-    rule_texts = iter(rules)
-    for item in group.ContentSequence:
-        concept = item.ConceptNameCodeSequence[0].CodeValue
-        if concept == _TRACKING_IDENTIFIER:
-            item.TextValue = _identifier(index)
-        elif concept == _TRACKING_UID:
-            item.UID = tracking_uid(sr_uid, index)
-        elif concept == codes.SCORE.value:
-            value = item.MeasuredValueSequence[0]
-            score = _score(finding)
-            value.NumericValue = DS(score, auto_format=True)
-            value.FloatingPointValue = score
-        elif concept == _IMAGE_REGION:
-            item.GraphicData = _polyline(finding.box or WHOLE_IMAGE, image).flatten().tolist()
-            reference = item.ContentSequence[0].ReferencedSOPSequence[0]
-            reference.ReferencedSOPClassUID = str(source.SOPClassUID)
-            reference.ReferencedSOPInstanceUID = str(source.SOPInstanceUID)
-            if image.frames > 1:
-                reference.ReferencedFrameNumber = [image.frame + 1]
-        elif concept == codes.FINDING_DESCRIPTION.value:
-            item.TextValue = finding.description[:1024]
-        elif concept == codes.PRIORITY_RULE.value:
-            item.TextValue = next(rule_texts)[:1024]
+    score = _score(finding)
+    values: dict[Hashable, Any] = {
+        (_TRACKING_IDENTIFIER, "TextValue", 0): _identifier(index),
+        (_TRACKING_UID, "UID", 0): tracking_uid(sr_uid, index),
+        (codes.SCORE.value, "NumericValue", 0): DS(score, auto_format=True),
+        (codes.SCORE.value, "FloatingPointValue", 0): score,
+        (_IMAGE_REGION, "GraphicData", 0): _polyline(finding.box or WHOLE_IMAGE, image)
+        .flatten()
+        .tolist(),
+        (_SOURCE, "ReferencedSOPClassUID", 0): str(source.SOPClassUID),
+        (_SOURCE, "ReferencedSOPInstanceUID", 0): str(source.SOPInstanceUID),
+        (_SOURCE, "ReferencedFrameNumber", 0): [image.frame + 1],  # a multi-frame shape's
+        (codes.FINDING_DESCRIPTION.value, "TextValue", 0): finding.description[:1024],
+    }
+    for n, rule in enumerate(rules):
+        values[codes.PRIORITY_RULE.value, "TextValue", n] = rule[:1024]
+    return values
 
 
 _TRACKING_IDENTIFIER = "112039"  # DCM Tracking Identifier
 _TRACKING_UID = "112040"  # DCM Tracking Unique Identifier
 _IMAGE_REGION = "111030"  # DCM Image Region
+_SOURCE = "260753009"  # SCT Source: the image a region is on
+_IMAGING_MEASUREMENTS = "126010"  # DCM Imaging Measurements
+_CONTENT_SEQUENCE = 0x0040A730
+_GROUPS = (_IMAGING_MEASUREMENTS, "ContentSequence", 0)
+# What differs between SRs of one shape: (the concept of the content item that holds it,
+# keyword). Everything else in a template is fixed by its key.
+_VARIABLE = frozenset(
+    {
+        (_TRACKING_IDENTIFIER, "TextValue"),
+        (_TRACKING_UID, "UID"),
+        (codes.SCORE.value, "NumericValue"),
+        (codes.SCORE.value, "FloatingPointValue"),
+        (_IMAGE_REGION, "GraphicData"),
+        (_SOURCE, "ReferencedSOPClassUID"),
+        (_SOURCE, "ReferencedSOPInstanceUID"),
+        (_SOURCE, "ReferencedFrameNumber"),
+        (codes.FINDING_DESCRIPTION.value, "TextValue"),
+        (codes.PRIORITY_RULE.value, "TextValue"),
+        _GROUPS[:2],
+    }
+)
+
+
+def _holes() -> HoleOf:
+    """The holes of a content item's template: the `_VARIABLE` elements, keyed by concept,
+    keyword and occurrence (a group or a container has several rule texts)."""
+    seen: collections.Counter[tuple[str, str]] = collections.Counter()
+
+    def hole_of(path: tuple[Dataset, ...], tag: int) -> Hashable | None:
+        item = next((ds for ds in reversed(path) if "ValueType" in ds), None)
+        if item is None or "ConceptNameCodeSequence" not in item:
+            return None
+        place = (str(item.ConceptNameCodeSequence[0].CodeValue), keyword_for_tag(tag))
+        if place not in _VARIABLE:
+            return None
+        seen[place] += 1
+        return (*place, seen[place] - 1)
+
+    return hole_of
+
+
+Charset = str | tuple[str, ...] | None
+
+
+def _charset(dataset: Dataset) -> Charset:
+    """The dataset's Specific Character Set as a cache key (None: the default)."""
+    value = dataset.get("SpecificCharacterSet")
+    if not value:
+        return None
+    return value if isinstance(value, str) else tuple(value)
+
+
+def _encoder_charset(charset: Charset) -> str | list[str] | None:
+    return list(charset) if isinstance(charset, tuple) else charset
 
 
 def _identifier(index: int) -> str:
@@ -340,19 +389,20 @@ def _highdicom_group(
     return container
 
 
-def _report_evaluations(assessment: Assessment) -> hd.sr.ContainerContentItem:
-    """TID 1500 rows 12-14: the instance's priority and the rules that set it."""
-    container: hd.sr.ContainerContentItem = _copy(_evaluations_snapshot(assessment.priority))
-    for rule in sorted(
+def _report_evaluations(assessment: Assessment, charset: Charset) -> bytes:
+    """TID 1500 rows 12-14, encoded: the instance's priority and the rules that set it."""
+    rules = sorted(
         {m.rule.name for m in assessment.matches if m.rule.priority == assessment.priority}
-    ):
-        container.ContentSequence.append(_text(codes.PRIORITY_RULE, rule))
-    return container
+    )
+    template = _evaluations_template(assessment.priority, len(rules), charset)
+    return template.render(
+        {(codes.PRIORITY_RULE.value, "TextValue", n): rule[:1024] for n, rule in enumerate(rules)}
+    )
 
 
-@functools.lru_cache(maxsize=8)
-def _evaluations_snapshot(priority: Priority) -> bytes:
-    """The Qualitative Evaluations container with the Priority item, pickled (see `_copy`)."""
+@functools.lru_cache(maxsize=64)
+def _evaluations_template(priority: Priority, rule_count: int, charset: Charset) -> Template:
+    """The Qualitative Evaluations container: the Priority item and `rule_count` rule texts."""
     container = hd.sr.ContainerContentItem(
         name=codes.QUALITATIVE_EVALUATIONS,
         relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
@@ -363,10 +413,11 @@ def _evaluations_snapshot(priority: Priority) -> bytes:
                 name=codes.PRIORITY,
                 value=codes.PRIORITY_VALUE[priority],
                 relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
-            )
+            ),
+            *(_text(codes.PRIORITY_RULE, "") for _ in range(rule_count)),
         ]
     )
-    return pickle.dumps(container, protocol=pickle.HIGHEST_PROTOCOL)
+    return item_template(container, _encoder_charset(charset), _holes())
 
 
 def _copy(snapshot: bytes) -> Any:
@@ -492,34 +543,61 @@ def build_sr(
     predecessors: Sequence[str] = (),
 ) -> Dataset:
     """The Comprehensive 3D SR of one analysis; `predecessors` are the SOP Instance UIDs of the
-    SRs earlier analyzer versions wrote for the same source (same series, see `uids`)."""
+    SRs earlier analyzer versions wrote for the same source (same series, see `uids`).
+
+    Its content tree is already encoded (`encode.encoded_sequence`): pydicom decodes it when
+    it is read, `encode.part10_bytes` copies it."""
     _check_known_sop_class(str(source.SOPClassUID))
     evidence = _evidence(source)
     identity = sr_identity(str(source.StudyInstanceUID), str(source.SOPInstanceUID), analyzer)
-    parts = _report_parts(analyzer)
-    groups = [
-        _group(i, f, assessment, analyzer, identity.instance_uid, evidence, image)
-        for i, f in enumerate(findings)
-    ]
-    root = parts.root
-    # TID 1500 needs row 6 (Imaging Measurements) only when rows 10 and 12 are absent: with no
-    # findings, rows 12-14 alone.
-    if groups:
-        parts.imaging_measurements.ContentSequence.extend(groups)
-        root.ContentSequence.append(parts.imaging_measurements)
-    root.ContentSequence.append(_report_evaluations(assessment))
     previous = [_previous(identity, uid) for uid in predecessors if uid != identity.instance_uid]
     if previous or not _has_evidence_uids(evidence):
+        parts = _report_parts(analyzer)
         sr = _highdicom_sr(evidence, identity, _instance_number(source), analyzer, parts, previous)
     else:
         sr = _copy(_sr_snapshot(analyzer.name, analyzer.version, str(evidence.SOPClassUID)))
         _fill_sr(sr, evidence, identity, _instance_number(source))
-    sr.ContentSequence = root.ContentSequence
     # The patient and study values copied from the source are encoded in its character set
     # (e.g. UTF-8 "ISO_IR 192" for a name like Müller): declare the same one.
     if source.get("SpecificCharacterSet"):
         sr.SpecificCharacterSet = source.SpecificCharacterSet
+    charset = _charset(sr)
+    content = _content_templates(analyzer.name, analyzer.version, charset)
+    groups = [
+        _group(i, f, assessment, analyzer, identity.instance_uid, evidence, image, charset)
+        for i, f in enumerate(findings)
+    ]
+    # TID 1500 needs row 6 (Imaging Measurements) only when rows 10 and 12 are absent: with no
+    # findings, rows 12-14 alone.
+    measurements = content.imaging_measurements.render({_GROUPS: b"".join(groups)})
+    sr[_CONTENT_SEQUENCE] = encoded_sequence(
+        _CONTENT_SEQUENCE,
+        content.head + (measurements if groups else b"") + _report_evaluations(assessment, charset),
+    )
     return sr
+
+
+@dataclass(frozen=True)
+class _ContentTemplates:
+    """The root's content items that depend only on the analyzer, encoded."""
+
+    head: bytes  # language, device observer, procedure reported
+    imaging_measurements: Template  # its content (the groups) open
+
+
+@functools.lru_cache(maxsize=64)
+def _content_templates(name: str, version: str, charset: Charset) -> _ContentTemplates:
+    from imaging_pipeline.fhir.mapping import AnalyzerIdentity
+
+    parts = _report_parts(AnalyzerIdentity(name, version))
+    encoder_charset = _encoder_charset(charset)
+    head = b"".join(
+        item_template(item, encoder_charset, _holes()).render({})
+        for item in parts.root.ContentSequence
+    )
+    return _ContentTemplates(
+        head, item_template(parts.imaging_measurements, encoder_charset, _holes())
+    )
 
 
 def _highdicom_sr(

@@ -13,21 +13,29 @@ dataset this writer cannot vouch for (another transfer syntax, raw or ambiguous-
 pixel data, a File Meta that disagrees with the dataset, a value too long for its VR) goes to
 `save_as` whole. `tests/unit/imaging_pipeline/sr/test_encode.py` compares the two byte for
 byte on SRs of every finding kind and character set.
+
+The same walk makes templates (`item_template`): an item encoded once with some elements left
+open, rendered with their values (an SR's content items differ only in a few values between
+findings of one shape); `encoded_sequence` puts the rendered items into a dataset, and this
+writer copies them.
 """
 
 from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Callable, Hashable, Mapping
 from struct import Struct
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydicom import __version_info__
 from pydicom.charset import convert_encodings, default_encoding
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite, write_data_element
 from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
@@ -141,6 +149,17 @@ _META_VRS = frozenset({"UI", "AE", "SH"})
 
 
 def _write_dataset(out: bytearray, dataset: Dataset, parent_encoding: Any) -> None:
+    for part in _dataset_parts(dataset, parent_encoding, None, ()):
+        assert isinstance(part, bytes)  # no holes asked for, none made
+        out += part
+
+
+def _dataset_parts(
+    dataset: Dataset, parent_encoding: Any, hole_of: HoleOf | None, ancestors: tuple[Dataset, ...]
+) -> list[_Part]:
+    """The dataset's encoded elements, in tag order; with `hole_of`, the elements it names are
+    left as holes (and the sequences and items around them as lengths to compute)."""
+    parts = _Parts()
     items = sorted(dataset.items(), key=_tag_order)
     # As pydicom: the dataset's own Specific Character Set (even empty), else the parent's.
     charset: Any = parent_encoding
@@ -151,29 +170,27 @@ def _write_dataset(out: bytearray, dataset: Dataset, parent_encoding: Any) -> No
         charset = charset_element.value
     encodings = _python_encodings(charset)
     ascii_text = len(encodings) == 1 and encodings[0] in _ASCII_COMPATIBLE
+    path = (*ancestors, dataset) if hole_of is not None else ancestors
     for tag, elem in items:
         group, element = tag >> 16, tag & 0xFFFF
         if group in (0, 2):
             raise _NotPlainError  # command or File Meta elements in the body: save_as refuses them
         if element == 0 and group > 6:
             continue  # retired group lengths are never written (PS3.5 7.2)
+        if isinstance(elem, EncodedSequence):
+            parts.add(_SequenceHeader(group, element, False).wrap(elem.value or b""))
+            continue
         vr = elem.VR
         if elem.is_raw or vr is None or len(vr) != 2:
             raise _NotPlainError
-        if vr == "SQ":
-            _write_sequence(out, group, element, elem, encodings)
-            continue
-        value = _value_bytes(elem, vr, ascii_text)
-        if value is None:  # pydicom writes this one, exactly as save_as would
-            out += _pydicom_element(elem, charset)
-            continue
-        if vr in _LONG_VRS:
-            out += _LONG.pack(group, element, vr.encode(), len(value))
-        elif len(value) > 0xFFFF:
-            raise _NotPlainError  # pydicom turns it into UN, with a warning
+        key = hole_of(path, int(tag)) if hole_of is not None else None
+        if key is not None:
+            parts.add(_Hole(key, int(tag), vr, charset, ascii_text))
+        elif vr == "SQ":
+            parts.add(_sequence_parts(group, element, elem, encodings, hole_of, path))
         else:
-            out += _SHORT.pack(group, element, vr.encode(), len(value))
-        out += value
+            parts.add(_element_bytes(group, element, elem, vr, charset, ascii_text))
+    return parts.done()
 
 
 def _tag_order(item: tuple[int, Any]) -> int:
@@ -191,21 +208,155 @@ def _python_encodings(charset: Any) -> list[str]:
         return convert_encodings(charset or [default_encoding])
 
 
-def _write_sequence(
-    out: bytearray, group: int, element: int, elem: Any, encodings: list[str]
-) -> None:
-    body = bytearray()
+def _sequence_parts(
+    group: int,
+    element: int,
+    elem: Any,
+    encodings: list[str],
+    hole_of: HoleOf | None,
+    ancestors: tuple[Dataset, ...],
+) -> _Part:
+    body = _Parts()
     for item in elem.value:
-        content = bytearray()
-        _write_dataset(content, item, encodings)
-        if getattr(item, "is_undefined_length_sequence_item", False):
-            body += _ITEM.pack(*_ITEM_TAG, _UNDEFINED) + content + _ITEM_DELIMITER
+        content = _dataset_parts(item, encodings, hole_of, ancestors)
+        undefined = bool(getattr(item, "is_undefined_length_sequence_item", False))
+        body.add(_sized(_ItemHeader(undefined), content))
+    header = _SequenceHeader(group, element, bool(elem.is_undefined_length))
+    return _sized(header, body.done())
+
+
+def _element_bytes(
+    group: int, element: int, elem: Any, vr: str, charset: Any, ascii_text: bool
+) -> bytes:
+    value = _value_bytes(elem, vr, ascii_text)
+    if value is None:  # pydicom writes this one, exactly as save_as would
+        return _pydicom_element(elem, charset)
+    if vr in _LONG_VRS:
+        return _LONG.pack(group, element, vr.encode(), len(value)) + value
+    if len(value) > 0xFFFF:
+        raise _NotPlainError  # pydicom turns it into UN, with a warning
+    return _SHORT.pack(group, element, vr.encode(), len(value)) + value
+
+
+HoleOf = Callable[[tuple[Dataset, ...], int], Hashable | None]
+"""Names the elements a template leaves open: called with the datasets from the template's
+item down to the element's own, and the element's tag; a key, or None for a fixed element."""
+
+
+class Template:
+    """The encoding of one sequence item with holes: the elements `hole_of` named when it was
+    made (`item_template`), given their values at each `render`. Everything else is encoded
+    once. The bytes equal what this writer (and so `save_as`) writes for the item with those
+    values set: the holes are encoded by the same code, and the lengths around them computed.
+    """
+
+    def __init__(self, parts: list[_Part]) -> None:
+        self._parts = parts
+
+    def render(self, values: Mapping[Hashable, Any]) -> bytes:
+        """The item's bytes: a hole's value as its element would hold it; for a sequence, its
+        items' bytes (rendered templates, joined)."""
+        try:
+            return _render(self._parts, values)
+        except _NotPlainError:
+            raise ValueError("a value is too long for its value representation") from None
+
+
+def item_template(item: Dataset, charset: Any, hole_of: HoleOf) -> Template:
+    """`item` as an item of a sequence in a dataset whose Specific Character Set is `charset`
+    (None for the default), with the elements `hole_of` names left open."""
+    try:
+        content = _dataset_parts(item, charset, hole_of, ())
+    except _NotPlainError:
+        raise ValueError("the item needs pydicom's own writer") from None
+    undefined = bool(getattr(item, "is_undefined_length_sequence_item", False))
+    return Template([_sized(_ItemHeader(undefined), content)])
+
+
+class EncodedSequence(RawDataElement):
+    """A sequence whose items are already encoded, Explicit VR Little Endian with defined
+    lengths, in the character set of the dataset it is put in (`encoded_sequence`). This
+    writer copies it; pydicom decodes it when it is read (`save_as` too, then encodes it again
+    to the same bytes)."""
+
+    __slots__ = ()
+
+
+def encoded_sequence(tag: int, items: bytes) -> EncodedSequence:
+    return EncodedSequence(BaseTag(tag), "SQ", len(items), items, 0, False, True)
+
+
+class _Hole(NamedTuple):
+    key: Hashable
+    tag: int
+    vr: str
+    charset: Any
+    ascii_text: bool
+
+    def render(self, values: Mapping[Hashable, Any]) -> bytes:
+        value = values[self.key]
+        group, element = self.tag >> 16, self.tag & 0xFFFF
+        if self.vr == "SQ":
+            return _SequenceHeader(group, element, False).wrap(value)
+        elem = DataElement(self.tag, self.vr, value)
+        return _element_bytes(group, element, elem, self.vr, self.charset, self.ascii_text)
+
+
+class _SequenceHeader(NamedTuple):
+    group: int
+    element: int
+    undefined: bool
+
+    def wrap(self, body: bytes) -> bytes:
+        if self.undefined:
+            head = _LONG.pack(self.group, self.element, b"SQ", _UNDEFINED)
+            return head + body + _SEQUENCE_DELIMITER
+        return _LONG.pack(self.group, self.element, b"SQ", len(body)) + body
+
+
+class _ItemHeader(NamedTuple):
+    undefined: bool
+
+    def wrap(self, body: bytes) -> bytes:
+        if self.undefined:
+            return _ITEM.pack(*_ITEM_TAG, _UNDEFINED) + body + _ITEM_DELIMITER
+        return _ITEM.pack(*_ITEM_TAG, len(body)) + body
+
+
+class _Sized(NamedTuple):
+    """Parts behind a length (a sequence or an item) with a hole among them."""
+
+    header: _SequenceHeader | _ItemHeader
+    parts: list[_Part]
+
+    def render(self, values: Mapping[Hashable, Any]) -> bytes:
+        return self.header.wrap(_render(self.parts, values))
+
+
+_Part = bytes | _Hole | _Sized
+
+
+def _sized(header: _SequenceHeader | _ItemHeader, parts: list[_Part]) -> _Part:
+    if all(isinstance(part, bytes) for part in parts):
+        return header.wrap(b"".join(parts))  # type: ignore[arg-type]  # all bytes
+    return _Sized(header, parts)
+
+
+class _Parts(list[_Part]):
+    """Parts with adjacent fixed bytes joined."""
+
+    def add(self, part: _Part) -> None:
+        if isinstance(part, bytes) and self and isinstance(self[-1], bytes):
+            self[-1] += part
         else:
-            body += _ITEM.pack(*_ITEM_TAG, len(content)) + content
-    if elem.is_undefined_length:
-        out += _LONG.pack(group, element, b"SQ", _UNDEFINED) + body + _SEQUENCE_DELIMITER
-    else:
-        out += _LONG.pack(group, element, b"SQ", len(body)) + body
+            self.append(part)
+
+    def done(self) -> list[_Part]:
+        return list(self)
+
+
+def _render(parts: list[_Part], values: Mapping[Hashable, Any]) -> bytes:
+    return b"".join(part if isinstance(part, bytes) else part.render(values) for part in parts)
 
 
 def _value_bytes(elem: Any, vr: str, ascii_text: bool) -> bytes | None:

@@ -289,19 +289,23 @@ def test_a_sop_class_highdicom_does_not_know_is_refused_with_a_value_error() -> 
 
 
 @pytest.mark.parametrize(
-    ("sop_class", "frames"),
+    ("sop_class", "frames", "charset"),
     [
-        ("1.2.840.10008.5.1.4.1.1.2", 1),  # CT Image
-        ("1.2.840.10008.5.1.4.1.1.7.3", 3),  # Multi-frame Grayscale Word SC
-        ("1.2.840.10008.5.1.4.1.1.77.1.6", 4),  # VL Whole Slide Microscopy: VOLUME origin
+        ("1.2.840.10008.5.1.4.1.1.2", 1, None),  # CT Image
+        ("1.2.840.10008.5.1.4.1.1.7.3", 3, "ISO_IR 192"),  # Multi-frame Grayscale Word SC
+        ("1.2.840.10008.5.1.4.1.1.77.1.6", 4, None),  # VL Whole Slide Microscopy: VOLUME origin
+        ("1.2.840.10008.5.1.4.1.1.2", 1, ("ISO_IR 100", "ISO_IR 192")),
     ],
 )
-def test_groups_equal_what_highdicom_builds(sop_class: str, frames: int) -> None:
-    """Each Measurement Group is a copy of one highdicom built with placeholders, with the
+def test_groups_equal_what_highdicom_builds(
+    sop_class: str, frames: int, charset: str | tuple[str, ...] | None
+) -> None:
+    """Each Measurement Group is the encoding of one highdicom built with placeholders, with the
     finding's values put in: byte for byte what highdicom builds from the finding itself, for
-    every kind, quality, priority, number of rules, score and box (random, seeded)."""
+    every kind, quality, priority, number of rules, score, box and character set (random,
+    seeded)."""
     rng = np.random.default_rng(1410)
-    descriptions = [*codes.IMAGE_QUALITY_VALUE, "PORTABLE", "", "x" * 1500]
+    descriptions = [*codes.IMAGE_QUALITY_VALUE, "PORTABLE", "", "x" * 1500, "Läsion, Größe"]
     source = _source()
     source.SOPClassUID = sop_class
     image = SourceImage(int(rng.integers(1, 5000)), int(rng.integers(1, 5000)), frames, frames - 1)
@@ -342,15 +346,23 @@ def test_groups_equal_what_highdicom_builds(sop_class: str, frames: int) -> None
             source=evidence,
             image=image,
         )
-        group = build._group(index, finding, assessment, ANALYZER, "2.25.77", evidence, image)
-        assert _encoded(group) == _encoded(expected), (index, finding, matches)
+        group = build._group(
+            index, finding, assessment, ANALYZER, "2.25.77", evidence, image, charset
+        )
+        assert group == _item(expected, charset), (index, finding, matches)
 
 
-def _encoded(item: Dataset) -> bytes:
+def _item(item: Dataset, charset: str | tuple[str, ...] | None) -> bytes:
+    """`item` as pydicom writes it in a sequence of a dataset of this character set."""
+    parent = Dataset()
+    if charset is not None:
+        parent.SpecificCharacterSet = list(charset) if isinstance(charset, tuple) else charset
+    parent.ContentSequence = [item]
     buffer = pydicom.filebase.DicomBytesIO()
     buffer.is_little_endian, buffer.is_implicit_VR = True, False
-    pydicom.filewriter.write_dataset(buffer, item)
-    return buffer.getvalue()
+    pydicom.filewriter.write_dataset(buffer, parent)
+    written = buffer.getvalue()
+    return written[written.index(b"\xfe\xff\x00\xe0") :]  # from the item tag on
 
 
 def _corpus() -> list[tuple[str, Dataset]]:

@@ -21,8 +21,9 @@ from tests.support.sr import ANALYZER, EVERY_KIND, assessment_of
 
 
 def _save_as(dataset: Dataset) -> bytes:
+    """pydicom's bytes, from a copy: `save_as` decodes the SR's encoded content tree in place."""
     buffer = io.BytesIO()
-    dataset.save_as(buffer, enforce_file_format=True)
+    copy.deepcopy(dataset).save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
 
 
