@@ -210,3 +210,69 @@ def test_dicom_datetime(
     date: str | None, time: str | None, offset: str | None, expected: str | None
 ) -> None:
     assert dicom_datetime(date, time, offset) == expected
+
+
+def _bundle_alone(bundle: dict[str, Any]) -> str | None:
+    """The field paths the Bundle model's own validation names, as `validate_bundle` words
+    them (or None: valid)."""
+    from fhir.resources.R4B import get_fhir_model_class
+    from pydantic import ValidationError
+
+    try:
+        get_fhir_model_class("Bundle").model_validate(bundle)
+    except (ValidationError, KeyError, ValueError) as exc:
+        errors = getattr(exc, "errors", None)
+        fields = {".".join(map(str, e["loc"])) for e in errors()} if errors else set()
+        return ", ".join(sorted(fields or {type(exc).__name__}))
+    return None
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "none",
+        "unknown-type",
+        "not-a-resource",
+        "no-resource",
+        "two-entries",
+        "wrong-value-type",
+        "unknown-field",
+        "unknown-bundle-field",
+        "r5-field",
+    ],
+)
+def test_bundles_fail_and_name_fields_as_the_bundle_model_alone(
+    info: InstanceInfo, damage: str
+) -> None:
+    """Entries are validated as their own type before the Bundle: the same bundles fail, with
+    the field paths the Bundle model's validation alone gives (entry.N.resource...)."""
+    bundle = bundle_for(info, [Finding("label", "fracture", 0.9)])
+    entries = bundle["entry"]
+    kinds = [e["resource"]["resourceType"] for e in entries]
+    observation, report = kinds.index("Observation"), kinds.index("DiagnosticReport")
+    if damage == "unknown-type":
+        entries[0]["resource"]["resourceType"] = "Spaceship"
+    elif damage == "not-a-resource":
+        entries[1]["resource"] = "text"
+    elif damage == "no-resource":  # allowed: Bundle.entry.resource is 0..1
+        del entries[1]["resource"]
+    elif damage == "two-entries":
+        del entries[observation]["resource"]["code"]
+        del entries[report]["resource"]["status"]
+    elif damage == "wrong-value-type":
+        entries[observation]["resource"]["valueQuantity"] = "0.9"
+    elif damage == "unknown-field":
+        entries[report]["resource"]["colour"] = "red"
+    elif damage == "unknown-bundle-field":
+        bundle["colour"] = "red"
+    elif damage == "r5-field":
+        entries[report]["resource"]["note"] = [{"text": "x"}]
+    expected = _bundle_alone(bundle)
+    assert (expected is None) == (damage in ("none", "no-resource"))
+    if expected is None:
+        validate_bundle(bundle)
+        return
+    with pytest.raises(PermanentError) as err:
+        validate_bundle(bundle)
+    assert err.value.reason == "invalid_fhir"
+    assert str(err.value) == f"invalid_fhir: fields: {expected}"
