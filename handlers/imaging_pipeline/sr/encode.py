@@ -231,6 +231,10 @@ def _element_bytes(
     value = _value_bytes(elem, vr, ascii_text)
     if value is None:  # pydicom writes this one, exactly as save_as would
         return _pydicom_element(elem, charset)
+    return _framed(group, element, vr, value)
+
+
+def _framed(group: int, element: int, vr: str, value: bytes) -> bytes:
     if vr in _LONG_VRS:
         return _LONG.pack(group, element, vr.encode(), len(value)) + value
     if len(value) > 0xFFFF:
@@ -298,8 +302,18 @@ class _Hole(NamedTuple):
         group, element = self.tag >> 16, self.tag & 0xFFFF
         if self.vr == "SQ":
             return _SequenceHeader(group, element, False).wrap(value)
+        # A plain value (text, a number, a list of numbers) is encoded as it is, as pydicom's
+        # element would hold it; anything else becomes that element first.
+        encoded = _value_bytes(_PlainValue(value), self.vr, self.ascii_text)
+        if encoded is not None:
+            return _framed(group, element, self.vr, encoded)
         elem = DataElement(self.tag, self.vr, value)
         return _element_bytes(group, element, elem, self.vr, self.charset, self.ascii_text)
+
+
+class _PlainValue(NamedTuple):
+    value: Any
+    is_undefined_length: bool = False
 
 
 class _SequenceHeader(NamedTuple):
