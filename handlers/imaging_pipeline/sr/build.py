@@ -46,7 +46,13 @@ from pydicom.uid import UID, Comprehensive3DSRStorage, ExplicitVRLittleEndian
 from pydicom.valuerep import DA, DS, DT, TM
 
 from imaging_pipeline.sr import codes
-from imaging_pipeline.sr.encode import HoleOf, Template, encoded_sequence, item_template
+from imaging_pipeline.sr.encode import (
+    HoleOf,
+    Template,
+    encoded_sequence,
+    frozen_sequence,
+    item_template,
+)
 from imaging_pipeline.sr.uids import device_uid, sr_instance_uid, sr_series_uid, tracking_uid
 
 if TYPE_CHECKING:
@@ -659,7 +665,16 @@ def _sr_snapshot(name: str, version: str, sop_class_uid: str) -> bytes:
     identity = SrIdentity("2.25.1", "2.25.4", "2.25.5")
     analyzer = AnalyzerIdentity(name, version)
     sr = _highdicom_sr(evidence, identity, 1, analyzer, _report_parts(analyzer))
+    # The sequences `_fill_sr` leaves alone are encoded once: less to copy and to write.
+    for tag in list(sr.keys()):
+        frozen = None if tag in _FILLED_SEQUENCES else frozen_sequence(sr[tag])
+        if frozen is not None:
+            sr[tag] = frozen
     return pickle.dumps(sr, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+# Current Requested Procedure Evidence and Contributing Equipment (`_fill_sr`), the content.
+_FILLED_SEQUENCES = frozenset({0x0040A375, 0x0018A001, _CONTENT_SEQUENCE})
 
 
 def _fill_sr(sr: Dataset, evidence: Dataset, identity: SrIdentity, instance_number: int) -> None:

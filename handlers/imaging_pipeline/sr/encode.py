@@ -290,6 +290,43 @@ def encoded_sequence(tag: int, items: bytes) -> EncodedSequence:
     return EncodedSequence(BaseTag(tag), "SQ", len(items), items, 0, False, True)
 
 
+def frozen_sequence(elem: DataElement) -> EncodedSequence | None:
+    """A sequence of a dataset (Explicit VR Little Endian) encoded once, for copies of the
+    dataset that never change it: None where its bytes could depend on the character set of
+    the dataset it is copied into (text outside ASCII) or this writer declines it."""
+    if elem.VR != "SQ" or elem.is_undefined_length or not _ascii_only(elem.value):
+        return None
+    try:
+        parts = _sequence_parts(
+            elem.tag >> 16, elem.tag & 0xFFFF, elem, [default_encoding], None, ()
+        )
+    except _NotPlainError:
+        return None
+    assert isinstance(parts, bytes)  # no holes asked for, none made
+    header_length = _LONG.size
+    return encoded_sequence(elem.tag, parts[header_length:])
+
+
+def _ascii_only(items: Any) -> bool:
+    """True when every value in the items is ASCII text, a number or bytes (nothing a
+    character set encodes differently)."""
+    for item in items:
+        for elem in item.values():
+            if elem.is_raw:
+                return False
+            if elem.VR == "SQ":
+                if not _ascii_only(elem.value):
+                    return False
+                continue
+            values = elem.value if isinstance(elem.value, MultiValue | list) else [elem.value]
+            for value in values:
+                if isinstance(value, bytes | int | float) or value is None:
+                    continue
+                if not str(value).isascii():
+                    return False
+    return True
+
+
 class _Hole(NamedTuple):
     key: Hashable
     tag: int

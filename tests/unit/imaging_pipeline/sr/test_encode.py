@@ -204,3 +204,29 @@ def test_the_file_meta_group_is_written_and_completed_as_pydicom_does(change: st
     assert encode.part10_bytes(ours) == _save_as(theirs)
     # ... and the File Meta left as save_as leaves it (untouched: dcmwrite completes a copy).
     assert list(ours.file_meta.items()) == list(theirs.file_meta.items())
+
+
+@pytest.mark.parametrize(
+    "charset", [None, "ISO_IR 192", ["ISO 2022 IR 6", "ISO 2022 IR 87"]], ids=str
+)
+def test_a_frozen_sequence_is_copied_as_pydicom_writes_it_in_any_character_set(
+    charset: str | list[str] | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Encoded once (ASCII only: the same bytes whatever the SR's character set), then copied."""
+    item = Dataset()
+    item.CodeValue, item.CodeMeaning, item.ReferencedFrameNumber = "123", "odd", ["1", "2"]
+    item.ConceptCodeSequence = Sequence([Dataset()])
+    item.ConceptCodeSequence[0].CodeMeaning = "nested"
+    sequence = pydicom.DataElement(0x00081140, "SQ", Sequence([item, Dataset()]))
+    frozen = encode.frozen_sequence(sequence)
+    assert frozen is not None
+    sr = _sr_with({})
+    if charset:
+        sr.SpecificCharacterSet = charset
+    sr.ReferencedImageSequence = Sequence([copy.deepcopy(item), Dataset()])
+    expected = _save_as(sr)
+    sr[0x00081140] = frozen
+    _never_falls_back(monkeypatch)
+    assert encode.part10_bytes(sr) == expected
+    item.CodeMeaning = "Größe"  # its bytes would depend on the character set
+    assert encode.frozen_sequence(sequence) is None
