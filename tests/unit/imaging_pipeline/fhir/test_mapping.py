@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -212,6 +213,33 @@ def test_dicom_datetime(
     assert dicom_datetime(date, time, offset) == expected
 
 
+def _study_of(info: InstanceInfo, n: int) -> dict[str, Any]:
+    """A stored study of `n` instances of the analyzed instance's series."""
+    study = None
+    for i in range(n):
+        other = InstanceInfo(
+            study_uid=info.study_uid,
+            series_uid=info.series_uid,
+            instance_uid=f"{info.series_uid}.{i + 100}",
+            sop_class_uid=info.sop_class_uid,
+            modality=info.modality,
+            instance_number=i + 100,
+        )
+        study = merge_imaging_study(study, other, {"display": "x"})
+    assert study is not None
+    return {**study, "id": "s1", "meta": {"versionId": "1"}}
+
+
+def test_merge_leaves_the_existing_study_unchanged(info: InstanceInfo) -> None:
+    """The merge copies only what it changes; the study it was given stays as it was."""
+    existing = _study_of(info, 3)
+    before = copy.deepcopy(existing)
+    merged = merge_imaging_study(existing, info, {"display": "x"})
+    assert existing == before
+    assert merged["numberOfInstances"] == 4 and merged["series"][0]["numberOfInstances"] == 4
+    assert merged["series"][0]["instance"][:3] == before["series"][0]["instance"]
+
+
 def _bundle_alone(bundle: dict[str, Any]) -> str | None:
     """The field paths the Bundle model's own validation names, as `validate_bundle` words
     them (or None: valid)."""
@@ -239,17 +267,25 @@ def _bundle_alone(bundle: dict[str, Any]) -> str | None:
         "unknown-field",
         "unknown-bundle-field",
         "r5-field",
+        "instance-value-type",
+        "instance-unknown-field",
+        "instance-removed-field",
     ],
 )
 def test_bundles_fail_and_name_fields_as_the_bundle_model_alone(
     info: InstanceInfo, damage: str
 ) -> None:
-    """Entries are validated as their own type before the Bundle: the same bundles fail, with
-    the field paths the Bundle model's validation alone gives (entry.N.resource...)."""
-    bundle = bundle_for(info, [Finding("label", "fracture", 0.9)])
+    """Entries are validated as their own type before the Bundle, and a study's instances
+    that validated before are reused: the same bundles fail, with the field paths the Bundle
+    model's validation alone gives (entry.N.resource...)."""
+    existing = _study_of(info, 3)
+    bundle = bundle_for(info, [Finding("label", "fracture", 0.9)], existing)
+    validate_bundle(bundle)  # every instance of the study validated once before the damage
     entries = bundle["entry"]
     kinds = [e["resource"]["resourceType"] for e in entries]
     observation, report = kinds.index("Observation"), kinds.index("DiagnosticReport")
+    instances = entries[kinds.index("ImagingStudy")]["resource"]["series"][0]["instance"]
+    assert len(instances) == 4
     if damage == "unknown-type":
         entries[0]["resource"]["resourceType"] = "Spaceship"
     elif damage == "not-a-resource":
@@ -267,6 +303,12 @@ def test_bundles_fail_and_name_fields_as_the_bundle_model_alone(
         bundle["colour"] = "red"
     elif damage == "r5-field":
         entries[report]["resource"]["note"] = [{"text": "x"}]
+    elif damage == "instance-value-type":
+        instances[2]["number"] = "two"
+    elif damage == "instance-unknown-field":
+        instances[1] = {**instances[1], "colour": "red"}
+    elif damage == "instance-removed-field":
+        del instances[3]["uid"]
     expected = _bundle_alone(bundle)
     assert (expected is None) == (damage in ("none", "no-resource"))
     if expected is None:
