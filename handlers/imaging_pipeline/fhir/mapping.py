@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -177,7 +177,7 @@ def merge_imaging_study(
 ) -> dict[str, Any]:
     """The ImagingStudy with this series and instance added (other series/instances kept)."""
     study: dict[str, Any] = (
-        _copy_for_merge(existing)
+        _with_instances(existing, list)
         if existing
         else {
             "resourceType": "ImagingStudy",
@@ -216,23 +216,26 @@ def merge_imaging_study(
     return study
 
 
-def _copy_for_merge(existing: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of the study deep enough for the merge to change: the study, its series list,
-    each series and its instance list. The instances and codings are shared, never changed: a
-    deep copy of a large study (hundreds of instances) cost more than the rest of the merge."""
-    study = dict(existing)
-    series = study.get("series")
+def _with_instances(
+    study: Mapping[str, Any], change: Callable[[list[Any]], list[Any]]
+) -> dict[str, Any]:
+    """A copy of the study down to each series' instance list, that list replaced by
+    `change(list)`; the instances and everything else are shared. `merge_imaging_study` changes
+    only what this copies: a deep copy of a large study (hundreds of instances) cost more than
+    the rest of the merge."""
+    copied = dict(study)
+    series = copied.get("series")
     if isinstance(series, list):
-        study["series"] = [_copy_series(s) for s in series]
-    return study
+        copied["series"] = [_series_with(one, change) for one in series]
+    return copied
 
 
-def _copy_series(series: Any) -> Any:
+def _series_with(series: Any, change: Callable[[list[Any]], list[Any]]) -> Any:
     if not isinstance(series, Mapping):
         return series
     copied = dict(series)
     if isinstance(copied.get("instance"), list):
-        copied["instance"] = list(copied["instance"])
+        copied["instance"] = change(copied["instance"])
     return copied
 
 
@@ -482,16 +485,7 @@ def _with_instance_models(study: Mapping[str, Any]) -> Mapping[str, Any]:
     validate every instance listed so far again (a 500-instance series: 16 ms an event, growing
     with the series). An instance that does not validate stays as it is, for the study's
     validation to name (the same paths)."""
-    series = study.get("series")
-    if not isinstance(series, list):
-        return study
-    replaced = []
-    for one in series:
-        instances = one.get("instance") if isinstance(one, Mapping) else None
-        if isinstance(instances, list):
-            one = {**one, "instance": [_instance_model(i) for i in instances]}
-        replaced.append(one)
-    return {**study, "series": replaced}
+    return _with_instances(study, lambda instances: [_instance_model(i) for i in instances])
 
 
 def _instance_model(instance: Any) -> Any:
