@@ -58,19 +58,24 @@ def test_orthanc_would_gzip_but_our_clients_get_identity(
     assert retrieved.SOPInstanceUID == ds.SOPInstanceUID
     assert retrieved.pixel_array.shape == (1024, 1024)
 
-    # The processor's reader, seen on the wire (urllib3, below its session).
-    import urllib3
+    # The processor's reader, seen on the wire (http.client, below its session).
+    import http.client
 
     sent: list[dict[str, str]] = []
-    urlopen = urllib3.PoolManager.urlopen
+    connection = http.client.HTTPConnection
+    request, getresponse = connection.request, connection.getresponse
 
-    def recorded(self: urllib3.PoolManager, method: str, url: str, **kwargs: Any) -> Any:
+    def recorded(self: http.client.HTTPConnection, *args: Any, **kwargs: Any) -> None:
         sent.append(dict(kwargs["headers"]))
-        response = urlopen(self, method, url, **kwargs)
-        sent[-1]["answer Content-Encoding"] = response.headers.get("Content-Encoding", "")
+        request(self, *args, **kwargs)
+
+    def answered(self: http.client.HTTPConnection) -> http.client.HTTPResponse:
+        response = getresponse(self)
+        sent[-1]["answer Content-Encoding"] = response.getheader("Content-Encoding", "")
         return response
 
-    monkeypatch.setattr(urllib3.PoolManager, "urlopen", recorded)
+    monkeypatch.setattr(connection, "request", recorded)
+    monkeypatch.setattr(connection, "getresponse", answered)
     retrieved = retrieve_instance(WadoReader(orthanc.dicomweb_url), _event(ds))
     assert retrieved.pixel_array.shape == (1024, 1024)
     (headers,) = sent

@@ -40,6 +40,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
                 "path": self.path,
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "body": body,
+                "client_port": self.client_address[1],
             }
         )
         path = self.path.split("?")[0]
@@ -75,7 +76,8 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload[: len(payload) // 2] if path == "/cut" else payload)
-        if path == "/cut":
+        # /close: a server that closes a kept-alive connection after answering, unannounced.
+        if path in ("/cut", "/close"):
             self.close_connection = True
 
     def do_GET(self) -> None:
@@ -110,6 +112,7 @@ def _sent(session: Any, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
     session.request(method, url, timeout=10, **kwargs)
     (request,) = _Recorder.seen
     request["headers"].pop("host")  # 127.0.0.1:port either way
+    request.pop("client_port")
     return request
 
 
@@ -250,7 +253,7 @@ def test_the_ca_bundle_is_the_one_requests_would_use(
     def cafile() -> Any:
         session = lean_session_for("https://healthcare.example.test")
         assert session is not None
-        return session._http.connection_pool_kw.get("ca_certs")
+        return session.ca_bundle
 
     assert cafile() == certifi.where()
     hospital = tmp_path / "hospital-ca.pem"
@@ -259,3 +262,92 @@ def test_the_ca_bundle_is_the_one_requests_would_use(
     assert cafile() == str(hospital)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())  # requests prefers this one
     assert cafile() == certifi.where()
+
+
+def test_one_connection_is_kept_alive_and_replaced_when_the_server_closed_it(
+    server: str,
+) -> None:
+    session = _lean(server)
+    for path in ("/json", "/json", "/close"):
+        assert session.request("GET", server + path, timeout=10).status_code == 200
+    time.sleep(0.2)  # the server's close reaches the idle connection
+    assert session.request("GET", server + "/json", timeout=10).status_code == 200
+    ports = [r["client_port"] for r in _Recorder.seen]
+    assert ports[0] == ports[1] == ports[2] != ports[3]
+
+
+def _certificate(
+    tmp_path: Path, name: str, hosts: list[str], issuer: tuple[Any, Any] | None = None
+) -> tuple[Any, Any]:
+    """A key and certificate for `hosts` (a CA's when `issuer` is None), written as PEM."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    issuer_key, issuer_cert = issuer or (key, None)
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_cert.subject if issuer_cert else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
+    )
+    if hosts:
+        names = [x509.IPAddress(ipaddress.ip_address(h)) for h in hosts]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(issuer_key, hashes.SHA256())
+    (tmp_path / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / f"{name}.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return key, cert
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2"], ids=["its-host", "another-host"])
+def test_tls_verifies_the_server_against_the_ca_bundle(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, host: str
+) -> None:
+    import ssl
+    import threading
+
+    ca = _certificate(tmp_path, "hospital-ca", [])
+    _certificate(tmp_path, "server", [host], issuer=ca)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{httpd.server_port}/json"
+    try:
+        # certifi's bundle does not know the hospital's CA: refused, as requests refuses it.
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(url, timeout=10)
+        with pytest.raises(requests.exceptions.SSLError):
+            _lean(url).request("GET", url, timeout=10)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "hospital-ca.pem"))
+        if host != "127.0.0.1":  # a certificate for another host: refused by both
+            with pytest.raises(requests.exceptions.SSLError):
+                requests.get(url, timeout=10)
+            with pytest.raises(requests.exceptions.SSLError):
+                _lean(url).request("GET", url, timeout=10)
+            return
+        plain = requests.get(url, timeout=10)
+        ours = _lean(url).request("GET", url, timeout=10)
+        assert ours.status_code == plain.status_code == 200
+        assert ours.json() == plain.json() == {"resourceType": "Bundle", "entry": []}
+    finally:
+        httpd.shutdown()
