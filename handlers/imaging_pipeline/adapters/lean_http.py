@@ -20,6 +20,7 @@ followed: none of these APIs redirects, and a 3xx is returned as it is.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.client
 import json as jsonlib
@@ -28,7 +29,7 @@ import select
 import socket
 import ssl
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -143,21 +144,12 @@ class LeanSession:
     ) -> LeanResponse:
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        origin = (parts.scheme, parts.hostname or "", parts.port or _PORTS[parts.scheme])
+        origin = (parts.scheme, parts.hostname or "", parts.port or _PORTS.get(parts.scheme, 0))
         connection = self._connection(origin, timeout)
-        try:
+        with self._failures(origin, requests.ReadTimeout):
             connection.request(method, target, body=body, headers=headers)
             response = connection.getresponse()
             content = _decoded(response.read(), response.getheader("Content-Encoding"))
-        except TimeoutError as exc:
-            self._drop(origin)
-            raise requests.ReadTimeout(exc) from exc
-        except ssl.SSLError as exc:
-            self._drop(origin)
-            raise requests.exceptions.SSLError(exc) from exc
-        except (OSError, http.client.HTTPException, zlib.error) as exc:  # reset, cut short
-            self._drop(origin)
-            raise requests.ConnectionError(exc) from exc
         return LeanResponse(response.status, response.msg, content, url)
 
     def _connection(
@@ -182,18 +174,24 @@ class LeanSession:
             if connection.sock is not None:
                 connection.sock.settimeout(timeout)
         if connection.sock is None:
-            try:
+            with self._failures(origin, requests.ConnectTimeout):
                 connection.connect()
-            except TimeoutError as exc:
-                self._drop(origin)
-                raise requests.ConnectTimeout(exc) from exc
-            except ssl.SSLError as exc:
-                self._drop(origin)
-                raise requests.exceptions.SSLError(exc) from exc
-            except OSError as exc:
-                self._drop(origin)
-                raise requests.ConnectionError(exc) from exc
         return connection
+
+    @contextlib.contextmanager
+    def _failures(self, origin: tuple[str, str, int], timeout: type[Exception]) -> Iterator[None]:
+        """Failures as requests' classes (`timeout` for a timeout), the connection dropped."""
+        try:
+            yield
+        except TimeoutError as exc:
+            self._drop(origin)
+            raise timeout(exc) from exc
+        except ssl.SSLError as exc:
+            self._drop(origin)
+            raise requests.exceptions.SSLError(exc) from exc
+        except (OSError, http.client.HTTPException, zlib.error) as exc:  # refused, reset, cut short
+            self._drop(origin)
+            raise requests.ConnectionError(exc) from exc
 
     def _drop(self, origin: tuple[str, str, int]) -> None:
         connection = self._connections.pop(origin, None)
