@@ -461,8 +461,8 @@ def validate_bundle(bundle: Mapping[str, Any]) -> None:
         if model_class is None:
             models.append(entry)  # the Bundle's validation says what is wrong with it
             continue
-        if model_class.__name__ == "ImagingStudy" and isinstance(resource, Mapping):
-            resource = _with_instance_models(resource)
+        if isinstance(resource, Mapping):
+            resource = _with_part_models(model_class.__name__, resource)
         try:
             model = model_class.model_validate(resource)
         except (ValidationError, ValueError) as exc:
@@ -479,6 +479,66 @@ def validate_bundle(bundle: Mapping[str, Any]) -> None:
         raise PermanentError("invalid_fhir", f"fields: {', '.join(sorted(fields))}")
 
 
+def _with_part_models(type_name: str, resource: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The resource with each complex element (an object, or a list of objects) that validated
+    before in the same field of the same resource type as its model. An event's resources
+    repeat most elements of the events before (codes, categories, the subject, the device, the
+    study's identifiers): validating them again was a third of validation's CPU. An element
+    that does not validate stays as it is, for the resource's validation to name (the same
+    paths). ImagingStudy.series grows with every event of its series: its instances are
+    reused one by one instead."""
+    if type_name == "ImagingStudy":
+        resource = _with_instance_models(resource)
+    parts = dict(resource)
+    for alias, value in resource.items():
+        if alias == "series" and type_name == "ImagingStudy":
+            continue
+        if isinstance(value, dict) or (
+            isinstance(value, list) and value and all(isinstance(v, dict) for v in value)
+        ):
+            parts[alias] = _part_model(type_name, alias, value)
+    return parts
+
+
+def _part_model(type_name: str, alias: str, value: Any) -> Any:
+    try:
+        key = _JSON_KEY.encode(value)
+    except (TypeError, ValueError):  # not plain JSON: validated with the resource
+        return value
+    model = _validated_part(type_name, alias, key)
+    return value if model is None else model
+
+
+@functools.lru_cache(maxsize=4096)
+def _validated_part(type_name: str, alias: str, key: str) -> Any:
+    """The model(s) of one element of a resource, by the resource type, the element's name and
+    its JSON; None when invalid or not an element of that type. Models are never changed after
+    validation, so threads can share them."""
+    adapter = _element_adapter(type_name, alias)
+    if adapter is None:
+        return None
+    try:
+        return adapter.validate_python(json.loads(key))
+    except ValueError:  # pydantic's ValidationError included
+        return None
+
+
+@functools.lru_cache(maxsize=512)
+def _element_adapter(type_name: str, alias: str) -> Any:
+    """A validator of one element as the resource's own validation checks it: the field's type
+    (complex types are models with their own configuration); None for a field with
+    constraints of its own, or no such field."""
+    from fhir.resources.R4B import get_fhir_model_class
+    from pydantic import TypeAdapter
+
+    for name, field in get_fhir_model_class(type_name).model_fields.items():
+        if (field.alias or name) == alias:
+            if field.metadata or field.annotation is None:
+                return None
+            return TypeAdapter(field.annotation)
+    return None
+
+
 def _with_instance_models(study: Mapping[str, Any]) -> Mapping[str, Any]:
     """The study with each series instance that validated before as its model. A study is read,
     merged and written back on every event of its series, so each event would otherwise
@@ -492,15 +552,15 @@ def _instance_model(instance: Any) -> Any:
     if not isinstance(instance, Mapping):
         return instance
     try:
-        key = _INSTANCE_KEY.encode(instance)
+        key = _JSON_KEY.encode(instance)
     except (TypeError, ValueError):  # not plain JSON: validated with the study
         return instance
     return _validated_instance(key) or instance
 
 
 # One encoder (json.dumps with options builds one a call). Keys keep the dict's order: the same
-# instance in another order is only a cache miss, and sorting doubled the cost.
-_INSTANCE_KEY = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+# element in another order is only a cache miss, and sorting doubled the cost.
+_JSON_KEY = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -270,14 +270,18 @@ def _bundle_alone(bundle: dict[str, Any]) -> str | None:
         "instance-value-type",
         "instance-unknown-field",
         "instance-removed-field",
+        "element-value-type",
+        "element-unknown-field",
+        "element-null-in-list",
+        "element-from-another-field",
     ],
 )
 def test_bundles_fail_and_name_fields_as_the_bundle_model_alone(
     info: InstanceInfo, damage: str
 ) -> None:
-    """Entries are validated as their own type before the Bundle, and a study's instances
-    that validated before are reused: the same bundles fail, with the field paths the Bundle
-    model's validation alone gives (entry.N.resource...)."""
+    """Entries are validated as their own type before the Bundle, and the elements and a
+    study's instances that validated before are reused: the same bundles fail, with the field
+    paths the Bundle model's validation alone gives (entry.N.resource...)."""
     existing = _study_of(info, 3)
     bundle = bundle_for(info, [Finding("label", "fracture", 0.9)], existing)
     validate_bundle(bundle)  # every instance of the study validated once before the damage
@@ -309,6 +313,14 @@ def test_bundles_fail_and_name_fields_as_the_bundle_model_alone(
         instances[1] = {**instances[1], "colour": "red"}
     elif damage == "instance-removed-field":
         del instances[3]["uid"]
+    elif damage == "element-value-type":  # elements that validated before, changed
+        entries[observation]["resource"]["code"]["coding"][0]["code"] = {"not": "a code"}
+    elif damage == "element-unknown-field":
+        entries[report]["resource"]["subject"]["colour"] = "red"
+    elif damage == "element-null-in-list":
+        entries[observation]["resource"]["category"].append(None)
+    elif damage == "element-from-another-field":  # valid as Observation.code, not as subject
+        entries[report]["resource"]["subject"] = entries[observation]["resource"]["code"]
     expected = _bundle_alone(bundle)
     assert (expected is None) == (damage in ("none", "no-resource"))
     if expected is None:
