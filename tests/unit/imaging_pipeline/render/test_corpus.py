@@ -159,6 +159,7 @@ def test_the_oracle_comparison_covers_many_files() -> None:
 
 
 @pytest.mark.parametrize("path", DECLARED_VOI, ids=lambda p: str(p.relative_to(PYDICOM_TEST_FILES)))
+@pytest.mark.filterwarnings("ignore:The pixel data is .* excess padding:UserWarning")  # pydicom's
 def test_greyscale_matches_pydicom_modality_and_voi(path: Path) -> None:
     ds = pydicom.dcmread(path)
     expected = _pydicom_grey_oracle(ds)

@@ -133,6 +133,7 @@ def test_planar_rgb_is_interleaved() -> None:
         "MR_small_padded.dcm",
     ],
 )
+@pytest.mark.filterwarnings("ignore:The pixel data is .* excess padding:UserWarning")  # pydicom's
 def test_native_frames_skip_the_decoder(name: str) -> None:
     """The direct read applies to the common native layouts (and equals pixel_array)."""
     data = (PYDICOM_TEST_FILES / name).read_bytes()
