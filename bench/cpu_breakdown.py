@@ -7,9 +7,11 @@ called directly (no functions-framework: its share is about 1 ms a request), one
 time after 8 warm-up events. The steps of `Processor.handle` that cost CPU are wrapped with
 `time.thread_time`, so each row is the CPU of this thread inside that step, waiting excluded;
 rows nest (a step's row includes the steps it calls); the "HTTP" rows are every request through
-`LeanSession` (all the processor's) and through requests (none now), wherever made. A guide for
-where to cut next, not a goal: the goal is bench.e2e's CPU per warm event, which also counts the
-framework and the process's other threads.
+`LeanSession` (all the processor's) and through requests (none now), wherever made, and the
+last table splits the LeanSession requests by kind (WADO-RS, Vision, FHIR search and
+transaction, STOW-RS), CPU per call. A guide for where to cut next, not a goal: the goal is
+bench.e2e's CPU per warm event, which also counts the framework and the process's other
+threads.
 """
 
 from __future__ import annotations
@@ -41,7 +43,50 @@ STEPS = (
     ("imaging_pipeline.adapters.fhir_client", "FhirClient.transaction", "  FHIR transaction"),
     ("requests.sessions", "Session.request", "HTTP through requests"),
     ("imaging_pipeline.adapters.lean_http", "LeanSession.request", "HTTP through LeanSession"),
+    # Smaller steps, each called from one of the above.
+    ("imaging_pipeline.process", "instance_info", "instance_info (header to FHIR fields)"),
+    ("imaging_pipeline.logs", "register_dataset_phi", "register_dataset_phi"),
+    ("imaging_pipeline.render.api", "decode_frame", "render: decode the frame"),
+    ("imaging_pipeline.render.api", "render_greyscale", "render: greyscale LUTs"),
+    ("imaging_pipeline.render.api", "encode", "render: JPEG encode"),
+    ("imaging_pipeline.sr.build", "_evidence", "SR: evidence from the source"),
+    ("imaging_pipeline.sr.build", "_copy", "SR: copy of a pickled template"),
 )
+
+
+def request_kind(method: str, url: str, params: Any = None) -> str:
+    """Which of the processor's five requests this is (bench.e2e's servers' URLs)."""
+    if method == "GET" and "/instances/" in url:
+        return "WADO-RS retrieve"
+    if method == "POST" and url.endswith("/studies"):
+        return "STOW-RS store"
+    if "images:annotate" in url:
+        return "Vision annotate"
+    if method == "GET" and "identifier" in (params or {}):
+        return "FHIR search"
+    if method == "POST":
+        return "FHIR transaction"
+    return f"other {method}"
+
+
+@contextmanager
+def http_cpu_by_kind() -> Iterator[dict[str, list[float]]]:
+    """Thread CPU of each LeanSession request, by `request_kind`."""
+    from imaging_pipeline.adapters.lean_http import LeanSession
+
+    totals: dict[str, list[float]] = {}
+    original = LeanSession.request
+
+    def request(self: Any, method: str, url: str, **kwargs: Any) -> Any:
+        kind = request_kind(method, url, kwargs.get("params"))
+        total = totals.setdefault(kind, [0.0, 0])
+        return _timed(original, total)(self, method, url, **kwargs)
+
+    LeanSession.request = request  # type: ignore[method-assign]
+    try:
+        yield totals
+    finally:
+        LeanSession.request = original  # type: ignore[method-assign]
 
 
 @contextmanager
@@ -101,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         warm, measured = messages(8), messages(args.events)
         for message in warm:
             handle_event_data(processor, {"message": message})
-        with thread_cpu_of(STEPS) as totals:
+        with thread_cpu_of(STEPS) as totals, http_cpu_by_kind() as by_kind:
             for message in measured:
                 outcome = handle_event_data(processor, {"message": message})
                 assert outcome.status == "processed", outcome
@@ -109,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'step':42} {'ms/event':>9} {'calls/event':>12}")
     for label, (seconds, calls) in totals.items():
         print(f"{label:42} {seconds * 1000 / args.events:9.2f} {calls / args.events:12.2f}")
+    print("\nHTTP through LeanSession by request, thread CPU per call:")
+    print(f"{'request':42} {'ms/call':>9} {'calls/event':>12}")
+    for kind, (seconds, calls) in sorted(by_kind.items()):
+        print(f"{kind:42} {seconds * 1000 / calls:9.2f} {calls / args.events:12.2f}")
     return 0
 
 
