@@ -23,6 +23,7 @@ import logging
 import math
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -252,6 +253,37 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
+
+
+@contextmanager
+def messages_on_this_thread(logger_name: str) -> Iterator[list[str]]:
+    """The messages `logger_name` logs at WARNING or above from this thread while the block
+    runs (pydicom's logger is at WARNING unless someone raises it).
+
+    pydicom says that a file ends inside a sequence or encapsulated pixel data only with a
+    warning, which it also logs. `warnings.catch_warnings(record=True)` swaps the process-wide
+    filters and recorder: with concurrent callers (`imaging ingest`'s workers) threads recorded
+    each other's warnings or none, so a truncated file could pass and a whole one be rejected.
+    A handler that keeps only its own thread's records is safe."""
+    messages: list[str] = []
+    handler = _ThreadMessages(threading.get_ident(), messages)
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+
+
+class _ThreadMessages(logging.Handler):
+    def __init__(self, thread: int, messages: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self._thread = thread
+        self._messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self._thread:
+            self._messages.append(record.getMessage())
 
 
 def log_event(logger: logging.Logger, level: int, message: str, **fields: Any) -> None:

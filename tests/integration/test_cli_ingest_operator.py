@@ -192,6 +192,8 @@ def test_missing_credentials_are_one_line_exit_2(tmp_path, argv, credentials) ->
     assert "Traceback" not in result.stderr
 
 
+# One of pydicom's files says implicit VR and is explicit: pydicom warns while it is checked.
+@pytest.mark.filterwarnings("ignore:Expected implicit VR, but found explicit VR:UserWarning")
 def test_bulk_import_follows_the_operation_to_the_end(
     store, gcs_emulator: GcsEmulator, tmp_path, capsys
 ) -> None:

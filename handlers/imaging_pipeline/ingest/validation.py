@@ -23,6 +23,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from imaging_pipeline.logs import messages_on_this_thread
 from imaging_pipeline.telemetry import IngestFailure
 
 FailureReason = IngestFailure  # reason codes are part of the telemetry contract
@@ -58,6 +59,12 @@ def is_part10(payload: bytes) -> bool:
     return payload[PART10_MAGIC_OFFSET : PART10_MAGIC_OFFSET + 4] == PART10_MAGIC
 
 
+# pydicom's warnings about odd files are noise to callers (it logs them as well, which is what
+# `_read_header` reads). One filter, installed at import and never changed: swapping filters
+# per call is not thread-safe (render.api does the same).
+warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
+
+
 class TruncatedDataError(ValueError):
     """The data ends before the header or the pixel data it declares (an interrupted upload)."""
 
@@ -68,11 +75,10 @@ UNDEFINED_LENGTH = 0xFFFFFFFF
 
 def _read_header(payload: bytes, *, force: bool) -> Dataset:
     """Parses everything but defers large values: pixel bytes are located, never loaded."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with messages_on_this_thread("pydicom") as logged:
         header = dcmread(io.BytesIO(payload), defer_size=1024, force=force)
     # pydicom only warns when encapsulated pixel data or a sequence runs past the end.
-    if any("End of file reached" in str(w.message) for w in caught):
+    if any("End of file reached" in message for message in logged):
         raise TruncatedDataError("the data ends inside an element")
     # A deferred element is still raw: it knows where its value starts and how long it is.
     pixels = header.get_item(PIXEL_DATA, keep_deferred=True)

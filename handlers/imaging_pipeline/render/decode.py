@@ -16,7 +16,6 @@ frame's decode).
 from __future__ import annotations
 
 import io
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -39,6 +38,7 @@ from pydicom.uid import (
     JPEGLSNearLossless,
 )
 
+from imaging_pipeline.logs import messages_on_this_thread
 from imaging_pipeline.render.errors import RejectReason, RenderRejected
 from imaging_pipeline.render.header import PIXEL_KEYWORDS, Header
 
@@ -119,8 +119,7 @@ def read_dataset(open_source: Opener) -> Dataset:
     """Parse the header (large values deferred). Input without preamble or file meta is
     accepted only if it parses to something DICOM-like (a SOP class or pixel data); a file
     that ends before the data it declares is rejected as truncated, not as "not DICOM"."""
-    with open_source() as stream, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with open_source() as stream, messages_on_this_thread("pydicom") as logged:
         try:
             ds = dcmread(stream, defer_size=DEFER_SIZE)
         except InvalidDicomError:
@@ -129,7 +128,7 @@ def read_dataset(open_source: Opener) -> Dataset:
             raise RenderRejected(RejectReason.NOT_DICOM, "not a DICOM Part 10 stream") from None
         if ds is not None:
             size = stream.seek(0, io.SEEK_END)
-            ended_early = any("End of file reached" in str(w.message) for w in caught)
+            ended_early = any("End of file reached" in message for message in logged)
             problem = _truncation(ds, size, ended_early)
             if problem:
                 raise RenderRejected(RejectReason.TRUNCATED, f"truncated file: {problem}")

@@ -7,6 +7,7 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -214,3 +215,19 @@ assert response.status_code == 500, response.status_code  # no DICOMWEB_URL etc.
     assert warned and "Johnathan" not in warned[0]["message"]
     failed = [e for e in entries if "exception" in e]
     assert failed and "ConfigurationError" in failed[0]["exception"]
+
+
+def test_messages_on_this_thread_keeps_only_this_threads_records() -> None:
+    logger = logging.getLogger("test_logs.thread_messages")
+    logger.setLevel(logging.INFO)
+    other = threading.Thread(target=lambda: logger.warning("from another thread"))
+    handlers = list(logger.handlers)
+    with logs.messages_on_this_thread(logger.name) as messages:
+        logger.info("below warning")
+        logger.warning("mine %d", 1)
+        other.start()
+        other.join()
+        logger.error("mine too")
+    logger.warning("after the block")
+    assert messages == ["mine 1", "mine too"]
+    assert logger.handlers == handlers

@@ -57,6 +57,7 @@ def test_unwritable_output_is_a_clean_error(
 
 @pytest.mark.parametrize("fraction", [0.5, 0.9])
 @pytest.mark.parametrize("command", ["render", "analyze"])
+@pytest.mark.filterwarnings("ignore:End of file reached before delimiter:UserWarning")
 def test_truncated_files_are_called_truncated(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, fraction: float
 ) -> None:

@@ -78,6 +78,7 @@ def test_corpus_is_the_bundled_one() -> None:
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: str(p.relative_to(PYDICOM_TEST_FILES)))
+@pytest.mark.filterwarnings("ignore:Expected explicit VR, but found implicit VR:UserWarning")
 def test_every_bundled_file_renders_or_is_rejected_with_the_right_reason(path: Path) -> None:
     expected = PIXEL_REJECTIONS.get(path.name) or OTHER_REJECTIONS.get(path.name)
     pixel_bearing = _pixel_bearing(path)

@@ -159,6 +159,7 @@ def test_zero_number_of_frames_is_read_as_one_like_pydicom_does() -> None:
     ],
     ids=["empty", "text", "png", "noise", "preamble-then-garbage"],
 )
+@pytest.mark.filterwarnings("ignore:End of file reached before delimiter:UserWarning")
 def test_not_dicom(data: bytes) -> None:
     with pytest.raises(RenderRejected) as info:
         render_bytes(data)
