@@ -1,18 +1,23 @@
 """Rendering against the renderers a radiology engineer would compare with, same files, one run.
 
-    .venv/bin/python -m bench.render [--repeat N] [--check]
+    .venv/bin/python -m bench.render [--repeat N] [--pairs N] [--check]
 
 Methods, each rendering the displayed frame to at most 1024 pixels, JPEG quality 90:
 - ours: imaging_pipeline.render;
 - idiomatic: the pydicom pipeline most code uses (`pixel_array`, `apply_modality_lut`,
   `apply_voi_lut`, MONOCHROME1 inverted, Pillow Lanczos, JPEG quality 90);
-- dcmj2pnm (Debian dcmtk): one process per image; its per-image time is its CPU time minus its
-  CPU time for an 8x8 image (its own start-up and dictionary load);
+- dcmj2pnm (Debian dcmtk): one process per image; its per-image work is its CPU time on the
+  file minus its CPU time on an 8x8 image (its own start-up and dictionary load), the two run
+  alternately `--pairs` times and the differences averaged. Its start-up (~20-30 ms) varies by
+  several ms from run to run, more than its work on a small file, so one start-up subtracted
+  from a few runs is noise; the mean of many alternated differences is not (its standard error
+  is printed with the result);
 - Orthanc's `/instances/{id}/frames/{f}/rendered` (the CPU time of Orthanc's process per image;
   reported, no goal).
 
-Times are CPU milliseconds (user + system, median of `--repeat` runs): steadier than wall time
-on a shared machine, and each method renders on one thread, so CPU time is its latency.
+Times are CPU milliseconds (user + system; in-process methods the median of `--repeat` runs):
+steadier than wall time on a shared machine, and each method renders on one thread, so CPU time
+is its latency.
 
 Groups (image classes): pydicom's bundled pixel files, generated 512x512 int16 CT slices, a
 generated 3000x3000 12-bit radiograph. Reported per group and method: time per image, output
@@ -30,6 +35,7 @@ import io
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -201,7 +207,8 @@ def pydicom_corpus() -> list[bytes]:
 
 @dataclass
 class Result:
-    seconds: list[float] = field(default_factory=list)  # per image, median over repeats
+    seconds: list[float] = field(default_factory=list)  # per image
+    variances: list[float] = field(default_factory=list)  # of each image's mean (dcmj2pnm)
     sizes: list[int] = field(default_factory=list)
     agreement: list[float] = field(default_factory=list)
     outputs: list[bytes | None] = field(default_factory=list)
@@ -244,19 +251,34 @@ def time_in_process(render: Renderer, data: bytes, repeat: int) -> tuple[float, 
     return median(times), out
 
 
-def time_dcmj2pnm(data: bytes, tmp: Path, repeat: int) -> tuple[float, bytes | None]:
+def time_dcmj2pnm(
+    data: bytes, tmp: Path, pairs: int
+) -> tuple[list[float], list[float], bytes | None]:
+    """dcmj2pnm on the file and on the 8x8 reference, alternately `pairs` times: the CPU
+    differences (per-image work) and the reference's CPU (start-up); no output if it failed.
+    Alternating makes the machine's drift hit both sides of each difference alike."""
     path, out = tmp / "in.dcm", tmp / "out.jpg"
     path.write_bytes(data)
+    reference = tiny()
+    (tmp / "ref.dcm").write_bytes(reference)
+    reference_command = dcmj2pnm_command(reference, tmp / "ref.dcm", tmp / "ref.jpg")
     command = dcmj2pnm_command(data, path, out)
-    times = []
-    for _ in range(repeat):
+    differences, startups = [], []
+    for _ in range(pairs):
+        startups.append(_cpu_of(reference_command))
         out.unlink(missing_ok=True)
-        start = _children_cpu()
-        done = subprocess.run(command, capture_output=True, check=False)
-        times.append(_children_cpu() - start)
-        if done.returncode != 0 or not out.exists():
-            return 0.0, None
-    return median(times), out.read_bytes()
+        seconds = _cpu_of(command)
+        if seconds != seconds or not out.exists():
+            return [], startups, None
+        differences.append(seconds - startups[-1])
+    return differences, startups, out.read_bytes()
+
+
+def _cpu_of(command: list[str]) -> float:
+    """CPU seconds of one run of `command`; NaN if it failed."""
+    start = _children_cpu()
+    done = subprocess.run(command, capture_output=True, check=False)
+    return _children_cpu() - start if done.returncode == 0 else float("nan")
 
 
 class OrthancRenderer:
@@ -297,22 +319,30 @@ class OrthancRenderer:
 
 
 def run_group(
-    corpus: list[bytes], repeat: int, tmp: Path, orthanc: OrthancRenderer | None, startup: float
+    corpus: list[bytes],
+    args: argparse.Namespace,
+    tmp: Path,
+    orthanc: OrthancRenderer | None,
+    startups: list[float],
 ) -> dict[str, Result]:
     results = {name: Result() for name in ("ours", "idiomatic", "dcmj2pnm", "orthanc")}
     for data in corpus:
         # Alternate methods per file so that machine noise hits all of them alike.
-        seconds, ours = time_in_process(ours_render, data, repeat)
+        seconds, ours = time_in_process(ours_render, data, args.repeat)
         results["ours"].seconds.append(seconds)
         results["ours"].sizes.append(len(ours))
         results["ours"].outputs.append(ours)
         results["ours"].agreement.append(1.0)
-        seconds, theirs = time_in_process(idiomatic_render, data, repeat)
+        seconds, theirs = time_in_process(idiomatic_render, data, args.repeat)
         _add(results["idiomatic"], seconds, theirs, ours)
-        seconds, out = time_dcmj2pnm(data, tmp, repeat)
-        _add(results["dcmj2pnm"], max(0.0, seconds - startup), out, ours)
+        differences, reference, out = time_dcmj2pnm(data, tmp, args.pairs)
+        startups.extend(reference)
+        _add(results["dcmj2pnm"], statistics.fmean(differences or [0.0]), out, ours)
+        if out is not None:
+            variance = statistics.variance(differences) / len(differences)
+            results["dcmj2pnm"].variances.append(variance)
         if orthanc is not None:
-            _add_orthanc(results["orthanc"], orthanc, data, ours, repeat)
+            _add_orthanc(results["orthanc"], orthanc, data, ours, args.repeat)
     return results
 
 
@@ -351,7 +381,10 @@ def child(path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs per file and method")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per file, in-process")
+    parser.add_argument(
+        "--pairs", type=int, default=20, help="alternated dcmj2pnm runs (file, 8x8) per file"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
     parser.add_argument("--no-orthanc", action="store_true", help="skip Orthanc's /rendered")
     parser.add_argument("--child", metavar="FILE", help=argparse.SUPPRESS)
@@ -376,25 +409,29 @@ def main(argv: list[str] | None = None) -> int:
             for corpus in groups.values():  # warm every method once
                 ours_render(corpus[0])
                 idiomatic_render(corpus[0])
-            startup = time_dcmj2pnm(tiny(), tmp, max(5, args.repeat))[0]
+            startups: list[float] = []
             results = {
-                group: run_group(corpus, args.repeat, tmp, orthanc, startup)
+                group: run_group(corpus, args, tmp, orthanc, startups)
                 for group, corpus in groups.items()
             }
     finally:
         if orthanc is not None:
             orthanc.close()
 
-    print(f"dcmj2pnm start-up (8x8 image, subtracted from its times): {startup * 1000:.1f} ms")
+    spread = statistics.quantiles(startups, n=10)
+    print(
+        f"dcmj2pnm start-up (8x8 image, {len(startups)} runs alternated with the files): median "
+        f"{statistics.median(startups) * 1000:.1f} ms, 10-90% {spread[0] * 1000:.1f}-"
+        f"{spread[-1] * 1000:.1f} ms"
+    )
     print(
         f"{'group':22} {'method':10} {'n':>4} {'ms/image':>9} {'vs ours':>8} "
         f"{'B/image':>9} {'agreement':>10}"
     )
     goals: dict[str, bool] = {}
-    both_ours, both_dcmtk = 0.0, 0.0
+    both_ours, both_dcmtk, dcmtk_variance = 0.0, 0.0, 0.0
     for group, by_method in results.items():
         ours = by_method["ours"]
-        ours_ms = 1000 * float(np.mean(ours.seconds))
         for method, result in by_method.items():
             if method == "orthanc" and orthanc is None:
                 continue
@@ -416,12 +453,18 @@ def main(argv: list[str] | None = None) -> int:
                 goals[f"{group}: ours >= {IDIOMATIC_GOAL}x idiomatic"] = ratio >= IDIOMATIC_GOAL
             if method == "dcmj2pnm":
                 both_dcmtk += sum(done)
+                dcmtk_variance += sum(result.variances)
                 both_ours += sum(
                     o for o, s in zip(ours.seconds, result.seconds, strict=True) if s == s
                 )
-        del ours_ms
     overall = both_dcmtk / both_ours if both_ours else 0.0
-    print(f"dcmj2pnm per-image work vs ours, files both render: {overall:.2f}x")
+    # Two standard errors of dcmj2pnm's summed per-image work (ours is timed in-process, whose
+    # error is far smaller than a difference of two process runs).
+    margin = 2 * dcmtk_variance**0.5 / both_ours if both_ours else 0.0
+    print(
+        f"dcmj2pnm per-image work vs ours, files both render: {overall:.2f}x "
+        f"({overall - margin:.2f}-{overall + margin:.2f}x at two standard errors)"
+    )
     goals[f"ours >= {DCMTK_GOAL}x dcmj2pnm per-image work"] = overall >= DCMTK_GOAL
     ct_agreement = float(np.mean(results["CT 512x512 int16"]["dcmj2pnm"].agreement or [0.0]))
     goals[f"CT agreement with dcmj2pnm >= {AGREEMENT_GOAL}"] = ct_agreement >= AGREEMENT_GOAL
