@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ import pytest
 from imaging_pipeline.render import RenderOptions, render_bytes, render_dataset
 from imaging_pipeline.render.decode import _native_frame, decode_frame, opener, read_dataset
 from imaging_pipeline.render.header import check_header
+from PIL import Image
 from pydicom.pixels import pixel_array
+from pydicom.uid import JPEGBaseline8Bit
 
 from tests.support.render_fixtures import PYDICOM_TEST_FILES, part10, synthetic
 
@@ -38,21 +41,78 @@ def test_many_bundled_files_are_compared() -> None:
     assert len(BUNDLED) >= 75
 
 
-@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: str(p.relative_to(PYDICOM_TEST_FILES)))
-def test_frame_matches_pydicom_pixel_array(path: Path) -> None:
-    """Native frames are read without pydicom's decoder, compressed ones through a preferred
-    plugin: the samples must still be pydicom's, exactly."""
+def _is_jpeg_baseline(path: Path) -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    return bool(ds.file_meta.get("TransferSyntaxUID") == JPEGBaseline8Bit)
+
+
+JPEG_BASELINE = [p for p in BUNDLED if _is_jpeg_baseline(p)]
+# dcmtk cannot parse this file's header (an element whose length runs past the end).
+DCMTK_REFUSES = {"SC_rgb_jpeg.dcm"}
+
+
+def _frame(path: Path) -> tuple[np.ndarray, int]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         source = opener(path.read_bytes())
         ds = read_dataset(source)
         header = check_header(ds)
         index = header.frames // 2
-        frame = decode_frame(ds, header, index, source)
+        return decode_frame(ds, header, index, source), index
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: str(p.relative_to(PYDICOM_TEST_FILES)))
+def test_frame_matches_pydicom_pixel_array(path: Path) -> None:
+    """Native frames are read without pydicom's decoder, compressed ones through a preferred
+    plugin: the samples must still be pydicom's, exactly, except 8-bit JPEG Baseline, which
+    is decoded as dcmtk decodes it (next test): pydicom's libjpeg rounds some samples apart."""
+    frame, index = _frame(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         expected = pixel_array(pydicom.dcmread(path), index=index)
     assert frame.shape == expected.shape
     assert frame.dtype.kind == expected.dtype.kind
     assert frame.dtype.itemsize == expected.dtype.itemsize
+    if path in JPEG_BASELINE:
+        difference = np.abs(frame.astype(int) - expected.astype(int))
+        # Rounding in the inverse DCT and the YCbCr->RGB maths; a wrong transform is ~100 off.
+        assert difference.max() <= 3
+        assert difference.mean() < 0.5
+    else:
+        assert np.array_equal(frame, expected)
+
+
+def test_the_jpeg_baseline_files_cover_every_colour_case() -> None:
+    names = {p.name for p in JPEG_BASELINE}
+    assert {
+        "SC_jpeg_no_color_transform.dcm",  # RGB, no JFIF or Adobe marker: libjpeg guesses YCbCr
+        "SC_rgb_jpeg_app14_dcmd.dcm",  # RGB with an Adobe marker
+        "SC_rgb_dcmtk_+eb+cy+np.dcm",  # YBR_FULL_422
+        "SC_rgb_dcmtk_+eb+cy+n1.dcm",  # YBR_FULL
+    } <= names
+
+
+@pytest.mark.parametrize("path", JPEG_BASELINE, ids=lambda p: p.name)
+def test_jpeg_baseline_frames_are_the_samples_dcmtk_decodes(path: Path, tmp_path: Path) -> None:
+    """dcmj2pnm's raw output (+on: no windowing, colour converted as the Photometric
+    Interpretation says) is the oracle, to the bit. The one file dcmtk refuses is held to
+    pydicom's samples by the test above; here it must still be refused."""
+    frame, index = _frame(path)
+    out = tmp_path / "frame.pnm"
+    done = subprocess.run(
+        ["dcmj2pnm", "--quiet", "+F", str(index + 1), "+on", str(path), str(out)],
+        capture_output=True,
+        check=False,
+    )
+    if path.name in DCMTK_REFUSES:
+        assert done.returncode != 0
+        return
+    assert done.returncode == 0, done.stderr
+    with Image.open(out) as image:
+        expected = np.asarray(image)
+    assert frame.shape == expected.shape
     assert np.array_equal(frame, expected)
 
 
