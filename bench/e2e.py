@@ -21,7 +21,12 @@ CPU: the deployed instance has `functions.processor.cpu` vCPUs of its own and Go
 run elsewhere. Where this machine has more cores than that, the function's process tree is
 pinned to that many cores and everything else (this process, the local servers, the proxies)
 to the rest, in both modes, so the stand-ins do not take CPU from the function or the reverse;
-on a smaller machine nothing is pinned and the report says so.
+on a smaller machine nothing is pinned and the report says so. When pinned, the share of
+each side's cores that was busy during each mode is printed: on 2 cores the stand-ins need
+about twice the function's CPU per event (Orthanc, the FHIR server, the proxies, the Vision
+double and the pusher), so at 12 in flight their core can saturate, and their queueing then
+shows in the latencies, which Google's services, scaled apart from the function, would not
+add; the report says so when it happens.
 
 Cold start: from spawning functions-framework to the first event processed (200), for
 handlers/main.py as shipped (lazy imports) and for the same entry point behind eager imports
@@ -46,7 +51,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +62,8 @@ from bench._measure import median
 ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = ROOT / "handlers"
 CPU_GOAL_MS = 15.0
+# Busy share of the stand-ins' cores above which their own queueing shows in the latencies.
+STAND_INS_SATURATED = 0.85
 INSTANCE_SECONDS_GOAL = 8.0
 P95_GOAL = 1.5
 # Latency added in front of each local server (seconds per request), from Google Cloud.
@@ -116,6 +123,9 @@ class CpuSplit:
 
     function: set[int] | None
     rest: set[int] | None
+
+    def roles(self) -> dict[str, set[int]]:
+        return {"function": self.function or set(), "stand-ins": self.rest or set()}
 
     def describe(self) -> str:
         if self.function is None:
@@ -191,6 +201,7 @@ class Mode:
     busy_s: float  # time with at least one request in flight
     cpu_s: float
     errors: int
+    busy_cores: dict[str, float] = field(default_factory=dict)  # share busy, by role
 
     @property
     def cpu_ms_per_event(self) -> float:
@@ -229,8 +240,24 @@ def busy_time(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def push_all(function: Any, messages: list[dict[str, Any]], concurrency: int) -> Mode:
+def core_ticks(cores: set[int]) -> tuple[int, int]:
+    """(busy, total) clock ticks of these cores since boot, from /proc/stat."""
+    busy = total = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cores:
+            ticks = [int(v) for v in values]
+            total += sum(ticks[:8])  # guest time is already counted in user
+            busy += sum(ticks[:8]) - ticks[3] - ticks[4]  # minus idle and iowait
+    return busy, total
+
+
+def push_all(
+    function: Any, messages: list[dict[str, Any]], concurrency: int, split: CpuSplit | None = None
+) -> Mode:
     assert function.pid is not None
+    roles = {} if split is None or split.function is None else split.roles()
+    ticks_before = {role: core_ticks(cores) for role, cores in roles.items()}
     intervals: list[tuple[float, float]] = []
     statuses: list[int] = []
 
@@ -246,6 +273,10 @@ def push_all(function: Any, messages: list[dict[str, Any]], concurrency: int) ->
         list(pool.map(deliver, messages))
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds(function.pid) - cpu_before
+    busy_cores = {}
+    for role, cores in roles.items():
+        busy, total = (a - b for a, b in zip(core_ticks(cores), ticks_before[role], strict=True))
+        busy_cores[role] = busy / total if total else 0.0
     return Mode(
         concurrency=concurrency,
         events=len(messages),
@@ -254,6 +285,7 @@ def push_all(function: Any, messages: list[dict[str, Any]], concurrency: int) ->
         busy_s=busy_time(intervals),
         cpu_s=cpu,
         errors=sum(1 for s in statuses if s != 200),
+        busy_cores=busy_cores,
     )
 
 
@@ -330,8 +362,8 @@ def run_modes(events: int, concurrency: int, split: CpuSplit) -> tuple[Mode, Mod
         for ds in warm:
             upload(servers.orthanc_url, ds)
         push_all(function, [pubsub_message(instance_path(ds)) for ds in warm], 1)  # warm up
-        sequential = push_all(function, batches[0], 1)
-        concurrent = push_all(function, batches[1], concurrency)
+        sequential = push_all(function, batches[0], 1, split)
+        concurrent = push_all(function, batches[1], concurrency, split)
         redelivered = push_all(function, batches[0] + batches[1], concurrency)
         return sequential, concurrent, redelivered.errors, duplicates(servers.fhir_url)
 
@@ -460,6 +492,15 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{name:16} {mode.cpu_ms_per_event:12.1f} {mode.p50_ms:8.0f} {mode.p95_ms:8.0f} "
             f"{mode.events_per_s:9.1f} {mode.instance_s_per_1000:12.1f} {mode.errors:7d}"
+        )
+    for name, mode in (("concurrency 1", one), (f"concurrency {concurrency}", many)):
+        if mode.busy_cores:
+            shares = ", ".join(f"{role} {share:.0%}" for role, share in mode.busy_cores.items())
+            print(f"cores busy at {name}: {shares}")
+    if many.busy_cores.get("stand-ins", 0.0) > STAND_INS_SATURATED:
+        print(
+            "  the stand-ins' cores were saturated: part of this p95 is their queueing, which "
+            "Google's services (scaled apart from the function) would not add"
         )
     saving = one.instance_s_per_1000 / many.instance_s_per_1000
     p95_ratio = many.p95_ms / one.p95_ms

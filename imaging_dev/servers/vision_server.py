@@ -332,11 +332,11 @@ def _labels(image: Image.Image) -> list[tuple[str, float]]:
         mean = stats.mean[0]
         colour = "Black" if mean < 64 else "White" if mean > 192 else "Grey"
         return [(colour, 0.95)]
-    rgb = image.convert("RGB")
-    channel_spread = max(ImageStat.Stat(rgb).mean) - min(ImageStat.Stat(rgb).mean)
-    if image.mode in ("1", "L", "I", "I;16", "F") or channel_spread < 2.0:
-        return [("Medical imaging", 0.9), ("Radiography", 0.8)]
-    return [("Image", 0.7)]
+    radiography = [("Medical imaging", 0.9), ("Radiography", 0.8)]
+    if image.mode in ("1", "L", "I", "I;16", "F"):
+        return radiography  # greyscale: no need to look at colour (the costly part)
+    means = ImageStat.Stat(image.convert("RGB")).mean
+    return radiography if max(means) - min(means) < 2.0 else [("Image", 0.7)]
 
 
 def _text_annotations(text: str, size: tuple[int, int]) -> list[dict[str, Any]]:
