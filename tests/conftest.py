@@ -17,12 +17,19 @@ server keeps state that tests would otherwise see from each other.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+# A suite started with SIGINT ignored (a background job of a non-interactive shell, by POSIX)
+# would pass that on to every process it starts, and the tests that press Ctrl-C on the CLI and
+# the demo would see it ignored. A handler, unlike SIG_IGN, is reset to the default on exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # The Node that scripts/bootstrap.sh installed (when the machine's own is too old) comes first,
 # as the Makefile puts it, so `.venv/bin/python -m pytest` runs Node tools as `make test` does.
