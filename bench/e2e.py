@@ -22,11 +22,12 @@ run elsewhere. Where this machine has more cores than that, the function's proce
 pinned to that many cores and everything else (this process, the local servers, the proxies)
 to the rest, in both modes, so the stand-ins do not take CPU from the function or the reverse;
 on a smaller machine nothing is pinned and the report says so. When pinned, the share of
-each side's cores that was busy during each mode is printed: on 2 cores the stand-ins need
-about twice the function's CPU per event (Orthanc, the FHIR server, the proxies, the Vision
-double and the pusher), so at 12 in flight their core can saturate, and their queueing then
-shows in the latencies, which Google's services, scaled apart from the function, would not
-add; the report says so when it happens.
+each side's cores that was busy in each mode is printed, and the stand-ins' median answer
+time per kind as the latency proxies see it (request in to response headers out, the added
+latency included). On 2 cores the stand-ins (Orthanc, the FHIR server, the proxies, the Vision
+double, the pusher) need about twice the function's CPU per event, so at 12 in flight their
+core can saturate; the report says when. Their answer times show how much of the latency is
+their queueing; relaying the bodies through the proxies is not in them.
 
 Cold start: from spawning functions-framework to the first event processed (200), for
 handlers/main.py as shipped (lazy imports) and for the same entry point behind eager imports
@@ -202,6 +203,7 @@ class Mode:
     cpu_s: float
     errors: int
     busy_cores: dict[str, float] = field(default_factory=dict)  # share busy, by role
+    stand_in_ms: dict[str, float] = field(default_factory=dict)  # see `stand_in_times`
 
     @property
     def cpu_ms_per_event(self) -> float:
@@ -294,6 +296,18 @@ class Servers:
     env: dict[str, str]
     fhir_url: str
     orthanc_url: str
+    proxies: dict[str, Any]  # name -> FaultProxy in front of that stand-in
+
+
+def stand_in_times(proxies: dict[str, Any], since: dict[str, int]) -> dict[str, float]:
+    """Median ms from each request reaching a proxy to its stand-in's answer (the added latency
+    included), over the requests after `since` (request counts per proxy)."""
+    times = {}
+    for name, proxy in proxies.items():
+        durations = [r.duration for r in proxy.requests[since[name] :]]
+        if durations:
+            times[name] = 1000 * statistics.median(durations)
+    return times
 
 
 def start_servers(stack: ExitStack) -> Servers:
@@ -323,7 +337,7 @@ def start_servers(stack: ExitStack) -> Servers:
         settings=VISION_SETTINGS,
         vision_url=proxies["vision"].url,
     )
-    return Servers(env=env, fhir_url=fhir.base_url, orthanc_url=orthanc.url)
+    return Servers(env=env, fhir_url=fhir.base_url, orthanc_url=orthanc.url, proxies=proxies)
 
 
 def duplicates(fhir_url: str) -> int:
@@ -362,8 +376,13 @@ def run_modes(events: int, concurrency: int, split: CpuSplit) -> tuple[Mode, Mod
         for ds in warm:
             upload(servers.orthanc_url, ds)
         push_all(function, [pubsub_message(instance_path(ds)) for ds in warm], 1)  # warm up
-        sequential = push_all(function, batches[0], 1, split)
-        concurrent = push_all(function, batches[1], concurrency, split)
+        modes = []
+        for batch, in_flight in ((batches[0], 1), (batches[1], concurrency)):
+            since = {name: proxy.request_count for name, proxy in servers.proxies.items()}
+            mode = push_all(function, batch, in_flight, split)
+            mode.stand_in_ms = stand_in_times(servers.proxies, since)
+            modes.append(mode)
+        sequential, concurrent = modes
         redelivered = push_all(function, batches[0] + batches[1], concurrency)
         return sequential, concurrent, redelivered.errors, duplicates(servers.fhir_url)
 
@@ -497,10 +516,19 @@ def main(argv: list[str] | None = None) -> int:
         if mode.busy_cores:
             shares = ", ".join(f"{role} {share:.0%}" for role, share in mode.busy_cores.items())
             print(f"cores busy at {name}: {shares}")
+    if one.stand_in_ms and many.stand_in_ms:
+        times = ", ".join(
+            f"{name} {one.stand_in_ms[name]:.0f} -> {many.stand_in_ms.get(name, 0.0):.0f}"
+            for name in one.stand_in_ms
+        )
+        print(
+            f"stand-ins' median answer, ms (added latency included), 1 -> {concurrency} in "
+            f"flight: {times}"
+        )
     if many.busy_cores.get("stand-ins", 0.0) > STAND_INS_SATURATED:
         print(
-            "  the stand-ins' cores were saturated: part of this p95 is their queueing, which "
-            "Google's services (scaled apart from the function) would not add"
+            "  the stand-ins' cores were saturated: the latencies include their queueing, which "
+            "Google's services, scaled apart from the function, would not add"
         )
     saving = one.instance_s_per_1000 / many.instance_s_per_1000
     p95_ratio = many.p95_ms / one.p95_ms
