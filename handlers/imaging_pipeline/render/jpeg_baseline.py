@@ -18,8 +18,9 @@ import io
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
-GREY = {"MONOCHROME1", "MONOCHROME2"}
-STORED_AS_YCBCR = {"YBR_FULL", "YBR_FULL_422"}
+from imaging_pipeline.render.header import GREYSCALE
+
+STORED_AS_YCBCR = frozenset({"YBR_FULL", "YBR_FULL_422"})
 _RGB_IDS = (ord("R"), ord("G"), ord("B"))
 
 
@@ -42,16 +43,15 @@ def decode(fragment: bytes, photometric: str, rows: int, columns: int) -> np.nda
         return None
     if not isinstance(image, JpegImagePlugin.JpegImageFile) or image.size != (columns, rows):
         return None
-    if photometric in GREY:
+    if photometric in GREYSCALE:
         if image.mode != "L":
             return None
-    elif image.mode == "RGB" and photometric in STORED_AS_YCBCR | {"RGB"}:
-        guesses_rgb = _libjpeg_guesses_rgb(image)
-        if photometric == "RGB" and not guesses_rgb:
+    elif image.mode != "RGB":
+        return None
+    elif photometric == "RGB":
+        if not _libjpeg_guesses_rgb(image):
             image.draft("YCbCr", image.size)  # no colour transform: the samples as stored
-        elif photometric != "RGB" and guesses_rgb:
-            return None
-    else:
+    elif photometric not in STORED_AS_YCBCR or _libjpeg_guesses_rgb(image):
         return None
     try:
         image.load()
