@@ -173,6 +173,17 @@ def make_instances(n: int) -> list[Any]:
     return [makers[i % len(makers)](i) for i in range(n)]
 
 
+def uploaded_messages(orthanc_url: str, n: int) -> list[dict[str, Any]]:
+    """`n` instances of the mix stored in Orthanc, as the Pub/Sub messages announcing them."""
+    from tests.support.process import instance_path, pubsub_message, upload
+
+    messages = []
+    for ds in make_instances(n):
+        upload(orthanc_url, ds)
+        messages.append(pubsub_message(instance_path(ds)))
+    return messages
+
+
 def _ticks(pid: int) -> int:
     """utime + stime of `pid` and its descendants, in clock ticks."""
     from bench._measure import _children
@@ -352,12 +363,7 @@ def duplicates(fhir_url: str) -> int:
 
 
 def run_modes(events: int, concurrency: int, split: CpuSplit) -> tuple[Mode, Mode, int, int]:
-    from tests.support.process import (
-        ProcessFunction,
-        instance_path,
-        pubsub_message,
-        upload,
-    )
+    from tests.support.process import ProcessFunction
 
     with ExitStack() as stack:
         servers = start_servers(stack)
@@ -366,16 +372,9 @@ def run_modes(events: int, concurrency: int, split: CpuSplit) -> tuple[Mode, Mod
         if split.function is not None:
             assert function.pid is not None
             pin_tree(function.pid, split.function)
-        batches = []
-        for _ in range(2):  # one set of instances per mode: each mode creates its own resources
-            instances = make_instances(events)
-            for ds in instances:
-                upload(servers.orthanc_url, ds)
-            batches.append([pubsub_message(instance_path(ds)) for ds in instances])
-        warm = make_instances(8)
-        for ds in warm:
-            upload(servers.orthanc_url, ds)
-        push_all(function, [pubsub_message(instance_path(ds)) for ds in warm], 1)  # warm up
+        # One set of instances per mode: each mode creates its own resources.
+        batches = [uploaded_messages(servers.orthanc_url, events) for _ in range(2)]
+        push_all(function, uploaded_messages(servers.orthanc_url, 8), 1)  # warm up
         modes = []
         for batch, in_flight in ((batches[0], 1), (batches[1], concurrency)):
             since = {name: proxy.request_count for name, proxy in servers.proxies.items()}

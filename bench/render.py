@@ -251,21 +251,25 @@ def time_in_process(render: Renderer, data: bytes, repeat: int) -> tuple[float, 
     return median(times), out
 
 
-def time_dcmj2pnm(
-    data: bytes, tmp: Path, pairs: int
-) -> tuple[list[float], list[float], bytes | None]:
-    """dcmj2pnm on the file and on the 8x8 reference, alternately `pairs` times: the CPU
-    differences (per-image work) and the reference's CPU (start-up); no output if it failed.
-    Alternating makes the machine's drift hit both sides of each difference alike."""
-    path, out = tmp / "in.dcm", tmp / "out.jpg"
-    path.write_bytes(data)
+def reference_command(tmp: Path) -> list[str]:
+    """dcmj2pnm on the 8x8 image in `tmp`: its start-up and dictionary load, little else."""
     reference = tiny()
     (tmp / "ref.dcm").write_bytes(reference)
-    reference_command = dcmj2pnm_command(reference, tmp / "ref.dcm", tmp / "ref.jpg")
+    return dcmj2pnm_command(reference, tmp / "ref.dcm", tmp / "ref.jpg")
+
+
+def time_dcmj2pnm(
+    data: bytes, tmp: Path, pairs: int, reference: list[str]
+) -> tuple[list[float], list[float], bytes | None]:
+    """dcmj2pnm on the file and `reference`, alternately `pairs` times: the CPU differences
+    (per-image work) and the reference's CPU (start-up); no output if it failed. Alternating
+    makes the machine's drift hit both sides of each difference alike."""
+    path, out = tmp / "in.dcm", tmp / "out.jpg"
+    path.write_bytes(data)
     command = dcmj2pnm_command(data, path, out)
     differences, startups = [], []
     for _ in range(pairs):
-        startups.append(_cpu_of(reference_command))
+        startups.append(_cpu_of(reference))
         out.unlink(missing_ok=True)
         seconds = _cpu_of(command)
         if seconds != seconds or not out.exists():
@@ -323,6 +327,7 @@ def run_group(
     args: argparse.Namespace,
     tmp: Path,
     orthanc: OrthancRenderer | None,
+    reference: list[str],
     startups: list[float],
 ) -> dict[str, Result]:
     results = {name: Result() for name in ("ours", "idiomatic", "dcmj2pnm", "orthanc")}
@@ -335,8 +340,8 @@ def run_group(
         results["ours"].agreement.append(1.0)
         seconds, theirs = time_in_process(idiomatic_render, data, args.repeat)
         _add(results["idiomatic"], seconds, theirs, ours)
-        differences, reference, out = time_dcmj2pnm(data, tmp, args.pairs)
-        startups.extend(reference)
+        differences, startup, out = time_dcmj2pnm(data, tmp, args.pairs, reference)
+        startups.extend(startup)
         _add(results["dcmj2pnm"], statistics.fmean(differences or [0.0]), out, ours)
         if out is not None:
             variance = statistics.variance(differences) / len(differences)
@@ -409,9 +414,10 @@ def main(argv: list[str] | None = None) -> int:
             for corpus in groups.values():  # warm every method once
                 ours_render(corpus[0])
                 idiomatic_render(corpus[0])
+            reference = reference_command(tmp)
             startups: list[float] = []
             results = {
-                group: run_group(corpus, args, tmp, orthanc, startups)
+                group: run_group(corpus, args, tmp, orthanc, reference, startups)
                 for group, corpus in groups.items()
             }
     finally:

@@ -32,8 +32,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.cpu_breakdown import request_kind
-from bench.e2e import ROOT, cpu_split, deployed_concurrency, make_instances, start_servers
+from bench.cpu_breakdown import http_calls_by_kind
+from bench.e2e import ROOT, cpu_split, deployed_concurrency, start_servers, uploaded_messages
 
 
 def serve(path: Path) -> None:
@@ -92,39 +92,16 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, split.function)
     gc.set_threshold(20_000, 10, 10)  # as handlers/main.py sets it
 
-    from imaging_pipeline.adapters.lean_http import LeanSession
     from imaging_pipeline.process import Processor, handle_event_data
     from imaging_pipeline.runtime_env import load_config
-
-    from tests.support.process import instance_path, pubsub_message, upload
-
-    calls: dict[str, list[tuple[float, float]]] = {}
-    original = LeanSession.request
-
-    def request(self: Any, method: str, url: str, **kwargs: Any) -> Any:
-        kind = request_kind(method, url, kwargs.get("params"))
-        wall, cpu = time.perf_counter(), time.thread_time()
-        try:
-            return original(self, method, url, **kwargs)
-        finally:
-            calls.setdefault(kind, []).append(
-                (time.perf_counter() - wall, time.thread_time() - cpu)
-            )
 
     with stand_ins(split.rest) as servers:
         processor = Processor(load_config(servers["env"]))
 
-        def messages(n: int) -> list[dict[str, Any]]:
-            out = []
-            for ds in make_instances(n):
-                upload(servers["orthanc"], ds)
-                out.append(pubsub_message(instance_path(ds)))
-            return out
-
-        warm, batches = messages(8), [messages(args.events), messages(args.events)]
+        warm = uploaded_messages(servers["orthanc"], 8)
+        batches = [uploaded_messages(servers["orthanc"], args.events) for _ in range(2)]
         for message in warm:
             handle_event_data(processor, {"message": message})
-        LeanSession.request = request  # type: ignore[method-assign]
         print(
             f"stand-ins on cores {sorted(split.rest or [])}, processor on "
             f"{sorted(split.function or [])}"
@@ -132,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             else "not pinned"
         )
         for batch, in_flight in ((batches[0], 1), (batches[1], concurrency)):
-            calls.clear()
-            with ThreadPoolExecutor(in_flight) as pool:
+            with http_calls_by_kind() as calls, ThreadPoolExecutor(in_flight) as pool:
                 walls = sorted(pool.map(lambda m: _timed_event(processor, m), batch))
             p95 = walls[round(0.95 * (len(walls) - 1))]
             print(
