@@ -35,7 +35,7 @@ STEPS = (
     ("imaging_pipeline.process", "Processor._store_sr", "  SR"),
     ("imaging_pipeline.sr.build", "build_sr", "    build (highdicom)"),
     ("imaging_pipeline.sr.build", "_group", "      one finding's group"),
-    ("imaging_pipeline.sr.build", "_fill_sr", "      the SR's header"),
+    ("imaging_pipeline.sr.build", "_filled_sr", "      the SR's header"),
     ("imaging_pipeline.adapters.sr_store", "part10_bytes", "    encode (Part 10)"),
     ("imaging_pipeline.adapters.sr_store", "stow_instance", "    STOW-RS"),
     ("imaging_pipeline.process", "build_transaction", "  FHIR Bundle"),
@@ -50,7 +50,6 @@ STEPS = (
     ("imaging_pipeline.render.api", "render_greyscale", "render: greyscale LUTs"),
     ("imaging_pipeline.render.api", "encode", "render: JPEG encode"),
     ("imaging_pipeline.sr.build", "_evidence", "SR: evidence from the source"),
-    ("imaging_pipeline.sr.build", "_copy", "SR: copy of a pickled template"),
 )
 
 

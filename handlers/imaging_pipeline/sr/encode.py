@@ -165,7 +165,9 @@ def _dataset_parts(
     charset: Any = parent_encoding
     if _CHARSET_TAG in dataset:
         charset_element = dataset.get_item(_CHARSET_TAG)
-        if charset_element.is_raw:
+        if isinstance(charset_element, EncodedElement):
+            charset_element = dataset[_CHARSET_TAG]  # decoded (and kept so) by pydicom
+        elif charset_element.is_raw:
             raise _NotPlainError
         charset = charset_element.value
     encodings = _python_encodings(charset)
@@ -179,6 +181,9 @@ def _dataset_parts(
             continue  # retired group lengths are never written (PS3.5 7.2)
         if isinstance(elem, EncodedSequence):
             parts.add(_SequenceHeader(group, element, False).wrap(elem.value or b""))
+            continue
+        if isinstance(elem, EncodedElement):
+            parts.add(_framed(group, element, str(elem.VR), elem.value or b""))
             continue
         vr = elem.VR
         if elem.is_raw or vr is None or len(vr) != 2:
@@ -288,6 +293,47 @@ class EncodedSequence(RawDataElement):
 
 def encoded_sequence(tag: int, items: bytes) -> EncodedSequence:
     return EncodedSequence(BaseTag(tag), "SQ", len(items), items, 0, False, True)
+
+
+class EncodedElement(RawDataElement):
+    """An element other than a sequence already encoded like `EncodedSequence` (its value
+    padded, in the character set of the dataset it is in): this writer copies it, pydicom
+    decodes it when it is read."""
+
+    __slots__ = ()
+
+
+def dataset_template(dataset: Dataset, hole_of: HoleOf) -> Template:
+    """The elements of `dataset` (a Part 10 body without its File Meta) with those `hole_of`
+    names left open; `encoded_elements` makes a dataset of what it renders."""
+    try:
+        return Template(_dataset_parts(dataset, default_encoding, hole_of, ()))
+    except _NotPlainError:
+        raise ValueError("the dataset needs pydicom's own writer") from None
+
+
+def encoded_elements(data: bytes) -> dict[BaseTag, DataElement | RawDataElement]:
+    """The elements of a rendered `dataset_template` (Explicit VR Little Endian, defined
+    lengths), undecoded, for `Dataset(...)`: as pydicom's reader leaves a file's elements until
+    they are read, and as this writer copies them."""
+    elements: dict[BaseTag, DataElement | RawDataElement] = {}
+    view, offset = memoryview(data), 0
+    while offset < len(data):
+        group, element, vr_bytes, length = _SHORT.unpack_from(data, offset)
+        vr = vr_bytes.decode("ascii")
+        if vr in _LONG_VRS:
+            group, element, _, length = _LONG.unpack_from(data, offset)
+            offset += _LONG.size
+        else:
+            offset += _SHORT.size
+        if length == _UNDEFINED or offset + length > len(data):
+            raise ValueError("not a rendered dataset template")
+        tag = BaseTag(group << 16 | element)
+        value = bytes(view[offset : offset + length])
+        kind = EncodedSequence if vr == "SQ" else EncodedElement
+        elements[tag] = kind(tag, vr, length, value, 0, False, True)
+        offset += length
+    return elements
 
 
 def frozen_sequence(elem: DataElement) -> EncodedSequence | None:

@@ -53,8 +53,15 @@ SUBSETS = [EVERY_KIND[i : i + n] for n in (0, 1, 2, 7) for i in range(0, 8 - max
     ("charset", "name"),
     [(None, "Zzyzx^Quintessa"), ("ISO_IR 192", "Müller^Jürgen"), ("ISO_IR 100", "Müller^Jürgen")],
 )
+# Without predecessors the header is rendered from a template and kept encoded; with them,
+# highdicom's constructor builds it.
+@pytest.mark.parametrize("predecessors", [[], ["1.2.3.9"]], ids=["template", "constructed"])
 def test_srs_are_written_byte_for_byte_as_pydicom_writes_them(
-    findings: tuple[Finding, ...], charset: str | None, name: str, monkeypatch: pytest.MonkeyPatch
+    findings: tuple[Finding, ...],
+    charset: str | None,
+    name: str,
+    predecessors: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sr = build_sr(
         _source(charset, name),
@@ -62,12 +69,29 @@ def test_srs_are_written_byte_for_byte_as_pydicom_writes_them(
         findings,
         assessment_of(findings),
         AnalyzerIdentity("analyzer ü" if charset == "ISO_IR 192" else ANALYZER.name, "2.0"),
-        predecessors=["1.2.3.9"],
+        predecessors=predecessors,
     )
     expected = _save_as(sr)
     _never_falls_back(monkeypatch)  # the SRs the pipeline builds all take the fast path
     assert encode.part10_bytes(sr) == expected
-    assert pydicom.dcmread(io.BytesIO(expected)).SOPInstanceUID == sr.SOPInstanceUID
+    read = pydicom.dcmread(io.BytesIO(expected))
+    assert read.SOPInstanceUID == sr.SOPInstanceUID
+    assert str(read.PatientName) == str(sr.PatientName) == name
+    assert read.get("SpecificCharacterSet") == sr.get("SpecificCharacterSet") == charset
+
+
+def test_encoded_elements_take_only_what_a_dataset_template_renders() -> None:
+    ds = Dataset()
+    ds.PatientID, ds.InstanceNumber = "PHI-1", 3
+    data = encode.dataset_template(ds, lambda path, tag: None).render({})
+    elements = encode.encoded_elements(data)
+    assert Dataset(elements).PatientID == "PHI-1"
+    assert Dataset(encode.encoded_elements(data)).InstanceNumber == 3
+    with pytest.raises(ValueError, match="not a rendered dataset template"):
+        encode.encoded_elements(data[:-2])  # cut short
+    undefined = b"\x08\x00\x15\x11SQ\x00\x00\xff\xff\xff\xff"  # an undefined-length sequence
+    with pytest.raises(ValueError, match="not a rendered dataset template"):
+        encode.encoded_elements(undefined)
 
 
 @pytest.mark.parametrize(
