@@ -24,6 +24,7 @@ source reaches the SR. The burned-in words themselves never do (they may be a na
 from __future__ import annotations
 
 import collections
+import copy
 import datetime
 import functools
 import pickle
@@ -711,7 +712,8 @@ def _filled_sr(
     sr.set_original_encoding(
         False, True, convert_encodings(_encoder_charset(charset) or default_encoding)
     )
-    meta = FileMetaDataset(dict(template.file_meta))
+    # Each SR its own elements: a caller may change its File Meta in place.
+    meta = FileMetaDataset({tag: copy.copy(elem) for tag, elem in template.file_meta.items()})
     meta.add_new(_MEDIA_STORAGE_SOP_INSTANCE_UID, "UI", UID(identity.instance_uid))
     sr.file_meta = meta
     sr.preamble = template.preamble
@@ -792,7 +794,7 @@ _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 @dataclass(frozen=True)
 class _HeaderTemplate:
     body: Template  # the SR's elements but its content tree, `_header_values` open
-    file_meta: dict[BaseTag, Any]  # the File Meta elements (never changed: each SR its own dict)
+    file_meta: dict[BaseTag, Any]  # the File Meta elements, copied for each SR
     preamble: bytes | None
 
 

@@ -247,6 +247,19 @@ def test_the_analyzers_parts_built_once_are_never_shared_between_srs() -> None:
     assert read_report(empty, image).findings == ()
 
 
+def test_changing_one_srs_header_in_place_leaves_the_next_alone() -> None:
+    """Every SR's header and File Meta elements are its own, though made from one template."""
+    source, image = _source(), SourceImage(40, 60)
+    first = build_sr(source, image, [], assessment_of([]), ANALYZER)
+    expected = _bytes(_same_time(build_sr(source, image, [], assessment_of([]), ANALYZER)))
+    first.file_meta["ImplementationClassUID"].value = "1.2.3"
+    first.file_meta["FileMetaInformationVersion"].value = b"\x00\x02"
+    first["PatientID"].value = "changed"
+    first["SeriesDescription"].value = "changed"
+    second = build_sr(source, image, [], assessment_of([]), ANALYZER)
+    assert _bytes(_same_time(second)) == expected
+
+
 @pytest.mark.parametrize(
     ("sop_class", "findings"),
     [
