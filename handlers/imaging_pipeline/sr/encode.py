@@ -5,19 +5,21 @@ pydicom's writer walks every sequence item's whole subtree again looking for amb
 (an SR's content tree is deep, so the walk is quadratic in its depth), converts the character
 set and allocates a buffer for every element: ~8 ms for a two-finding SR, more than the tree
 took to build. This writer walks the tree once, Explicit VR Little Endian, and writes the value
-representations an SR is made of itself (UI, CS, LO, SH, UT, ... as ASCII; DS, IS; FL, FD, US,
-UL; SQ). Anything else (person names, dates and times, text outside ASCII or in an ISO 2022
-character set, SS) is written element by element by pydicom's own `write_data_element`; the
-File Meta group is written here too, completed as pydicom completes it (`_file_meta_group`); a
-dataset this writer cannot vouch for (another transfer syntax, raw or ambiguous-VR elements,
-pixel data, a File Meta that disagrees with the dataset, a value too long for its VR) goes to
-`save_as` whole. `tests/unit/imaging_pipeline/sr/test_encode.py` compares the two byte for
-byte on SRs of every finding kind and character set.
+representations an SR is made of itself (UI, CS, LO, SH, UT, ... as ASCII; DS, IS; DA, DT, TM
+as pydicom formats them; FL, FD, US, UL; SQ). Anything else (person names, text outside ASCII or
+in an ISO 2022 character set, SS) is written element by element by pydicom's own
+`write_data_element`; the File Meta group is written here too, completed as pydicom completes
+it (`_file_meta_group`); a dataset this writer cannot vouch for (another transfer syntax, raw
+or ambiguous-VR elements, pixel data, a File Meta that disagrees with the dataset, a value too
+long for its VR) goes to `save_as` whole. `tests/unit/imaging_pipeline/sr/test_encode.py`
+compares the two byte for byte on SRs of every finding kind and character set.
 
 The same walk makes templates (`item_template`): an item encoded once with some elements left
 open, rendered with their values (an SR's content items differ only in a few values between
 findings of one shape); `encoded_sequence` puts the rendered items into a dataset, and this
-writer copies them.
+writer copies them. `dataset_template` does the same for a whole dataset (an SR's header),
+and `encoded_elements` keeps what it renders encoded, element by element, as pydicom's reader
+keeps a file's: pydicom decodes an element when it is read, this writer copies the others.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import dcmwrite, write_data_element
+from pydicom.filewriter import _format_DA, _format_DT, _format_TM, dcmwrite, write_data_element
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
@@ -53,6 +55,12 @@ _STRING_VRS = {"AE": b" ", "AS": b" ", "CS": b" ", "UR": b" ", "UI": b"\0"}
 _TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})
 _NUMBER_STRING_VRS = frozenset({"DS", "IS"})
 _BINARY_VRS = {"FL": "f", "FD": "d", "US": "H", "UL": "L", "SL": "l", "SV": "q", "UV": "Q"}
+# A date or time that is not text is written as pydicom formats it (its original string, if any).
+_DATE_TIME_VRS: dict[str, Callable[[Any], str]] = {
+    "DA": _format_DA,
+    "DT": _format_DT,
+    "TM": _format_TM,
+}
 # Python encodings (after pydicom's conversion) in which ASCII text encodes as ASCII with no
 # escape sequences: the text VRs take the fast path only then.
 _ASCII_COMPATIBLE = frozenset({"iso8859", "latin_1", "iso-8859-1", "UTF8", "utf-8", "ascii"})
@@ -484,6 +492,13 @@ def _value_bytes(elem: Any, vr: str, ascii_text: bool) -> bytes | None:
             v.original_string if hasattr(v, "original_string") else str(v) for v in items
         )
         if not text.isascii():
+            return None
+        encoded = text.encode("ascii")
+        return encoded + b" " if len(encoded) % 2 else encoded
+    date_time = _DATE_TIME_VRS.get(vr)
+    if date_time is not None and not multi:
+        text = value if isinstance(value, str) else date_time(value)  # as write_DA, _DT, _TM
+        if not isinstance(text, str) or not text.isascii():
             return None
         encoded = text.encode("ascii")
         return encoded + b" " if len(encoded) % 2 else encoded
