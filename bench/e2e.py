@@ -586,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     errors = sum(r.one.errors + r.many.errors for r in rounds) + redelivery_errors
     print(
         f"median of {len(rounds)} round(s): CPU {cpu:.1f} ms per warm event at concurrency "
-        f"{concurrency}; {saving:.1f}x fewer instance-seconds; p95 {p95_ratio:.2f}x of "
+        f"{concurrency}; {saving:.2f}x fewer instance-seconds; p95 {p95_ratio:.2f}x of "
         f"concurrency 1; errors {errors} (redelivery {redelivery_errors}); FHIR duplicates {dupes}"
     )
     sr = sr_cpu_ms(min(args.events, 32))
