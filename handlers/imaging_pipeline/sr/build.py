@@ -696,8 +696,9 @@ def _filled_sr(
     arguments left open (`_header_template`), rendered with this SR's values (`_header_values`)
     and kept encoded (pydicom decodes an element when it is read, `encode.part10_bytes` copies
     them). `test_srs_equal_what_highdicom_builds` holds the two to the same bytes on every
-    image file pydicom ships; about a fifth of the constructor's CPU (0.2 against 0.9 ms for
-    a copy of the snapshot filled in element by element)."""
+    image file pydicom ships. A little less CPU than the pickled copy it replaces, filled in
+    element by element (0.53 against 0.59 ms), and none left for the Part 10 writer: build and
+    encode of a two-finding SR went from 2.2-2.4 to 1.6-1.7 ms."""
     copied = tuple(
         keyword
         for keyword in _patient_and_study_keywords(str(evidence.SOPClassUID))
