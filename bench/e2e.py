@@ -506,6 +506,40 @@ def sr_cpu_ms(events: int) -> dict[str, float]:
     return {"without_ms": without, "with_ms": with_, "added_ms": with_ - without}
 
 
+def _print_round(number: int, result: Round, concurrency: int) -> None:
+    """One round's two rows, then what its cores, stand-ins and ratios say."""
+    modes = (("concurrency 1", result.one), (f"concurrency {concurrency}", result.many))
+    for name, mode in modes:
+        print(
+            f"{number:<6} {name:16} {mode.cpu_ms_per_event:12.1f} {mode.p50_ms:8.0f} "
+            f"{mode.p95_ms:8.0f} {mode.events_per_s:9.1f} {mode.instance_s_per_1000:12.1f} "
+            f"{mode.errors:7d}"
+        )
+    for name, mode in modes:
+        if mode.busy_cores:
+            shares = ", ".join(f"{role} {share:.0%}" for role, share in mode.busy_cores.items())
+            print(f"       cores busy at {name}: {shares}")
+    one, many = result.one, result.many
+    if one.stand_in_ms and many.stand_in_ms:
+        times = ", ".join(
+            f"{name} {one.stand_in_ms[name]:.0f} -> {many.stand_in_ms.get(name, 0.0):.0f}"
+            for name in one.stand_in_ms
+        )
+        print(
+            f"       stand-ins' median answer, ms (added latency included), 1 -> "
+            f"{concurrency} in flight: {times}"
+        )
+    if many.busy_cores.get("stand-ins", 0.0) > STAND_INS_SATURATED:
+        print(
+            "       the stand-ins' cores were saturated: the latencies include their "
+            "queueing, which Google's services, scaled apart from the function, would not add"
+        )
+    print(
+        f"       {result.saving:.1f}x fewer instance-seconds per 1,000 events at concurrency "
+        f"{concurrency}; p95 {result.p95_ratio:.2f}x of concurrency 1"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=64, help="events per mode (default 64)")
@@ -545,41 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'events/s':>9} {'inst-s/1000':>12} {'errors':>7}"
     )
     for number, result in enumerate(rounds, 1):
-        for name, mode in (
-            ("concurrency 1", result.one),
-            (f"concurrency {concurrency}", result.many),
-        ):
-            print(
-                f"{number:<6} {name:16} {mode.cpu_ms_per_event:12.1f} {mode.p50_ms:8.0f} "
-                f"{mode.p95_ms:8.0f} {mode.events_per_s:9.1f} {mode.instance_s_per_1000:12.1f} "
-                f"{mode.errors:7d}"
-            )
-        for name, mode in (
-            ("concurrency 1", result.one),
-            (f"concurrency {concurrency}", result.many),
-        ):
-            if mode.busy_cores:
-                shares = ", ".join(f"{role} {share:.0%}" for role, share in mode.busy_cores.items())
-                print(f"       cores busy at {name}: {shares}")
-        one, many = result.one, result.many
-        if one.stand_in_ms and many.stand_in_ms:
-            times = ", ".join(
-                f"{name} {one.stand_in_ms[name]:.0f} -> {many.stand_in_ms.get(name, 0.0):.0f}"
-                for name in one.stand_in_ms
-            )
-            print(
-                f"       stand-ins' median answer, ms (added latency included), 1 -> "
-                f"{concurrency} in flight: {times}"
-            )
-        if many.busy_cores.get("stand-ins", 0.0) > STAND_INS_SATURATED:
-            print(
-                "       the stand-ins' cores were saturated: the latencies include their "
-                "queueing, which Google's services, scaled apart from the function, would not add"
-            )
-        print(
-            f"       {result.saving:.1f}x fewer instance-seconds per 1,000 events at concurrency "
-            f"{concurrency}; p95 {result.p95_ratio:.2f}x of concurrency 1"
-        )
+        _print_round(number, result, concurrency)
     cpu = statistics.median(r.many.cpu_ms_per_event for r in rounds)
     saving = statistics.median(r.saving for r in rounds)
     p95_ratio = statistics.median(r.p95_ratio for r in rounds)

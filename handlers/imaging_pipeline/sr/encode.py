@@ -325,7 +325,7 @@ def encoded_elements(data: bytes) -> dict[BaseTag, DataElement | RawDataElement]
     lengths), undecoded, for `Dataset(...)`: as pydicom's reader leaves a file's elements until
     they are read, and as this writer copies them."""
     elements: dict[BaseTag, DataElement | RawDataElement] = {}
-    view, offset = memoryview(data), 0
+    offset = 0
     while offset < len(data):
         group, element, vr_bytes, length = _SHORT.unpack_from(data, offset)
         vr = vr_bytes.decode("ascii")
@@ -337,7 +337,7 @@ def encoded_elements(data: bytes) -> dict[BaseTag, DataElement | RawDataElement]
         if length == _UNDEFINED or offset + length > len(data):
             raise ValueError("not a rendered dataset template")
         tag = BaseTag(group << 16 | element)
-        value = bytes(view[offset : offset + length])
+        value = data[offset : offset + length]
         kind = EncodedSequence if vr == "SQ" else EncodedElement
         elements[tag] = kind(tag, vr, length, value, 0, False, True)
         offset += length
